@@ -1,0 +1,81 @@
+"""Run-time settings: one frozen dataclass, read from PLAYGROUND_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_PREFIX = "PLAYGROUND_"
+
+
+def _hub_offline_from_env() -> bool:
+    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", f"{ENV_PREFIX}OFFLINE"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs to know about where it runs and how far a request may go.
+
+    Limits are enforced in server code (backends and runner), so API callers who skip the UI get them too.
+    """
+
+    data_dir: Path = Path.home() / ".prompt-playground"
+    offline: bool = False          # True: never touch the hub; use the tiny models built locally
+    device: str | None = None      # None: pick cuda > mps > cpu
+    dtype: str | None = None       # None: float16 on GPU, float32 on CPU
+    max_models_loaded: int = 2     # warm models kept by the catalog (LRU)
+    max_cells: int = 64            # cells in one comparison grid (variants x values x seeds x models)
+    max_new_tokens: int = 1024
+    max_steps: int = 100
+    max_side: int = 1536           # image width/height, pixels
+    max_duration_s: float = 30.0   # music clip length
+    max_prompt_chars: int = 8000
+    queue_size: int = 32           # Gradio queue max size
+    concurrency: int = 1           # model work runs one event at a time: one shared queue for the GPU/CPU
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def user_templates_dir(self) -> Path:
+        return self.data_dir / "templates"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "runs.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Defaults, then PLAYGROUND_<FIELD> environment variables, then explicit overrides (CLI flags)."""
+        values: dict = {}
+        for field in dataclasses.fields(cls):
+            raw = os.environ.get(ENV_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _coerce(field.name, field.default, raw)
+        if _hub_offline_from_env():
+            values["offline"] = True
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["data_dir"] = Path(values.get("data_dir", cls.data_dir)).expanduser()
+        return cls(**values)
+
+
+def _coerce(name: str, default, raw: str):
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a number") from None
+    return raw
