@@ -133,12 +133,15 @@ class Backend:
     def load(cls, model_id: str, source: str, device: str, dtype: str) -> "Backend":
         raise NotImplementedError
 
-    def caps(self, limits) -> dict[str, float]:
+    @classmethod
+    def caps(cls, limits) -> dict[str, float]:
         """Upper bounds from the server settings (tighter than the parameter's own range)."""
         return {}
 
-    def validate(self, params: dict | None, limits=None) -> dict:
-        return validate_params(self.PARAMS, params, self.caps(limits) if limits is not None else None)
+    @classmethod
+    def validate(cls, params: dict | None, limits=None) -> dict:
+        """Checked, complete parameters; needs no loaded model, so bad input is refused before any loading."""
+        return validate_params(cls.PARAMS, params, cls.caps(limits) if limits is not None else None)
 
     def generate(self, requests: list[GenerationRequest], params: dict,
                  on_progress: Callable[[list[str]], None] | None = None) -> list[Output]:

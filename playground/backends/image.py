@@ -28,24 +28,22 @@ class ImageBackend(Backend):
         pipe = AutoPipelineForText2Image.from_pretrained(source, torch_dtype=torch_dtype(dtype))
         pipe.set_progress_bar_config(disable=True)
         backend.pipe = pipe.to(device)
-        backend.revision = getattr(pipe.config, "_commit_hash", None) if hasattr(pipe, "config") else None
+        backend.cells = _CellCount()
+        _run_per_cell(pipe, backend.cells)
         backend.multiple = getattr(pipe, "vae_scale_factor", 8) or 8
         backend.load_s = time.perf_counter() - started
         return backend
 
-    def caps(self, limits) -> dict[str, float]:
+    @classmethod
+    def caps(cls, limits) -> dict[str, float]:
         return {"num_inference_steps": limits.max_steps, "width": limits.max_side, "height": limits.max_side}
-
-    def validate(self, params: dict | None, limits=None) -> dict:
-        checked = super().validate(params, limits)
-        for side in ("width", "height"):
-            if checked[side] % self.multiple:
-                raise InvalidInput(side, f"must be a multiple of {self.multiple} for this model, got {checked[side]}")
-        return checked
 
     def generate(self, requests: list[GenerationRequest], params: dict,
                  on_progress: Callable[[int, int], None] | None = None) -> list[Output]:
         check_prompts(requests, max_chars=100_000)
+        for side in ("width", "height"):
+            if params[side] % self.multiple:
+                raise InvalidInput(side, f"must be a multiple of {self.multiple} for this model, got {params[side]}")
         # One generator per cell: each cell's starting noise comes from its own seed alone.
         generators = [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests]
         negatives = [r.negative_prompt or "" for r in requests]
@@ -56,6 +54,7 @@ class ImageBackend(Backend):
                 on_progress(step + 1, steps)
             return kwargs
 
+        self.cells.n = len(requests)
         started = time.perf_counter()
         with torch.inference_mode():
             result = self.pipe(
@@ -71,3 +70,56 @@ class ImageBackend(Backend):
         wall = time.perf_counter() - started
         return [Output(image=image, metrics={"wall_s": wall, "steps_per_s": steps / wall if wall > 0 else None})
                 for image in result.images]
+
+
+class _CellCount:
+    n = 1
+
+
+def _run_per_cell(pipe, cells: _CellCount) -> None:
+    """Evaluate the denoiser and the VAE decoder one cell at a time inside the single pipeline call.
+
+    Matrix kernels round differently for different batch sizes (a batch of one takes a matrix-vector path), so a
+    batched denoiser would make a cell's image depend on how many cells ran beside it. Text encoding, scheduling and
+    the step loop stay batched; each cell's denoiser input has the same shape it has when the cell runs alone
+    ([unconditional, conditional] under classifier-free guidance), which keeps images bit-identical.
+    """
+    denoiser_name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+    denoiser = getattr(pipe, denoiser_name)
+    denoiser.forward = _split_by_cell(denoiser.forward, cells)
+    pipe.vae.decode = _split_by_cell(pipe.vae.decode, cells)
+
+
+def _split_by_cell(forward, cells: _CellCount):
+    def per_cell(sample, *args, **kwargs):
+        batch, n = sample.shape[0], cells.n
+        if n <= 1 or batch % n:
+            return forward(sample, *args, **kwargs)
+        rows_per_cell = batch // n          # 2 under classifier-free guidance: [uncond..., cond...]
+        groups = [torch.tensor([cell + k * n for k in range(rows_per_cell)]) for cell in range(n)]
+        parts = [forward(sample[g], *[_take(a, g, batch) for a in args],
+                         **{k: _take(v, g, batch) for k, v in kwargs.items()}) for g in groups]
+        order = torch.cat(groups).argsort()
+        return _merge(parts, order)
+
+    return per_cell
+
+
+def _take(value, rows, batch):
+    if torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == batch:
+        return value[rows]
+    if isinstance(value, dict):
+        return {k: _take(v, rows, batch) for k, v in value.items()}
+    return value
+
+
+def _merge(parts, order):
+    first = parts[0]
+    if torch.is_tensor(first):
+        return torch.cat(parts)[order]
+    if isinstance(first, tuple):
+        return tuple(_merge([p[i] for p in parts], order) for i in range(len(first)))
+    for key, value in first.items():        # diffusers' output dataclasses behave like dicts
+        if torch.is_tensor(value):
+            first[key] = torch.cat([p[key] for p in parts])[order]
+    return first

@@ -50,11 +50,11 @@ class MusicBackend(Backend):
         backend.model = MusicgenForConditionalGeneration.from_pretrained(
             source, dtype=torch_dtype(dtype)).to(device).eval()
         backend.model.audio_encoder.decode = _decode_each_clip(backend.model.audio_encoder.decode)
-        backend.revision = getattr(backend.model.config, "_commit_hash", None)
         backend.load_s = time.perf_counter() - started
         return backend
 
-    def caps(self, limits) -> dict[str, float]:
+    @classmethod
+    def caps(cls, limits) -> dict[str, float]:
         return {"duration_s": limits.max_duration_s}
 
     @property

@@ -68,11 +68,11 @@ class TextBackend(Backend):
         if backend.tokenizer.pad_token is None:
             backend.tokenizer.pad_token = backend.tokenizer.eos_token
         backend.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype)).to(device).eval()
-        backend.revision = getattr(backend.model.config, "_commit_hash", None)
         backend.load_s = time.perf_counter() - started
         return backend
 
-    def caps(self, limits) -> dict[str, float]:
+    @classmethod
+    def caps(cls, limits) -> dict[str, float]:
         return {"max_new_tokens": limits.max_new_tokens}
 
     @property
