@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,9 +141,9 @@ def test_offline_presets_are_the_tiny_models(catalog):
 
 
 def test_local_folder_loads_through_the_same_path(catalog, text_backend):
-    folder = text_backend.source
-    assert modality_of_folder(__import__("pathlib").Path(folder)) == "text"
-    assert catalog.resolve("text", folder) == folder
+    folder = Path(text_backend.source)
+    assert modality_of_folder(folder) == "text"
+    assert Path(catalog.resolve("text", str(folder))) == folder.resolve()
 
 
 # ---- bad input ----------------------------------------------------------------------------------------------------
@@ -152,7 +153,8 @@ def test_local_folder_loads_through_the_same_path(catalog, text_backend):
     ("image", "tiny-text", "is a text model"),
     ("music", "tiny-image", "is a image model"),
     ("text", "", "is empty"),
-    ("text", "../../etc", "neither an existing folder"),
+    ("text", "../no-such-folder", "neither an existing folder"),
+    ("text", "/etc", "holds no model config"),
 ])
 def test_bad_model_ids_are_refused(catalog, modality, model, message):
     with pytest.raises(InvalidInput, match=message) as error:
