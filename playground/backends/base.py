@@ -119,7 +119,6 @@ class Backend:
     """A loaded model of one modality. Subclasses set PARAMS and implement `load` and `generate`."""
 
     modality: ClassVar[str]
-    PARAMS: ClassVar[tuple[Param, ...]]
 
     def __init__(self, model_id: str, source: str, device: str, dtype: str):
         self.model_id = model_id      # what the user picked (hub id, preset, or folder)
@@ -134,14 +133,11 @@ class Backend:
         raise NotImplementedError
 
     @classmethod
-    def caps(cls, limits) -> dict[str, float]:
-        """Upper bounds from the server settings (tighter than the parameter's own range)."""
-        return {}
-
-    @classmethod
     def validate(cls, params: dict | None, limits=None) -> dict:
         """Checked, complete parameters; needs no loaded model, so bad input is refused before any loading."""
-        return validate_params(cls.PARAMS, params, cls.caps(limits) if limits is not None else None)
+        from .params import validate
+
+        return validate(cls.modality, params, limits)
 
     def generate(self, requests: list[GenerationRequest], params: dict,
                  on_progress: Callable[[list[str]], None] | None = None) -> list[Output]:

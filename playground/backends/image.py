@@ -8,19 +8,12 @@ from typing import Callable
 import torch
 from diffusers import AutoPipelineForText2Image
 
-from .base import Backend, GenerationRequest, InvalidInput, Output, Param, check_prompts, torch_dtype
+from .base import Backend, GenerationRequest, InvalidInput, Output, check_prompts, torch_dtype
 
 
 class ImageBackend(Backend):
     modality = "image"
     backend_name = "diffusers.AutoPipelineForText2Image"
-    PARAMS = (
-        Param("num_inference_steps", int, 25, 1, 150, "denoising steps (turbo models: 1-4)"),
-        Param("guidance_scale", float, 7.0, 0.0, 30.0, "prompt adherence (turbo models: 0)"),
-        Param("width", int, 512, 64, 2048, "pixels", multiple_of=8),
-        Param("height", int, 512, 64, 2048, "pixels", multiple_of=8),
-    )
-
     @classmethod
     def load(cls, model_id: str, source: str, device: str, dtype: str) -> "ImageBackend":
         backend = cls(model_id, source, device, dtype)
@@ -33,10 +26,6 @@ class ImageBackend(Backend):
         backend.multiple = getattr(pipe, "vae_scale_factor", 8) or 8
         backend.load_s = time.perf_counter() - started
         return backend
-
-    @classmethod
-    def caps(cls, limits) -> dict[str, float]:
-        return {"num_inference_steps": limits.max_steps, "width": limits.max_side, "height": limits.max_side}
 
     def generate(self, requests: list[GenerationRequest], params: dict,
                  on_progress: Callable[[int, int], None] | None = None) -> list[Output]:

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoProcessor, MusicgenForConditionalGeneration
 from transformers.generation.streamers import BaseStreamer
 
-from .base import Backend, GenerationRequest, Output, Param, check_prompts, torch_dtype
+from .base import Backend, GenerationRequest, Output, check_prompts, torch_dtype
 from .sampling import SeededSampler
 
 
@@ -35,13 +35,6 @@ class _StepCounter(BaseStreamer):
 class MusicBackend(Backend):
     modality = "music"
     backend_name = "transformers.MusicgenForConditionalGeneration"
-    PARAMS = (
-        Param("duration_s", float, 5.0, 0.5, 120.0, "clip length in seconds"),
-        Param("guidance_scale", float, 3.0, 1.0, 15.0, "prompt adherence; above 1 doubles the batch"),
-        Param("temperature", float, 1.0, 0.0, 2.0, "0 picks the most likely code (greedy)"),
-        Param("top_k", int, 250, 0, 2048, "0 turns top-k off"),
-    )
-
     @classmethod
     def load(cls, model_id: str, source: str, device: str, dtype: str) -> "MusicBackend":
         backend = cls(model_id, source, device, dtype)
@@ -52,10 +45,6 @@ class MusicBackend(Backend):
         backend.model.audio_encoder.decode = _decode_each_clip(backend.model.audio_encoder.decode)
         backend.load_s = time.perf_counter() - started
         return backend
-
-    @classmethod
-    def caps(cls, limits) -> dict[str, float]:
-        return {"duration_s": limits.max_duration_s}
 
     @property
     def frame_rate(self) -> float:

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.generation.streamers import BaseStreamer
 
-from .base import Backend, GenerationRequest, InvalidInput, Output, Param, check_prompts, torch_dtype
+from .base import Backend, GenerationRequest, InvalidInput, Output, check_prompts, torch_dtype
 from .sampling import SeededSampler
 
 
@@ -50,15 +50,6 @@ class _BatchStreamer(BaseStreamer):
 class TextBackend(Backend):
     modality = "text"
     backend_name = "transformers.AutoModelForCausalLM"
-    PARAMS = (
-        Param("max_new_tokens", int, 128, 1, 8192, "tokens to generate per cell"),
-        Param("temperature", float, 0.7, 0.0, 2.0, "0 picks the most likely token (greedy)"),
-        Param("top_p", float, 0.95, 0.01, 1.0, "nucleus sampling mass"),
-        Param("top_k", int, 50, 0, 1000, "0 turns top-k off"),
-        Param("repetition_penalty", float, 1.0, 0.5, 2.0, "above 1 discourages repeats"),
-        Param("do_sample", bool, True, help="off: greedy decoding"),
-    )
-
     @classmethod
     def load(cls, model_id: str, source: str, device: str, dtype: str) -> "TextBackend":
         backend = cls(model_id, source, device, dtype)
@@ -70,10 +61,6 @@ class TextBackend(Backend):
         backend.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype)).to(device).eval()
         backend.load_s = time.perf_counter() - started
         return backend
-
-    @classmethod
-    def caps(cls, limits) -> dict[str, float]:
-        return {"max_new_tokens": limits.max_new_tokens}
 
     @property
     def uses_chat_template(self) -> bool:
