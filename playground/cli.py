@@ -1,0 +1,181 @@
+"""Headless runs: `python -m playground run <template.md | comparison.json>`, logged exactly as the app logs them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .backends.base import InvalidInput
+from .runner import build_spec, spec_from_runs
+from .services import Services
+from .settings import Settings
+from .templates import TemplateError, Template, make_template, parse_template
+
+COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
+                   "negative_prompt", "rerun", "title"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def load_comparison(path: Path, services: Services) -> tuple[Template, dict]:
+    """A template file (.md) or a comparison JSON -> (template, options from the file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
+    if path.suffix.lower() == ".md":
+        return parse_template(text, path=path, source="user"), {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: a comparison is a JSON object with keys like {sorted(COMPARISON_KEYS)}")
+    unknown = set(data) - COMPARISON_KEYS
+    if unknown:
+        raise UsageError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(COMPARISON_KEYS)}")
+    if data.get("template"):
+        template = services.library.get(str(data["template"]))
+    else:
+        if not isinstance(data.get("variants"), dict) or not data.get("modality"):
+            raise UsageError(f"{path}: give either \"template\" (a library name) or \"modality\" and \"variants\"")
+        values = data.get("values") or {}
+        defaults = {k: (v[0] if isinstance(v, list) and v else v) for k, v in values.items()}
+        template = make_template(name=str(data.get("name") or "ad-hoc"), modality=str(data["modality"]),
+                                 variants=data["variants"], variables=defaults, params=data.get("params") or {},
+                                 system=data.get("system"), negative_prompt=data.get("negative_prompt"))
+    return template, data
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _clip(text: str | None, n: int = 60) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def cmd_run(args, services: Services) -> int:
+    template, options = load_comparison(Path(args.file), services)
+    cli_values: dict[str, list[str]] = {}
+    for assignment in args.set or []:
+        name, _, value = assignment.partition("=")
+        cli_values.setdefault(name.strip(), []).append(value)
+    values = {**(options.get("values") or {}), **cli_values}
+    params = dict(options.get("params") or {})
+    for assignment in args.param or []:
+        name, _, value = assignment.partition("=")
+        params[name.strip()] = _json_or_text(value)
+    models = args.models or options.get("models") or [services.catalog.default_model(template.modality)]
+    seeds = args.seeds or options.get("seeds") or [1]
+    spec = build_spec(template, values=values or None, variants=options.get("variants") if options.get(
+        "template") else None, models=models, seeds=seeds, params=params, max_cells=services.settings.max_cells,
+        rerun=args.rerun or bool(options.get("rerun")), title=options.get("title") or "")
+    return _execute(spec, services, args)
+
+
+def cmd_rerun(args, services: Services) -> int:
+    comparison = services.log.get_comparison(args.comparison)
+    seeds = args.seeds if args.seeds else None
+    spec = spec_from_runs(comparison.runs, title=f"re-run of #{comparison.id}", new_seeds=seeds)
+    return _execute(spec, services, args)
+
+
+def _execute(spec, services: Services, args) -> int:
+    started = time.perf_counter()
+    comparison_id, failures, rows = None, 0, []
+    for progress in services.runner.run(spec):
+        comparison_id = progress.comparison_id
+        result = progress.result
+        if result is None:
+            continue
+        record = result.record
+        failures += record.status != "ok"
+        output = record.output_text if record.output_text is not None else (record.artifact or record.error)
+        rows.append([str(record.id), record.variant or "", _clip(", ".join(f"{k}={v}" for k, v in
+                                                                        record.variables.items()), 30),
+                     str(record.seed), record.model_id, record.status + (" (cached)" if result.cached else ""),
+                     f"{record.wall_s:.2f}" if record.wall_s is not None else "", _clip(output)])
+        if not args.quiet:
+            print(f"[{progress.done}/{progress.total}] {record.variant} seed {record.seed}: {record.status}",
+                  file=sys.stderr)
+    print(_table(rows, ["run", "variant", "values", "seed", "model", "status", "wall s", "output"]))
+    print(f"\ncomparison #{comparison_id}: {len(rows)} cells, {failures} failed, "
+          f"{time.perf_counter() - started:.1f} s; log: {services.settings.db_path}")
+    if args.export:
+        dest = Path(args.export)
+        fmt = dest.suffix.lstrip(".").lower()
+        if fmt not in ("jsonl", "csv", "zip"):
+            raise UsageError(f"--export {dest}: the file must end in .jsonl, .csv or .zip")
+        services.log.export(dest, fmt, runs=services.log.get_comparison(comparison_id).runs)
+        print(f"exported to {dest}")
+    return 1 if failures else 0
+
+
+def cmd_templates(args, services: Services) -> int:
+    library = services.library
+    rows = [[t.name, t.modality, ", ".join(t.techniques), str(len(t.variants)), t.source]
+            for t in library.templates.values() if not args.modality or t.modality == args.modality]
+    print(_table(rows, ["name", "modality", "technique", "variants", "source"]))
+    for error in library.errors:
+        print(f"error: {error.path}: {error.message}", file=sys.stderr)
+    return 0
+
+
+def _json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__)
+    parser.add_argument("--offline", action="store_true", default=None, help="tiny local models only")
+    parser.add_argument("--data-dir", help="where the run log and media live")
+    parser.add_argument("--device", help="cuda, mps or cpu")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a template file or a comparison JSON")
+    run.add_argument("file", help="prompts/text/<name>.md, or a comparison .json")
+    run.add_argument("--models", nargs="+", help="model ids (default: the modality's default model)")
+    run.add_argument("--seeds", nargs="+", type=int, help="one or more seeds (default 1)")
+    run.add_argument("--set", action="append", metavar="VAR=VALUE", help="a variable value (repeat for a list)")
+    run.add_argument("--param", action="append", metavar="NAME=VALUE", help="a generation parameter")
+    run.add_argument("--rerun", action="store_true", help="ignore cached results")
+    run.add_argument("--export", metavar="FILE", help="write the comparison to FILE (.jsonl, .csv or .zip)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(handler=cmd_run)
+
+    rerun = commands.add_parser("rerun", help="run a logged comparison again")
+    rerun.add_argument("comparison", type=int)
+    rerun.add_argument("--seeds", nargs="+", type=int, help="new seeds (default: the same ones)")
+    rerun.add_argument("--export", metavar="FILE")
+    rerun.add_argument("--quiet", action="store_true")
+    rerun.set_defaults(handler=cmd_rerun)
+
+    templates = commands.add_parser("templates", help="list the template library")
+    templates.add_argument("--modality", choices=["text", "image", "music"])
+    templates.set_defaults(handler=cmd_templates)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
+    services = Services.create(settings)
+    try:
+        return args.handler(args, services)
+    except (UsageError, InvalidInput, TemplateError, KeyError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        services.log.close()

@@ -1,0 +1,168 @@
+"""The Library tab: browse and read templates, preview them, open one in its tab, create, import and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from ..services import Services
+from ..templates import TemplateError, expand, import_template, template_to_text
+from .compare import CompareTab
+
+ALL = "all"
+HEADERS = ["name", "modality", "technique", "variants", "source", "description"]
+
+NEW_TEMPLATE = """---
+name: my-template
+modality: text
+description: What this template compares.
+technique: [role]
+variables:
+  topic: {default: "solar lanterns", examples: ["tide pools"]}
+params: {max_new_tokens: 60}
+variants:
+  plain: "Write one sentence about {{ topic }}."
+  role: "You are a science teacher. Write one sentence about {{ topic }} for a curious ten-year-old."
+---
+Notes for whoever reads this template: what to look for when comparing the outputs.
+"""
+
+
+def template_rows(services: Services, modality: str = ALL, technique: str = ALL, query: str = "") -> list[list]:
+    query = (query or "").strip().lower()
+    rows = []
+    for t in services.library.templates.values():
+        if modality != ALL and t.modality != modality:
+            continue
+        if technique not in (ALL, None, "") and technique not in t.techniques:
+            continue
+        haystack = " ".join([t.name, t.description, " ".join(t.techniques), t.notes]).lower()
+        if query and query not in haystack:
+            continue
+        rows.append([t.name, t.modality, ", ".join(t.techniques), len(t.variants), t.source, t.description])
+    return sorted(rows, key=lambda r: (r[1], r[0]))
+
+
+def _techniques(services: Services) -> list[str]:
+    return [ALL] + sorted({tech for t in services.library.templates.values() for tech in t.techniques})
+
+
+def _errors_md(services: Services) -> str:
+    errors = services.library.errors
+    if not errors:
+        return ""
+    lines = [f"- `{e.path}`: {e.message}" for e in errors]
+    return "**Templates that did not load** (fix these files; the rest of the library works):\n" + "\n".join(lines)
+
+
+def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str, CompareTab]):
+    with gr.Row():
+        modality_dd = gr.Dropdown([ALL, "text", "image", "music"], value=ALL, label="Modality", scale=1,
+                                  elem_id="library-modality")
+        technique_dd = gr.Dropdown(_techniques(services), value=ALL, label="Technique", scale=1,
+                                   elem_id="library-technique")
+        query_box = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2,
+                               elem_id="library-query")
+    table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=320,
+                         label="Templates (click one to read it)", elem_id="library-table")
+    errors_md = gr.Markdown(_errors_md(services), elem_id="library-errors")
+    selected = gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            source_code = gr.Code(language="markdown", label="Template file", interactive=False,
+                                  elem_id="library-source")
+        with gr.Column(scale=2):
+            preview_md = gr.Markdown("Select a template to see its prompts rendered with the default values.",
+                                     elem_id="library-preview")
+            with gr.Row():
+                open_btn = gr.Button("Open in its tab", variant="primary", elem_id="library-open")
+                export_btn = gr.Button("Export file", elem_id="library-export")
+            export_file = gr.File(label="Exported template", interactive=False, elem_id="library-export-file")
+    with gr.Accordion("New template or import", open=False):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                new_code = gr.Code(NEW_TEMPLATE, language="markdown", interactive=True, label="Template text",
+                                   elem_id="library-new")
+                save_btn = gr.Button("Save to my templates", elem_id="library-save")
+            with gr.Column(scale=2):
+                upload = gr.File(label="Import a template file (.md)", file_types=[".md"], type="filepath",
+                                 elem_id="library-import")
+                status_md = gr.Markdown(elem_id="library-status")
+
+    filter_inputs = [modality_dd, technique_dd, query_box]
+
+    def refresh(modality, technique, query):
+        return template_rows(services, modality, technique, query)
+
+    for control in (modality_dd, technique_dd):
+        control.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
+    query_box.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
+
+    def show(name):
+        template = services.library.get(name)
+        cells = expand(template, max_cells=services.settings.max_cells)
+        rendered = "\n\n".join(f"**{c.variant}**\n```text\n{c.prompt}\n```" for c in cells)
+        header = f"### {template.name}\n{template.description}\n\n*{template.modality} · " \
+                 f"{', '.join(template.techniques)} · {template.source}*"
+        return template.text, f"{header}\n\n{rendered}", name
+
+    def select(event: gr.SelectData):
+        return show(event.row_value[0])
+
+    table.select(select, None, [source_code, preview_md, selected], api_visibility="private")
+
+    def open_in_tab(name):
+        if not name:
+            raise gr.Error("Select a template first")
+        template = services.library.get(name)
+        updates = [gr.update() for _ in compare_tabs]
+        index = list(compare_tabs).index(template.modality)
+        updates[index] = gr.update(choices=compare_tabs[template.modality].refresh()["choices"], value=name)
+        return [gr.Tabs(selected=template.modality)] + updates
+
+    open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
+                   api_visibility="private")
+
+    def export(name):
+        if not name:
+            raise gr.Error("Select a template first")
+        template = services.library.get(name)
+        folder = services.settings.data_dir / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{template.name}.md"
+        path.write_text(template_to_text(template), encoding="utf-8")
+        return str(path)
+
+    export_btn.click(export, selected, export_file, api_name="export_template")
+
+    def after_change(message: str, name: str | None, filters):
+        services.reload_library()
+        choice_updates = [t.refresh() for t in compare_tabs.values()]
+        return ([message, template_rows(services, *filters), _errors_md(services),
+                 gr.update(choices=_techniques(services))] + choice_updates)
+
+    change_outputs = [status_md, table, errors_md, technique_dd] + [t.template for t in compare_tabs.values()]
+
+    def save(text, modality, technique, query):
+        try:
+            template = import_template(text, services.settings.user_templates_dir, services.library)
+        except TemplateError as error:
+            return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
+        return after_change(f"Saved **{template.name}** to your templates.", template.name,
+                            (modality, technique, query))
+
+    save_btn.click(save, [new_code] + filter_inputs, change_outputs, api_name="save_template")
+
+    def do_import(path, modality, technique, query):
+        if not path:
+            return [gr.update()] * len(change_outputs)
+        try:
+            template = import_template(Path(path), services.settings.user_templates_dir, services.library)
+        except TemplateError as error:
+            return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
+        return after_change(f"Imported **{template.name}**.", template.name, (modality, technique, query))
+
+    upload.upload(do_import, [upload] + filter_inputs, change_outputs, api_visibility="private")
+    return table
+
