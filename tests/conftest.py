@@ -48,3 +48,25 @@ def image_backend(catalog):
 @pytest.fixture(scope="session")
 def music_backend(catalog):
     return catalog.get("music", "tiny-music")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_app(settings, catalog):
+    """The real app on localhost, on the session's tiny models, for gradio_client and browser tests."""
+    from playground.services import Services
+    from playground.ui.app import build_app, launch_kwargs
+
+    demo = build_app(settings, Services.create(settings, catalog=catalog))
+    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
+                **launch_kwargs(settings))
+    demo.url = demo.local_url
+    yield demo
+    demo.close()
