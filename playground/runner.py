@@ -283,8 +283,10 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
+@gpu_decorator()
 def _generate(backend, requests, params, on_progress) -> list[Output]:
-    return gpu_decorator()(backend.generate)(requests, params, on_progress)
+    """The one place model work happens; on ZeroGPU Spaces it runs with a GPU attached."""
+    return backend.generate(requests, params, on_progress)
 
 
 def _fill_metrics(record: RunRecord, output: Output, load_s: float) -> None:
