@@ -137,6 +137,7 @@ def test_media_comparisons_write_artifacts(runner, log, modality, model, params,
     results = [p.result for p in run_all(runner, spec)]
     assert len(results) == 3
     for result in results:
+        assert result.ok, result.record.error
         path = log.artifact_path(result.record)
         assert path.suffix == ext and path.stat().st_size > 0
     # Re-running the logged comparison reproduces every file byte for byte.

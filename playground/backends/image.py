@@ -18,7 +18,7 @@ class ImageBackend(Backend):
     def load(cls, model_id: str, source: str, device: str, dtype: str) -> "ImageBackend":
         backend = cls(model_id, source, device, dtype)
         started = time.perf_counter()
-        pipe = AutoPipelineForText2Image.from_pretrained(source, torch_dtype=torch_dtype(dtype))
+        pipe = AutoPipelineForText2Image.from_pretrained(source, dtype=torch_dtype(dtype))
         pipe.set_progress_bar_config(disable=True)
         backend.pipe = pipe.to(device)
         backend.cells = _CellCount()
@@ -28,7 +28,7 @@ class ImageBackend(Backend):
         return backend
 
     def generate(self, requests: list[GenerationRequest], params: dict,
-                 on_progress: Callable[[int, int], None] | None = None) -> list[Output]:
+                 on_progress: Callable[[tuple[int, int]], None] | None = None) -> list[Output]:
         check_prompts(requests, max_chars=100_000)
         for side in ("width", "height"):
             if params[side] % self.multiple:
@@ -40,7 +40,7 @@ class ImageBackend(Backend):
 
         def step_end(pipe, step, timestep, kwargs):
             if on_progress is not None:
-                on_progress(step + 1, steps)
+                on_progress((step + 1, steps))
             return kwargs
 
         self.cells.n = len(requests)

@@ -20,13 +20,13 @@ from .sampling import SeededSampler
 class _StepCounter(BaseStreamer):
     """Counts decoding steps so the UI can show progress through a clip."""
 
-    def __init__(self, total: int, on_progress: Callable[[int, int], None]):
+    def __init__(self, total: int, on_progress: Callable[[tuple[int, int]], None]):
         self.total, self.step, self.on_progress = total, -1, on_progress
 
     def put(self, value) -> None:
         self.step += 1                      # the first call carries the prompt, not a step
         if self.step:
-            self.on_progress(min(self.step, self.total), self.total)
+            self.on_progress((min(self.step, self.total), self.total))
 
     def end(self) -> None:
         pass
@@ -57,7 +57,7 @@ class MusicBackend(Backend):
         return int(self.model.config.audio_encoder.sampling_rate)
 
     def generate(self, requests: list[GenerationRequest], params: dict,
-                 on_progress: Callable[[int, int], None] | None = None) -> list[Output]:
+                 on_progress: Callable[[tuple[int, int]], None] | None = None) -> list[Output]:
         check_prompts(requests, max_chars=100_000)
         inputs = self.processor(text=[r.prompt for r in requests], padding=True, return_tensors="pt").to(self.device)
         # The delay pattern costs num_codebooks - 1 frames at the end; generate them too so the clip is full length.
