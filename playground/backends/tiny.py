@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-TINY_VERSION = 1
+TINY_VERSION = 2
 TINY_MODELS = {"tiny-text": "text", "tiny-image": "image", "tiny-music": "music"}
 
 # A fixed corpus, so the tokenizers (and with them the models) come out the same on every machine.
@@ -104,8 +104,16 @@ def build_tiny_text(folder: Path) -> None:
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    # Random weights pick byte tokens as often as words; suppressing the unprintable ones (a standard
+    # generation_config field, applied by generate) keeps the noise readable as word salad.
+    model.generation_config.suppress_tokens = [
+        i for i in range(len(tokenizer)) if not _printable(tokenizer.decode([i]))]
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+def _printable(text: str) -> bool:
+    return bool(text) and "\ufffd" not in text and all(ch.isprintable() or ch in " \n" for ch in text)
 
 
 def build_tiny_image(folder: Path) -> None:

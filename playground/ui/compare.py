@@ -89,7 +89,8 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             with gr.Row():
                 seeds_box = gr.Textbox("1", label="Seeds", info="e.g. 1, 2, 3 to see sampling noise",
                                        scale=3, elem_id=f"{modality}-seeds")
-                randomize_btn = gr.Button("🎲", scale=0, min_width=48, elem_id=f"{modality}-randomize")
+                randomize_btn = gr.Button("Random", scale=0, min_width=80, size="sm",
+                                          elem_id=f"{modality}-randomize")
             with gr.Accordion("Parameters", open=False):
                 params = make_params()
                 rerun_cb = gr.Checkbox(False, label="Ignore cached results (generate again)")
@@ -108,9 +109,10 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                         text_boxes.append(gr.Textbox(show_label=False, lines=4, max_lines=12,
                                                      placeholder="Prompt; use {{ variable }}",
                                                      elem_id=f"{modality}-variant-{i}", container=False))
-                        with gr.Row():
-                            dup_btns.append(gr.Button("Duplicate", size="sm", elem_id=f"{modality}-dup-{i}"))
-                            del_btns.append(gr.Button("Remove", size="sm", variant="stop",
+                        with gr.Row(elem_classes="pp-variant-tools"):
+                            dup_btns.append(gr.Button("Duplicate", size="sm", min_width=0,
+                                                      elem_id=f"{modality}-dup-{i}"))
+                            del_btns.append(gr.Button("Remove", size="sm", min_width=0,
                                                       elem_id=f"{modality}-del-{i}"))
                     columns.append(column)
             if "negative_prompt" in prompt_boxes:
@@ -151,10 +153,9 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         for i in range(MAX_VARIABLES):
             if i < len(names):
                 variable = template.variables[names[i]]
-                examples = f" · e.g. {', '.join(variable.examples[:2])}" if variable.examples else ""
                 var_updates.append(gr.update(visible=True, label=names[i], value=variable.default,
-                                             info=(variable.description or "One value per line for several")
-                                             + examples))
+                                             info=variable.description or "Several values: one per line",
+                                             placeholder=variable.examples[0] if variable.examples else None))
             else:
                 var_updates.append(gr.update(visible=False, value=""))
         variants = list(template.variants.items())[:MAX_VARIANTS]

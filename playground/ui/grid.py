@@ -117,7 +117,7 @@ def _cell(view: CellView, modality: str, comparison_id: int | None, winner_run_i
     if view.status == "error":
         parts.append(f'<div class="pp-error">{html.escape(view.error or "failed")}</div>')
     elif view.text is not None:
-        parts.append(f'<div class="pp-text">{html.escape(view.text) or "<i>(empty output)</i>"}</div>')
+        parts.append(f'<div class="pp-text">{html.escape(view.text.strip()) or "<i>(empty output)</i>"}</div>')
     elif view.media and modality == "image":
         parts.append(f'<img class="pp-image" src="{file_url(view.media)}" alt="{label}">')
     elif view.media and modality == "music":
