@@ -13,7 +13,7 @@ from typing import Iterator
 
 from . import __version__
 from .backends.base import GenerationRequest, InvalidInput, Output, check_seed, gpu_decorator
-from .backends.catalog import Catalog, backend_class
+from .backends.catalog import Catalog, backend_class, preset_params
 from .settings import Settings
 from .store import RunLog, RunRecord
 from .templates import PromptCell, Template, TemplateError, expand
@@ -108,7 +108,8 @@ def build_spec(template: Template, *, modality: str | None = None, values: dict 
                 cells.append(Cell(prompt=pc.prompt, model_id=model, seed=int(seed), variant=pc.variant,
                                   values=dict(pc.values), system=pc.system, negative_prompt=pc.negative_prompt,
                                   row=(m * len(seeds) + s) * rows_per_block + pc.row, col=pc.col))
-    merged = {**template.params, **(params or {})}
+    # The template's params, then what the first model needs (turbo: few steps), then the caller's choices.
+    merged = {**template.params, **preset_params(models[0]), **(params or {})}
     return ComparisonSpec(modality=modality, cells=cells, params=merged, template_name=template.name,
                           template_hash=template.hash, rerun=rerun,
                           title=title or f"{template.name} · {len(cells)} cells")

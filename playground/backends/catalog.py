@@ -25,35 +25,37 @@ class Preset:
     modality: str
     label: str
     note: str = ""
-    params: dict = field(default_factory=dict)   # recommended starting parameters for this model
+    params: dict = field(default_factory=dict)   # what this model needs; overrides a template's params
     gpu: bool = False                            # too slow for a CPU-only machine
     tiny: bool = False
 
 
 PRESETS: tuple[Preset, ...] = (
-    Preset("HuggingFaceTB/SmolLM2-360M-Instruct", "text", "SmolLM2 360M Instruct", "small and quick; runs on a CPU Space",
-           {"max_new_tokens": 128, "temperature": 0.7}),
-    Preset("Qwen/Qwen2.5-0.5B-Instruct", "text", "Qwen2.5 0.5B Instruct", "multilingual; runs on a CPU Space",
-           {"max_new_tokens": 128, "temperature": 0.7}),
-    Preset("Qwen/Qwen2.5-3B-Instruct", "text", "Qwen2.5 3B Instruct", "stronger; wants a GPU",
-           {"max_new_tokens": 256, "temperature": 0.7}, gpu=True),
+    Preset("HuggingFaceTB/SmolLM2-360M-Instruct", "text", "SmolLM2 360M Instruct", "small and quick; runs on a CPU Space"),
+    Preset("Qwen/Qwen2.5-0.5B-Instruct", "text", "Qwen2.5 0.5B Instruct", "multilingual; runs on a CPU Space"),
+    Preset("Qwen/Qwen2.5-3B-Instruct", "text", "Qwen2.5 3B Instruct", "stronger; wants a GPU", gpu=True),
     Preset("stabilityai/sd-turbo", "image", "SD Turbo", "1-4 steps, no guidance; runs on a CPU Space",
-           {"num_inference_steps": 1, "guidance_scale": 0.0, "width": 512, "height": 512}),
+           {"num_inference_steps": 2, "guidance_scale": 0.0}),
     Preset("stabilityai/sdxl-turbo", "image", "SDXL Turbo", "1-4 steps, no guidance; wants a GPU",
-           {"num_inference_steps": 2, "guidance_scale": 0.0, "width": 512, "height": 512}, gpu=True),
+           {"num_inference_steps": 2, "guidance_scale": 0.0}, gpu=True),
     Preset("stable-diffusion-v1-5/stable-diffusion-v1-5", "image", "Stable Diffusion 1.5", "classic; wants a GPU",
-           {"num_inference_steps": 25, "guidance_scale": 7.5, "width": 512, "height": 512}, gpu=True),
-    Preset("facebook/musicgen-small", "music", "MusicGen small", "300M; a few seconds of audio on a CPU Space",
-           {"duration_s": 5.0, "guidance_scale": 3.0}),
-    Preset("facebook/musicgen-medium", "music", "MusicGen medium", "1.5B; wants a GPU",
-           {"duration_s": 10.0, "guidance_scale": 3.0}, gpu=True),
+           gpu=True),
+    Preset("facebook/musicgen-small", "music", "MusicGen small", "300M; a few seconds of audio on a CPU Space"),
+    Preset("facebook/musicgen-medium", "music", "MusicGen medium", "1.5B; wants a GPU", gpu=True),
     Preset("tiny-text", "text", "Tiny text (offline, random weights)", "built locally; output is noise",
-           {"max_new_tokens": 32, "temperature": 1.0}, tiny=True),
+           {"max_new_tokens": 32}, tiny=True),
     Preset("tiny-image", "image", "Tiny image (offline, random weights)", "built locally; output is noise",
-           {"num_inference_steps": 4, "guidance_scale": 5.0, "width": 64, "height": 64}, tiny=True),
+           {"num_inference_steps": 4, "width": 128, "height": 128}, tiny=True),
     Preset("tiny-music", "music", "Tiny music (offline, random weights)", "built locally; output is noise",
-           {"duration_s": 2.0, "guidance_scale": 3.0}, tiny=True),
+           {"duration_s": 2.0}, tiny=True),
 )
+
+
+def preset_params(model_id: str) -> dict:
+    """Parameters a model needs whatever the template says (turbo models: few steps, no guidance)."""
+    preset = next((p for p in PRESETS if p.id == model_id), None)
+    return dict(preset.params) if preset else {}
+
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 _PIPELINE_TAGS = {"text": {"text-generation", "conversational", "text2text-generation"},

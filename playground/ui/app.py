@@ -71,7 +71,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             """On page load: each tab shows its template and the last comparison it ran, from the log."""
             updates = []
             for modality, tab in compare_tabs.items():
-                updates += tab.fill(tab.template.value)
+                updates += tab.fill(tab.template.value, [services.catalog.default_model(modality)])
                 comparison_id = (remembered or {}).get(modality)
                 html_, state = grid.render_grid([], modality), None
                 if comparison_id:

@@ -15,6 +15,7 @@ from typing import Callable
 import gradio as gr
 
 from ..backends.base import InvalidInput
+from ..backends.catalog import preset_params
 from ..runner import Cell, ComparisonSpec, build_spec
 from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
@@ -22,6 +23,7 @@ from . import grid
 
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
+DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
 MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
 _STREAM_EVERY_S = 0.25
 
@@ -68,8 +70,8 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                       browser_state: gr.BrowserState, prompt_boxes: tuple[str, ...] = ()) -> CompareTab:
     """Lay out one modality tab. `make_params` builds the parameter controls (name -> component) in place;
     `prompt_boxes` names the extra prompt fields this modality has ("system" for text, "negative_prompt" for image)."""
-    library = services.library
-    first = library.by_modality(modality)[0] if library.by_modality(modality) else None
+    templates = {t.name: t for t in services.library.by_modality(modality)}
+    first = templates.get(DEFAULT_TEMPLATE[modality]) or next(iter(templates.values()), None)
     cancel_events: dict[str, threading.Event] = {}
 
     with gr.Row(equal_height=False):
@@ -141,7 +143,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
     extra_components = [extra_boxes[n] for n in extra_names]
 
     # ---- template -> form ---------------------------------------------------------------------------------------
-    def load_template(name):
+    def load_template(name, models=None):
         try:
             template = services.library.get(name)
         except TemplateError as error:
@@ -163,8 +165,8 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                 + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
                    if template.notes.strip() else ""))
         extra_updates = [gr.update(value=getattr(template, n) or "") for n in extra_names]
-        param_updates = [gr.update(value=template.params[n]) if n in template.params else gr.update()
-                         for n in param_names]
+        chosen = {**template.params, **preset_params((models or [None])[0] or "")}
+        param_updates = [gr.update(value=chosen[n]) if n in chosen else gr.update() for n in param_names]
         return ([info, names, len(variants)] + var_updates
                 + [gr.update(value=variants[i][0] if i < len(variants) else "") for i in range(MAX_VARIANTS)]
                 + [gr.update(value=variants[i][1] if i < len(variants) else "") for i in range(MAX_VARIANTS)]
@@ -173,7 +175,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     template_outputs = ([template_md, var_names, n_variants] + var_boxes + name_boxes + text_boxes + columns
                         + extra_components + param_components)
-    template_dd.change(load_template, template_dd, template_outputs, api_visibility="private")
+    template_dd.change(load_template, [template_dd, models_dd], template_outputs, api_visibility="private")
 
     # ---- variant editor -------------------------------------------------------------------------------------------
     def edit_variants(action: str, slot: int):
@@ -254,11 +256,9 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
     randomize_btn.click(randomize, None, seeds_box, api_visibility="private", queue=False)
 
     def model_defaults(models):
-        """Switching to a model applies its recommended parameters (e.g. 1 step and no guidance for turbo)."""
-        preset = services.catalog.preset(models[-1]) if models else None
-        if not preset:
-            return [gr.update() for _ in param_names]
-        return [gr.update(value=preset.params[n]) if n in preset.params else gr.update() for n in param_names]
+        """Switching models applies what the new one needs (e.g. 2 steps and no guidance for turbo models)."""
+        needed = preset_params(models[0]) if models else {}
+        return [gr.update(value=needed[n]) if n in needed else gr.update() for n in param_names]
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
 
@@ -283,7 +283,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
     run_outputs = [grid_html, run_state, browser_state]
-    run_btn.click(run, run_inputs, run_outputs, api_name=f"run_{modality}", show_progress="hidden",
+    run_btn.click(run, run_inputs, run_outputs, api_name=f"run_{modality}", show_progress="minimal",
                               concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
     stop_btn.click(stop, None, None, api_name=f"stop_{modality}", queue=False)
 
