@@ -27,6 +27,7 @@ MAX_VARIANTS = 8
 MAX_SOURCE_CHARS = 20_000          # one variant's template text
 MAX_FILE_BYTES = 200_000
 MAX_RANGE = 10_000                 # range() inside a template
+MAX_REPEAT = 100_000               # 'ab' * n inside a template
 DEFAULT_MAX_CHARS = 8000           # one rendered prompt
 FRONT_KEYS = {"name", "modality", "description", "technique", "techniques", "variables", "params", "variants",
               "system", "negative_prompt"}
@@ -122,15 +123,24 @@ class Library:
 # ---- rendering --------------------------------------------------------------------------------------------------
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """No attribute starting with an underscore, no str.format, no huge ranges; undefined names are errors."""
+    """No underscore attributes, no str.format, no huge ranges, repeats or powers; undefined names are errors."""
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def is_safe_attribute(self, obj, attr, value) -> bool:
         if attr.startswith("_") or attr in {"format", "format_map", "mro"}:
             return False
         return super().is_safe_attribute(obj, attr, value)
 
-    def is_safe_callable(self, obj) -> bool:
-        return super().is_safe_callable(obj)
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError(f"power of {right}; at most 64")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
+                        and len(sequence) * times > MAX_REPEAT:
+                    raise SecurityError(f"repeating {len(sequence)} items {times} times; at most {MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
 
 
 def _safe_range(*args):
@@ -404,12 +414,13 @@ def parse_values(raw: str | list | tuple | None) -> list[str]:
 
 
 def _options(given, default: str) -> list[str]:
-    """A variable's values: a single value is kept verbatim; a list, JSON list or multi-line text is split."""
-    if given is None or (isinstance(given, str) and not given.strip()):
-        return [default]
+    """A variable's values: a single value is kept verbatim; a list, JSON list or multi-line text is split.
+    Blank values fall back to the variable's default."""
     if isinstance(given, str) and "\n" not in given and not given.lstrip().startswith("["):
-        return [given]
-    return parse_values(given) or [default]
+        options = [given]
+    else:
+        options = parse_values(given)
+    return [v for v in options if v.strip()] or [default]
 
 
 def expand(template: Template, values: Mapping[str, str | list[str]] | None = None,
