@@ -109,7 +109,7 @@ def build_spec(template: Template, *, modality: str | None = None, values: dict 
                                   values=dict(pc.values), system=pc.system, negative_prompt=pc.negative_prompt,
                                   row=(m * len(seeds) + s) * rows_per_block + pc.row, col=pc.col))
     # The template's params, then what the first model needs (turbo: few steps), then the caller's choices.
-    merged = {**template.params, **preset_params(models[0]), **(params or {})}
+    merged = {**template.params, **preset_params(models[0], modality), **(params or {})}
     return ComparisonSpec(modality=modality, cells=cells, params=merged, template_name=template.name,
                           template_hash=template.hash, rerun=rerun,
                           title=title or f"{template.name} · {len(cells)} cells")
@@ -140,10 +140,9 @@ class Runner:
                 raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
                                    f"the limit is {self.settings.max_prompt_chars}")
             check_seed(cell.seed)
-        params = backend_class(spec.modality).validate(spec.params, self.settings)
         for model_id in dict.fromkeys(c.model_id for c in spec.cells):
             self.catalog.resolve(spec.modality, model_id)
-        return params
+        return backend_class(spec.modality).validate(spec.params, self.settings)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None) -> Iterator[Progress]:
         """Yields progress events; every finished cell is in the log before it is yielded."""

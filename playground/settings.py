@@ -36,6 +36,9 @@ class Settings:
     queue_size: int = 32           # Gradio queue max size
     concurrency: int = 1           # model work runs one event at a time: one shared queue for the GPU/CPU
 
+    def __post_init__(self):
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
@@ -64,7 +67,6 @@ class Settings:
         if _hub_offline_from_env():
             values["offline"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values["data_dir"] = Path(values.get("data_dir", cls.data_dir)).expanduser()
         return cls(**values)
 
 

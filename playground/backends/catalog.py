@@ -51,10 +51,12 @@ PRESETS: tuple[Preset, ...] = (
 )
 
 
-def preset_params(model_id: str) -> dict:
+def preset_params(model_id: str, modality: str | None = None) -> dict:
     """Parameters a model needs whatever the template says (turbo models: few steps, no guidance)."""
     preset = next((p for p in PRESETS if p.id == model_id), None)
-    return dict(preset.params) if preset else {}
+    if preset is None or (modality and preset.modality != modality):
+        return {}
+    return dict(preset.params)
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")

@@ -165,7 +165,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                 + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
                    if template.notes.strip() else ""))
         extra_updates = [gr.update(value=getattr(template, n) or "") for n in extra_names]
-        chosen = {**template.params, **preset_params((models or [None])[0] or "")}
+        chosen = {**template.params, **preset_params((models or [""])[0] or "", modality)}
         param_updates = [gr.update(value=chosen[n]) if n in chosen else gr.update() for n in param_names]
         return ([info, names, len(variants)] + var_updates
                 + [gr.update(value=variants[i][0] if i < len(variants) else "") for i in range(MAX_VARIANTS)]
@@ -257,7 +257,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     def model_defaults(models):
         """Switching models applies what the new one needs (e.g. 2 steps and no guidance for turbo models)."""
-        needed = preset_params(models[0]) if models else {}
+        needed = preset_params(models[0], modality) if models else {}
         return [gr.update(value=needed[n]) if n in needed else gr.update() for n in param_names]
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
