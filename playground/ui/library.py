@@ -78,7 +78,8 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
             with gr.Row():
                 open_btn = gr.Button("Open in its tab", variant="primary", elem_id="library-open")
                 export_btn = gr.Button("Export file", elem_id="library-export")
-            export_file = gr.File(label="Exported template", interactive=False, elem_id="library-export-file")
+            export_file = gr.File(label="Exported template", interactive=False, height=90,
+                                  elem_id="library-export-file")
     with gr.Accordion("New template or import", open=False):
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
