@@ -163,7 +163,7 @@ def _actions(view: CellView, comparison_id: int | None) -> str:
               f'data-value="-1" title="Bad">👎</button>')
     tools = [f'<button data-action="note" data-run="{run}" title="Add a note">✎</button>']
     if view.text is not None:
-        tools.append(f'<button data-action="copy" data-run="{run}" title="Copy the text">⧉</button>')
+        tools.append(f'<button data-action="copy" data-run="{run}" title="Copy the text">📋</button>')
     if view.media:
         tools.append(f'<a class="pp-download" href="{file_url(view.media)}" download title="Download">⤓</a>')
     tools.append(f'<button data-action="rerun" data-index="{view.index}" title="Re-run this cell (same seed)">↻</button>')
@@ -221,7 +221,7 @@ element.addEventListener('click', async (event) => {
     const text = cell.querySelector('.pp-text');
     if (text && navigator.clipboard) { await navigator.clipboard.writeText(text.innerText); }
     button.innerText = '✓';
-    setTimeout(() => { button.innerText = '⧉'; }, 1200);
+    setTimeout(() => { button.innerText = '📋'; }, 1200);
   } else if (action === 'winner') {
     await server.pick_winner({comparison: Number(button.dataset.comparison), run: run});
     element.querySelectorAll('.pp-cell').forEach((c) => c.classList.toggle('pp-winner', c === cell));

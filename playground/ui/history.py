@@ -72,7 +72,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                 scope = gr.Radio(["this comparison", "filtered history"], value="this comparison", label="What",
                                  elem_id="history-scope")
             export_btn = gr.Button("Export", elem_id="history-export")
-            export_file = gr.File(label="Export file", interactive=False, elem_id="history-export-file")
+            export_file = gr.File(label="Export file", interactive=False, height=90, elem_id="history-export-file")
         with gr.Column(scale=3):
             summary_btn = gr.Button("Which variant wins?", elem_id="history-summary-btn")
             summary = gr.Dataframe(headers=["template", "variant", "runs", "rated", "avg stars", "👍", "👎", "wins"],
