@@ -66,16 +66,17 @@ class _CellCount:
 
 
 def _run_per_cell(pipe, cells: _CellCount) -> None:
-    """Evaluate the denoiser and the VAE decoder one cell at a time inside the single pipeline call.
+    """Evaluate the text encoders, the denoiser and the VAE decoder one cell at a time inside the pipeline call.
 
     Matrix kernels round differently for different batch sizes (a batch of one takes a matrix-vector path), so a
-    batched denoiser would make a cell's image depend on how many cells ran beside it. Text encoding, scheduling and
-    the step loop stay batched; each cell's denoiser input has the same shape it has when the cell runs alone
+    batched denoiser would make a cell's image depend on how many cells ran beside it. Tokenizing, scheduling and the
+    step loop stay batched; each cell's denoiser input has the same shape it has when the cell runs alone
     ([unconditional, conditional] under classifier-free guidance), which keeps images bit-identical.
     """
-    denoiser_name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
-    denoiser = getattr(pipe, denoiser_name)
-    denoiser.forward = _split_by_cell(denoiser.forward, cells)
+    for name in ("text_encoder", "text_encoder_2", "text_encoder_3", "unet", "transformer"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.forward = _split_by_cell(module.forward, cells)
     pipe.vae.decode = _split_by_cell(pipe.vae.decode, cells)
 
 
@@ -103,12 +104,13 @@ def _take(value, rows, batch):
 
 
 def _merge(parts, order):
+    """Put per-cell outputs back into one batch in the original row order (tensors, tuples, model outputs)."""
     first = parts[0]
     if torch.is_tensor(first):
-        return torch.cat(parts)[order]
-    if isinstance(first, tuple):
-        return tuple(_merge([p[i] for p in parts], order) for i in range(len(first)))
-    for key, value in first.items():        # diffusers' output dataclasses behave like dicts
-        if torch.is_tensor(value):
-            first[key] = torch.cat([p[key] for p in parts])[order]
+        return torch.cat(parts)[order] if first.ndim else first
+    if isinstance(first, (tuple, list)):
+        return type(first)(_merge([p[i] for p in parts], order) for i in range(len(first)))
+    if hasattr(first, "items"):             # transformers' and diffusers' output classes behave like dicts
+        for key in list(first.keys()):
+            first[key] = _merge([p[key] for p in parts], order)
     return first
