@@ -120,6 +120,26 @@ def _execute(spec, services: Services, args) -> int:
     return 1 if failures else 0
 
 
+def cmd_import(args, services: Services) -> int:
+    report = services.log.import_jsonl(Path(args.file))
+    for line, message in report.errors:
+        print(f"{args.file}:{line}: {message}", file=sys.stderr)
+    print(f"imported {report.imported} runs, {len(report.errors)} bad rows skipped")
+    return 1 if report.errors else 0
+
+
+def cmd_export(args, services: Services) -> int:
+    dest = Path(args.output)
+    fmt = dest.suffix.lstrip(".").lower()
+    if fmt not in ("jsonl", "csv", "zip"):
+        raise UsageError(f"{dest}: the file must end in .jsonl, .csv or .zip")
+    runs = (services.log.get_comparison(args.comparison).runs if args.comparison is not None
+            else services.log.list_runs(limit=10**9))
+    services.log.export(dest, fmt, runs=runs)
+    print(f"exported {len(runs)} runs to {dest}")
+    return 0
+
+
 def cmd_templates(args, services: Services) -> int:
     library = services.library
     rows = [[t.name, t.modality, ", ".join(t.techniques), str(len(t.variants)), t.source]
@@ -161,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--export", metavar="FILE")
     rerun.add_argument("--quiet", action="store_true")
     rerun.set_defaults(handler=cmd_rerun)
+
+    importer = commands.add_parser("import", help="add the runs of an export (.jsonl or .zip) to the log")
+    importer.add_argument("file")
+    importer.set_defaults(handler=cmd_import)
+
+    exporter = commands.add_parser("export", help="write the log, or one comparison, to .jsonl, .csv or .zip")
+    exporter.add_argument("output")
+    exporter.add_argument("--comparison", type=int, help="only this comparison")
+    exporter.set_defaults(handler=cmd_export)
 
     templates = commands.add_parser("templates", help="list the template library")
     templates.add_argument("--modality", choices=["text", "image", "music"])

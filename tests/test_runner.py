@@ -165,8 +165,34 @@ def test_cli_runs_a_template_file_end_to_end(tmp_path, models_dir):
     lines = export.read_text().splitlines()
     assert len(lines) == 4 and {json.loads(line)["variant"] for line in lines} == {"a", "b"}
 
+    archive = tmp_path / "all.zip"
+    done = subprocess.run([sys.executable, "-m", "playground", "--data-dir", str(data_dir), "export", str(archive)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "exported 4 runs" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, "-m", "playground", "--data-dir", str(tmp_path / "other"), "import",
+                           str(archive)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "imported 4 runs, 0 bad rows" in done.stdout, done.stderr
+
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     done = subprocess.run([sys.executable, "-m", "playground", "--offline", "--data-dir", str(data_dir), "run",
                            str(bad)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "not valid JSON" in done.stderr
+
+
+@pytest.mark.parametrize("modality, model, params", [
+    ("text", "tiny-text", {"max_new_tokens": 200}),
+    ("image", "tiny-image", {"width": 64, "height": 64, "num_inference_steps": 20}),
+    ("music", "tiny-music", {"duration_s": 3.0}),
+])
+def test_stop_interrupts_a_running_batch(runner, log, modality, model, params):
+    spec = build_spec(tagline(modality), models=[model], seeds=[1], params=params)
+    cancel = threading.Event()
+    events = []
+    for progress in runner.run(spec, cancel=cancel):
+        events.append(progress)
+        if progress.partial or progress.step:       # the batch is under way: press Stop
+            cancel.set()
+    comparison = log.get_comparison(events[0].comparison_id)
+    assert comparison.status == "cancelled" and comparison.runs == []
+    assert not any(e.result for e in events)

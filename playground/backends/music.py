@@ -11,25 +11,9 @@ from typing import Callable
 import numpy as np
 import torch
 from transformers import AutoProcessor, MusicgenForConditionalGeneration
-from transformers.generation.streamers import BaseStreamer
 
 from .base import Backend, GenerationRequest, Output, check_prompts, torch_dtype
 from .sampling import SeededSampler
-
-
-class _StepCounter(BaseStreamer):
-    """Counts decoding steps so the UI can show progress through a clip."""
-
-    def __init__(self, total: int, on_progress: Callable[[tuple[int, int]], None]):
-        self.total, self.step, self.on_progress = total, -1, on_progress
-
-    def put(self, value) -> None:
-        self.step += 1                      # the first call carries the prompt, not a step
-        if self.step:
-            self.on_progress((min(self.step, self.total), self.total))
-
-    def end(self) -> None:
-        pass
 
 
 class MusicBackend(Backend):
@@ -66,13 +50,13 @@ class MusicBackend(Backend):
         sampler = SeededSampler([r.seed for r in requests], do_sample=params["temperature"] > 0,
                                 temperature=params["temperature"] or 1.0, top_k=params["top_k"],
                                 rows_per_seed=self.model.decoder.num_codebooks,
-                                guidance_scale=guidance)
-        streamer = _StepCounter(steps, on_progress) if on_progress is not None else None
+                                guidance_scale=guidance,
+                                on_step=(lambda step: on_progress((min(step, steps), steps))) if on_progress else None)
 
         started = time.perf_counter()
         with torch.inference_mode():
             audio = self.model.generate(**inputs, max_new_tokens=steps, do_sample=False, guidance_scale=guidance,
-                                        logits_processor=[sampler], streamer=streamer)
+                                        logits_processor=[sampler])
         wall = time.perf_counter() - started
 
         samples = int(round(params["duration_s"] * self.sampling_rate))

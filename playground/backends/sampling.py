@@ -8,6 +8,8 @@ its seed therefore draws exactly the same random numbers as it did inside a batc
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from transformers import LogitsProcessor
 
@@ -24,7 +26,8 @@ class SeededSampler(LogitsProcessor):
     """
 
     def __init__(self, seeds: list[int], *, do_sample: bool = True, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, rows_per_seed: int = 1, guidance_scale: float | None = None):
+                 top_p: float = 1.0, rows_per_seed: int = 1, guidance_scale: float | None = None,
+                 on_step: Callable[[int], None] | None = None):
         self.generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
         self.do_sample = do_sample and temperature > 0
         self.temperature = temperature
@@ -32,8 +35,13 @@ class SeededSampler(LogitsProcessor):
         self.top_p = top_p
         self.rows_per_seed = rows_per_seed
         self.guidance_scale = guidance_scale if guidance_scale and guidance_scale > 1 else None
+        self.on_step = on_step      # called with the step number; it may raise to stop generation
+        self.steps = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.steps += 1
+        if self.on_step is not None:
+            self.on_step(self.steps)
         logits = scores.float()
         if self.guidance_scale is not None:
             conditional, unconditional = logits.split(logits.shape[0] // 2, dim=0)

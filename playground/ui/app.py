@@ -88,7 +88,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                     except (KeyError, LookupError, ValueError):
                         pass
                 updates += [html_, state]
-            updates += list(history.search("all", "all", "", 0, ""))
+            updates += list(history.search("all", "all", "", 0, "any time", ""))
             return updates
 
         outputs = []

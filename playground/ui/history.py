@@ -17,6 +17,7 @@ from . import grid
 from .compare import MODEL_QUEUE, _session_event, _stream
 
 ALL = "all"
+SINCE = {"any time": None, "today": 1, "last 7 days": 7, "last 30 days": 30}
 COMPARISON_HEADERS = ["id", "when", "modality", "title", "template", "cells", "status", "winner"]
 RUN_HEADERS = ["run", "comparison", "modality", "variant", "model", "seed", "stars", "prompt", "output"]
 
@@ -49,6 +50,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                                   allow_custom_value=True, scale=2, elem_id="history-template")
         model_box = gr.Textbox(label="Model", placeholder="any", scale=2, elem_id="history-model")
         stars_sl = gr.Slider(0, 5, value=0, step=1, label="Min stars", scale=1, elem_id="history-stars")
+        since_dd = gr.Dropdown(list(SINCE), value="any time", label="When", scale=1, elem_id="history-since")
         query_box = gr.Textbox(label="Search prompts and outputs", placeholder="e.g. lantern", scale=3,
                                elem_id="history-query")
         search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="history-search")
@@ -73,25 +75,31 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                                  elem_id="history-scope")
             export_btn = gr.Button("Export", elem_id="history-export")
             export_file = gr.File(label="Export file", interactive=False, height=90, elem_id="history-export-file")
+            import_file = gr.File(label="Import an export (.jsonl or .zip) into the log", file_types=[".jsonl", ".zip"],
+                                  type="filepath", height=90, elem_id="history-import")
+            import_md = gr.Markdown(elem_id="history-import-status")
         with gr.Column(scale=3):
             summary_btn = gr.Button("Which variant wins?", elem_id="history-summary-btn")
             summary = gr.Dataframe(headers=["template", "variant", "runs", "rated", "avg stars", "👍", "👎", "wins"],
                                    interactive=False, label="Ratings per variant", elem_id="history-summary")
     opened = gr.State(None)    # the open comparison id
 
-    def filters(modality, template, model, min_stars, query):
+    def filters(modality, template, model, min_stars, since, query):
+        days = SINCE.get(since)
         return dict(modality=None if modality == ALL else modality,
                     template=None if template in (ALL, "", None) else template,
-                    model=(model or "").strip() or None, min_stars=int(min_stars) or None,
+                    model=(model or "").strip() or None, min_stars=int(min_stars or 0) or None,
+                    since=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - days * 86400)) if days
+                    else None,
                     query=(query or "").strip() or None)
 
-    def search(modality, template, model, min_stars, query):
-        f = filters(modality, template, model, min_stars, query)
+    def search(*values):
+        f = filters(*values)
         comparison_table = comparison_rows(services, f["modality"], f["template"])
         records = services.log.list_runs(limit=200, **f)
         return comparison_table, run_rows(records)
 
-    filter_inputs = [modality_dd, template_dd, model_box, stars_sl, query_box]
+    filter_inputs = [modality_dd, template_dd, model_box, stars_sl, since_dd, query_box]
     search_btn.click(search, filter_inputs, [comparisons, runs], api_name="history_search")
     query_box.submit(search, filter_inputs, [comparisons, runs], api_visibility="private")
 
@@ -163,6 +171,18 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         return str(services.log.export(dest, fmt_, runs=records))
 
     export_btn.click(export, [fmt, scope, opened] + filter_inputs, export_file, api_name="export_history")
+
+    def do_import(path):
+        if not path:
+            return gr.update()
+        report = services.log.import_jsonl(Path(path))
+        lines = [f"Imported **{report.imported}** runs."]
+        lines += [f"- line {n}: {message}" for n, message in report.errors[:20]]
+        if len(report.errors) > 20:
+            lines.append(f"- … and {len(report.errors) - 20} more bad rows")
+        return "\n".join(lines)
+
+    import_file.upload(do_import, import_file, import_md, api_name="import_runs")
 
     def variant_summary(template):
         rows = services.log.variant_summary(None if template in (ALL, "", None) else template)
