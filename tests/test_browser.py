@@ -156,3 +156,15 @@ def test_library_and_phone_width(page, served_app):
     page.set_viewport_size({"width": 390, "height": 844})
     open_tab(page, "Text")
     page.screenshot(path=str(OUTPUT / "text-phone.png"), full_page=True)
+
+
+def test_stop_cancels_the_rest_of_the_grid(page, served_app):
+    open_tab(page, "Music")
+    page.locator("#music-seeds input, #music-seeds textarea").first.fill("101, 102, 103, 104, 105, 106")
+    page.click("#music-run")
+    grid = page.locator("#music-grid")
+    grid.locator(".pp-cell.pp-ok").first.wait_for(timeout=120_000)
+    page.click("#music-stop")
+    grid.get_by_text("stopped after", exact=False).wait_for()
+    assert grid.locator(".pp-cell.pp-ok").count() < 18
+    assert grid.locator(".pp-cell.pp-cancelled").count() > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -136,6 +137,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                         server_functions=grid.server_functions(services.log), elem_id=f"{modality}-grid",
                         elem_classes="pp-results")
     run_state = gr.State(None)     # {"spec": ComparisonSpec, "views": [...], "comparison_id": int}
+    session_key = gr.State(lambda: uuid.uuid4().hex)   # one per page: Stop cancels this page's run only
 
     param_names = list(params)
     param_components = [params[n] for n in param_names]
@@ -262,7 +264,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
 
-    def run(*values, request: gr.Request = None):
+    def run(key, *values):
         values = list(values)
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
@@ -275,19 +277,18 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             services.runner.check(spec)
         except (InvalidInput, TemplateError) as error:
             raise gr.Error(str(error), title="Fix the input") from None
-        cancel = _session_event(cancel_events, request)
-        yield from _stream(services, modality, spec, cancel, remembered)
+        yield from _stream(services, modality, spec, _cancel_flag(cancel_events, key), remembered)
 
-    def stop(request: gr.Request = None):
-        _session_event(cancel_events, request, reset=False).set()
+    def stop(key):
+        _cancel_flag(cancel_events, key, fresh=False).set()
 
-    run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
+    run_inputs = [session_key] + form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
     run_outputs = [grid_html, run_state, browser_state]
     run_btn.click(run, run_inputs, run_outputs, api_name=f"run_{modality}", show_progress="minimal",
                               concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
-    stop_btn.click(stop, None, None, api_name=f"stop_{modality}", queue=False)
+    stop_btn.click(stop, session_key, None, api_name=f"stop_{modality}", queue=False)
 
-    def rerun_cell(state, remembered, event: gr.EventData, request: gr.Request = None):
+    def rerun_cell(key, state, remembered, event: gr.EventData):
         data = getattr(event, "_data", None) or {}
         if not state or "index" not in data:
             raise gr.Error("Run a comparison first")
@@ -298,7 +299,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         single = replace(spec, cells=[new_cell], rerun=True, title=f"re-run of {cell.label}")
         views = state["views"]
         show_model = len({c.model_id for c in spec.cells}) > 1
-        for _, inner, _ in _stream(services, modality, single, _session_event(cancel_events, request), remembered,
+        for _, inner, _ in _stream(services, modality, single, _cancel_flag(cancel_events, key), remembered,
                                    remember=False):
             fresh = inner["views"][0]
             fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
@@ -307,7 +308,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             yield grid.render_grid(views, modality, comparison_id=state["comparison_id"]), state, remembered
         spec.cells[index] = new_cell
 
-    grid_html.rerun(rerun_cell, [run_state, browser_state], run_outputs, api_visibility="private",
+    grid_html.rerun(rerun_cell, [session_key, run_state, browser_state], run_outputs, api_visibility="private",
                     concurrency_id=MODEL_QUEUE, show_progress="hidden")
 
     # ---- save as a user template ----------------------------------------------------------------------------------
@@ -357,12 +358,12 @@ def _edited_template(base: Template | None, modality: str, variants: dict, names
                          description=base.description if base else "", techniques=base.techniques if base else ())
 
 
-def _session_event(events: dict, request: gr.Request | None, reset: bool = True) -> threading.Event:
-    """The cancel flag of this browser session: a run starts a fresh one, Stop sets the current one."""
-    key = getattr(request, "session_hash", None) or "api"
-    if reset or key not in events:
-        events[key] = threading.Event()
-    return events[key]
+def _cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
+    """The cancel flag of one page: a run starts a fresh one, Stop sets the current one."""
+    key = key or "api"
+    if fresh or key not in flags:
+        flags[key] = threading.Event()
+    return flags[key]
 
 
 def _stream(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event, remembered: dict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from ..backends.base import InvalidInput
 from ..runner import spec_from_runs
 from ..services import Services
 from . import grid
-from .compare import MODEL_QUEUE, _session_event, _stream
+from .compare import MODEL_QUEUE, _stream
 
 ALL = "all"
 SINCE = {"any time": None, "today": 1, "last 7 days": 7, "last 30 days": 30}
@@ -127,7 +128,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
     comparisons.select(pick_comparison, None, [history_grid, opened, open_id], api_visibility="private")
     runs.select(pick_run, None, [history_grid, opened, open_id], api_visibility="private")
 
-    def rerun(comparison_id, new_seeds: bool, remembered, request: gr.Request = None):
+    def rerun(comparison_id, new_seeds: bool, remembered):
         if not comparison_id:
             raise gr.Error("Open a comparison first")
         comparison = services.log.get_comparison(int(comparison_id))
@@ -139,16 +140,16 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         except InvalidInput as error:
             raise gr.Error(str(error)) from None
         new_id = None
-        for html_, state, _ in _stream(services, spec.modality, spec, _session_event({}, request), remembered,
+        for html_, state, _ in _stream(services, spec.modality, spec, threading.Event(), remembered,
                                        remember=False):
             new_id = state["comparison_id"]
             yield html_, new_id, new_id
 
-    def rerun_same_seeds(comparison_id, remembered, request: gr.Request = None):
-        yield from rerun(comparison_id, False, remembered, request)
+    def rerun_same_seeds(comparison_id, remembered):
+        yield from rerun(comparison_id, False, remembered)
 
-    def rerun_new_seeds(comparison_id, remembered, request: gr.Request = None):
-        yield from rerun(comparison_id, True, remembered, request)
+    def rerun_new_seeds(comparison_id, remembered):
+        yield from rerun(comparison_id, True, remembered)
 
     for button, handler in ((rerun_same, rerun_same_seeds), (rerun_new, rerun_new_seeds)):
         button.click(handler, [opened, browser_state], [history_grid, opened, open_id], api_visibility="private",
