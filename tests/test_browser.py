@@ -168,3 +168,25 @@ def test_stop_cancels_the_rest_of_the_grid(page, served_app):
     grid.get_by_text("stopped after", exact=False).wait_for()
     assert grid.locator(".pp-cell.pp-ok").count() < 18
     assert grid.locator(".pp-cell.pp-cancelled").count() > 0
+
+
+def test_rerun_a_cell_reproduces_it_and_save_variants_as_a_template(page, served_app):
+    open_tab(page, "Text")
+    page.click("#text-run")
+    grid = page.locator("#text-grid")
+    grid.locator(".pp-cell.pp-ok").nth(2).wait_for(timeout=120_000)
+    first = grid.locator(".pp-cell.pp-ok").first
+    old_run, old_text = first.get_attribute("data-run"), first.locator(".pp-text").inner_text()
+    first.locator("[data-action=rerun]").click()
+    page.wait_for_function("""(old) => {
+        const cell = document.querySelector('#text-grid .pp-cell[data-index="0"]');
+        return cell && cell.dataset.run && cell.dataset.run !== old;
+    }""", arg=old_run)
+    fresh = grid.locator(".pp-cell[data-index='0']")
+    assert fresh.locator(".pp-text").inner_text() == old_text        # same seed, same tokens
+
+    page.get_by_text("Save these variants to my templates").click()
+    page.locator("#text-save-name input, #text-save-name textarea").first.fill("my-taglines")
+    page.click("#text-save")
+    page.wait_for_function("document.querySelector('#text-template input')?.value.startsWith('my-taglines')")
+    assert (served_app.services.settings.user_templates_dir / "my-taglines.md").exists()
