@@ -22,6 +22,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.mcp:
+        import importlib.util
+
+        if importlib.util.find_spec("mcp") is None:
+            raise SystemExit("--mcp needs the MCP extra: pip install \"gradio[mcp]\"")
     settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
     from playground.ui.app import build_app, launch_kwargs   # after settings: keeps --help instant
 
