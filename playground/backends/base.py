@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar
 
 MODALITIES = ("text", "image", "music")
 
@@ -116,9 +117,11 @@ def check_prompts(requests: list[GenerationRequest], max_chars: int) -> None:
 
 
 class Backend:
-    """A loaded model of one modality. Subclasses set PARAMS and implement `load` and `generate`."""
+    """A loaded model of one modality. Subclasses name their modality and implement `load_weights` and `generate`;
+    their parameters are declared in params.py."""
 
     modality: ClassVar[str]
+    backend_name: ClassVar[str] = ""        # logged with every run
 
     def __init__(self, model_id: str, source: str, device: str, dtype: str):
         self.model_id = model_id      # what the user picked (hub id, preset, or folder)
@@ -130,6 +133,14 @@ class Backend:
 
     @classmethod
     def load(cls, model_id: str, source: str, device: str, dtype: str) -> "Backend":
+        """Load through from_pretrained (a hub id or a folder: the same path either way), timing it."""
+        backend = cls(model_id, source, device, dtype)
+        started = time.perf_counter()
+        backend.load_weights()
+        backend.load_s = time.perf_counter() - started
+        return backend
+
+    def load_weights(self) -> None:
         raise NotImplementedError
 
     @classmethod
@@ -142,13 +153,6 @@ class Backend:
     def generate(self, requests: list[GenerationRequest], params: dict,
                  on_progress: Callable[[list[str]], None] | None = None) -> list[Output]:
         raise NotImplementedError
-
-    def info(self) -> dict:
-        """The reproducibility facts of this model, logged with every run."""
-        return {"model_id": self.model_id, "source": self.source, "revision": self.revision,
-                "backend": self.backend_name, "device": self.device, "dtype": self.dtype}
-
-    backend_name: ClassVar[str] = ""
 
     def unload(self) -> None:
         """Drop references to weights; the catalog calls this on eviction and then frees device memory."""
@@ -207,8 +211,3 @@ def gpu_decorator() -> Callable:
         return spaces.GPU
     except ImportError:
         return lambda fn: fn
-
-
-def iter_batches(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

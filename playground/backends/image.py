@@ -14,18 +14,14 @@ from .base import Backend, GenerationRequest, InvalidInput, Output, check_prompt
 class ImageBackend(Backend):
     modality = "image"
     backend_name = "diffusers.AutoPipelineForText2Image"
-    @classmethod
-    def load(cls, model_id: str, source: str, device: str, dtype: str) -> "ImageBackend":
-        backend = cls(model_id, source, device, dtype)
-        started = time.perf_counter()
-        pipe = AutoPipelineForText2Image.from_pretrained(source, dtype=torch_dtype(dtype))
+
+    def load_weights(self) -> None:
+        pipe = AutoPipelineForText2Image.from_pretrained(self.source, dtype=torch_dtype(self.dtype))
         pipe.set_progress_bar_config(disable=True)
-        backend.pipe = pipe.to(device)
-        backend.cells = _CellCount()
-        _run_per_cell(pipe, backend.cells)
-        backend.multiple = getattr(pipe, "vae_scale_factor", 8) or 8
-        backend.load_s = time.perf_counter() - started
-        return backend
+        self.pipe = pipe.to(self.device)
+        self.cells = _CellCount()
+        _run_per_cell(pipe, self.cells)
+        self.multiple = getattr(pipe, "vae_scale_factor", 8) or 8
 
     def generate(self, requests: list[GenerationRequest], params: dict,
                  on_progress: Callable[[tuple[int, int]], None] | None = None) -> list[Output]:

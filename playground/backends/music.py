@@ -19,16 +19,12 @@ from .sampling import SeededSampler
 class MusicBackend(Backend):
     modality = "music"
     backend_name = "transformers.MusicgenForConditionalGeneration"
-    @classmethod
-    def load(cls, model_id: str, source: str, device: str, dtype: str) -> "MusicBackend":
-        backend = cls(model_id, source, device, dtype)
-        started = time.perf_counter()
-        backend.processor = AutoProcessor.from_pretrained(source)
-        backend.model = MusicgenForConditionalGeneration.from_pretrained(
-            source, dtype=torch_dtype(dtype)).to(device).eval()
-        backend.model.audio_encoder.decode = _decode_each_clip(backend.model.audio_encoder.decode)
-        backend.load_s = time.perf_counter() - started
-        return backend
+
+    def load_weights(self) -> None:
+        self.processor = AutoProcessor.from_pretrained(self.source)
+        self.model = MusicgenForConditionalGeneration.from_pretrained(self.source, dtype=torch_dtype(self.dtype))
+        self.model.to(self.device).eval()
+        self.model.audio_encoder.decode = _decode_each_clip(self.model.audio_encoder.decode)
 
     @property
     def frame_rate(self) -> float:

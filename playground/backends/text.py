@@ -50,17 +50,14 @@ class _BatchStreamer(BaseStreamer):
 class TextBackend(Backend):
     modality = "text"
     backend_name = "transformers.AutoModelForCausalLM"
-    @classmethod
-    def load(cls, model_id: str, source: str, device: str, dtype: str) -> "TextBackend":
-        backend = cls(model_id, source, device, dtype)
-        started = time.perf_counter()
-        backend.tokenizer = AutoTokenizer.from_pretrained(source)
-        backend.tokenizer.padding_side = "left"     # decoder-only models continue from the right edge
-        if backend.tokenizer.pad_token is None:
-            backend.tokenizer.pad_token = backend.tokenizer.eos_token
-        backend.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype)).to(device).eval()
-        backend.load_s = time.perf_counter() - started
-        return backend
+
+    def load_weights(self) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(self.source)
+        self.tokenizer.padding_side = "left"     # decoder-only models continue from the right edge
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch_dtype(self.dtype))
+        self.model.to(self.device).eval()
 
     @property
     def uses_chat_template(self) -> bool:
