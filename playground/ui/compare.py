@@ -367,7 +367,7 @@ def _cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.
 
 
 def _stream(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event, remembered: dict,
-            remember: bool = True):
+            remember: bool = True, cell_reruns: bool = True):
     """Run the spec, yielding (grid html, run state, browser state) as cells finish and text streams in."""
     views = grid.views_for_cells(spec.cells)
     state = {"spec": spec, "views": views, "comparison_id": None}
@@ -392,7 +392,7 @@ def _stream(services: Services, modality: str, spec: ComparisonSpec, cancel: thr
         last = now
         message = f"{now - started:.1f} s"
         yield (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                                message=message), state, remembered)
+                                message=message, cell_reruns=cell_reruns), state, remembered)
     for view in views:
         if view.status in ("pending", "running") and view.run_id is None:
             view.status = "cancelled"
@@ -403,4 +403,4 @@ def _stream(services: Services, modality: str, spec: ComparisonSpec, cancel: thr
     message = (f"stopped after {time.perf_counter() - started:.1f} s" if stopped
                else f"done in {time.perf_counter() - started:.1f} s")
     yield (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                            message=message), state, remembered)
+                            message=message, cell_reruns=cell_reruns), state, remembered)

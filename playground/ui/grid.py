@@ -81,7 +81,10 @@ def file_url(path: str) -> str:
 
 
 def render_grid(views: list[CellView], modality: str, *, done: int | None = None, total: int | None = None,
-                comparison_id: int | None = None, winner_run_id: int | None = None, message: str = "") -> str:
+                comparison_id: int | None = None, winner_run_id: int | None = None, message: str = "",
+                cell_reruns: bool = True) -> str:
+    """`cell_reruns`: show the per-cell re-run buttons (the comparison tabs handle them; History re-runs whole
+    comparisons instead)."""
     if not views:
         return ('<div class="pp-empty">Pick a template, edit the variants, and press <b>Run</b>. '
                 'Outputs appear here side by side, one column per variant.</div>')
@@ -95,7 +98,7 @@ def render_grid(views: list[CellView], modality: str, *, done: int | None = None
         body.append(f'<div class="pp-rowhead" style="grid-column: 1 / -1">{html.escape(label)}</div>')
         for col, _ in columns:
             view = by_pos.get((row, col))
-            body.append(_cell(view, modality, comparison_id, winner_run_id) if view else '<div></div>')
+            body.append(_cell(view, modality, comparison_id, winner_run_id, cell_reruns) if view else '<div></div>')
     progress = ""
     if total:
         state = "done" if done == total else "running"
@@ -109,7 +112,8 @@ def render_grid(views: list[CellView], modality: str, *, done: int | None = None
             f'{header}{"".join(body)}</div></div>')
 
 
-def _cell(view: CellView, modality: str, comparison_id: int | None, winner_run_id: int | None) -> str:
+def _cell(view: CellView, modality: str, comparison_id: int | None, winner_run_id: int | None,
+          cell_reruns: bool) -> str:
     classes = f"pp-cell pp-{view.status}" + (" pp-winner" if view.run_id and view.run_id == winner_run_id else "")
     label = html.escape(f"{view.variant} · {view.row_label}")
     parts = [f'<div class="{classes}" data-index="{view.index}" data-run="{view.run_id or ""}" '
@@ -127,7 +131,7 @@ def _cell(view: CellView, modality: str, comparison_id: int | None, winner_run_i
         parts.append(f'<div class="pp-placeholder">{STATUS_TEXT.get(view.status, "")}</div>')
     if view.status == "ok" and view.run_id:
         parts.append(f'<div class="pp-meta">{html.escape(_metrics_text(view))}</div>')
-        parts.append(_actions(view, comparison_id))
+        parts.append(_actions(view, comparison_id, cell_reruns))
         if view.note:
             parts.append(f'<div class="pp-note">{html.escape(view.note)}</div>')
     parts.append("</div>")
@@ -152,7 +156,7 @@ def _metrics_text(view: CellView) -> str:
     return " · ".join(bits)
 
 
-def _actions(view: CellView, comparison_id: int | None) -> str:
+def _actions(view: CellView, comparison_id: int | None, cell_reruns: bool) -> str:
     run = view.run_id
     stars = "".join(
         f'<button class="pp-star{" on" if view.stars and s <= view.stars else ""}" data-action="rate" '
@@ -166,8 +170,10 @@ def _actions(view: CellView, comparison_id: int | None) -> str:
         tools.append(f'<button data-action="copy" data-run="{run}" title="Copy the text">📋</button>')
     if view.media:
         tools.append(f'<a class="pp-download" href="{file_url(view.media)}" download title="Download">⤓</a>')
-    tools.append(f'<button data-action="rerun" data-index="{view.index}" title="Re-run this cell (same seed)">↻</button>')
-    tools.append(f'<button data-action="reseed" data-index="{view.index}" title="Re-run with a new seed">🎲</button>')
+    if cell_reruns:
+        tools.append(f'<button data-action="rerun" data-index="{view.index}" '
+                     f'title="Re-run this cell (same seed)">↻</button>')
+        tools.append(f'<button data-action="reseed" data-index="{view.index}" title="Re-run with a new seed">🎲</button>')
     if comparison_id:
         tools.append(f'<button data-action="winner" data-run="{run}" data-comparison="{comparison_id}" '
                      f'title="Pick as the winner of this comparison">🏆</button>')

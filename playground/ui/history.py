@@ -64,7 +64,8 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         open_btn = gr.Button("Open", scale=1, elem_id="history-open")
         rerun_same = gr.Button("Re-run (same seeds)", scale=1, elem_id="history-rerun-same")
         rerun_new = gr.Button("Re-run (new seeds)", scale=1, elem_id="history-rerun-new")
-    history_grid = gr.HTML(grid.render_grid([], "text"), js_on_load=grid.GRID_JS,
+    history_grid = gr.HTML('<div class="pp-empty">Open a comparison to see it side by side again.</div>',
+                           js_on_load=grid.GRID_JS,
                            server_functions=grid.server_functions(services.log), elem_id="history-grid",
                            elem_classes="pp-results")
     with gr.Row():
@@ -114,7 +115,8 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         views = grid.views_for_records(comparison.runs, services.log)
         html_ = grid.render_grid(views, comparison.modality, comparison_id=comparison.id,
                                  winner_run_id=comparison.winner_run_id,
-                                 message=f"#{comparison.id} · {comparison.title} · {comparison.created_at}")
+                                 message=f"#{comparison.id} · {comparison.title} · {comparison.created_at}",
+                                 cell_reruns=False)
         return html_, comparison.id, comparison.id
 
     open_btn.click(open_comparison, open_id, [history_grid, opened, open_id], api_name="open_comparison")
@@ -141,7 +143,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
             raise gr.Error(str(error)) from None
         new_id = None
         for html_, state, _ in _stream(services, spec.modality, spec, threading.Event(), remembered,
-                                       remember=False):
+                                       remember=False, cell_reruns=False):
             new_id = state["comparison_id"]
             yield html_, new_id, new_id
 
