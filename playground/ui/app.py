@@ -61,8 +61,10 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             compare_tabs = {"text": text, "image": image, "music": music}
             with gr.Tab("Library", id="library"):
                 build_library_tab(services, tabs, compare_tabs)
-            with gr.Tab("History", id="history"):
+            with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services, browser_state)
+            # Runs made in the other tabs show up as soon as History is opened.
+            history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
         register_api(services)

@@ -76,7 +76,8 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                 scope = gr.Radio(["this comparison", "filtered history"], value="this comparison", label="What",
                                  elem_id="history-scope")
             export_btn = gr.Button("Export", elem_id="history-export")
-            export_file = gr.File(label="Export file", interactive=False, height=90, elem_id="history-export-file")
+            export_file = gr.File(label="Export file", interactive=False, visible=False,
+                                  elem_id="history-export-file")
             import_file = gr.File(label="Import an export (.jsonl or .zip) into the log", file_types=[".jsonl", ".zip"],
                                   type="filepath", height=90, elem_id="history-import")
             import_md = gr.Markdown(elem_id="history-import-status")
@@ -171,7 +172,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         folder = services.settings.data_dir / "exports"
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt_}"
-        return str(services.log.export(dest, fmt_, runs=records))
+        return gr.update(value=str(services.log.export(dest, fmt_, runs=records)), visible=True)
 
     export_btn.click(export, [fmt, scope, opened] + filter_inputs, export_file, api_name="export_history")
 

@@ -78,7 +78,7 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
             with gr.Row():
                 open_btn = gr.Button("Open in its tab", variant="primary", elem_id="library-open")
                 export_btn = gr.Button("Export file", elem_id="library-export")
-            export_file = gr.File(label="Exported template", interactive=False, height=90,
+            export_file = gr.File(label="Exported template", interactive=False, visible=False,
                                   elem_id="library-export-file")
     with gr.Accordion("New template or import", open=False):
         with gr.Row(equal_height=False):
@@ -133,7 +133,7 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{template.name}.md"
         path.write_text(template_to_text(template), encoding="utf-8")
-        return str(path)
+        return gr.update(value=str(path), visible=True)
 
     export_btn.click(export, selected, export_file, api_name="export_template")
 
