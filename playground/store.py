@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as _dt
 import hashlib
 import io
 import json
@@ -16,13 +17,15 @@ import os
 import sqlite3
 import threading
 import time
+import typing
 import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-# Numbered migrations: each runs once, in order, inside a transaction; the applied ones are recorded.
+# Numbered migrations: each runs once, in order, inside a transaction; the applied ones are recorded in _migrations.
+# Never edit a released migration: add the next number.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
     CREATE TABLE comparisons (
@@ -90,9 +93,19 @@ MIGRATIONS: list[tuple[int, str]] = [
     END;
     INSERT INTO runs_fts(rowid, prompt, output_text) SELECT id, prompt, coalesce(output_text, '') FROM runs;
     """),
+    (3, """
+    CREATE TRIGGER runs_fts_update AFTER UPDATE OF prompt, output_text ON runs BEGIN
+        INSERT INTO runs_fts(runs_fts, rowid, prompt, output_text)
+        VALUES ('delete', old.id, old.prompt, coalesce(old.output_text, ''));
+        INSERT INTO runs_fts(rowid, prompt, output_text) VALUES (new.id, new.prompt, coalesce(new.output_text, ''));
+    END;
+    CREATE INDEX runs_template_variant ON runs(template_name, variant);
+    CREATE INDEX runs_modality ON runs(modality, id);
+    """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 STATUSES = ("ok", "error", "cancelled")
+COMPARISON_STATUSES = ("running", "done", "cancelled", "failed")
 _JSON_FIELDS = ("params", "variables", "versions")
 
 
@@ -137,8 +150,9 @@ class RunRecord:
     note: str | None = None
 
 
-_RUN_COLUMNS = [f.name for f in dataclasses.fields(RunRecord) if f.name not in {"id", "stars", "thumbs", "note"}]
+_FIELD_NAMES = {f.name for f in dataclasses.fields(RunRecord)}
 _RATING_FIELDS = ("stars", "thumbs", "note")
+_RUN_COLUMNS = [f.name for f in dataclasses.fields(RunRecord) if f.name not in {"id", *_RATING_FIELDS}]
 
 
 @dataclass
@@ -152,6 +166,7 @@ class Comparison:
     status: str
     winner_run_id: int | None
     runs: list[RunRecord] = field(default_factory=list)
+    run_count: int | None = None      # number of cells logged, filled in even where `runs` is left empty
 
 
 @dataclass
@@ -165,56 +180,89 @@ def cache_key(record: RunRecord) -> str:
     payload = {"modality": record.modality, "model_id": record.model_id, "revision": record.model_revision,
                "prompt": record.prompt, "system": record.system, "negative_prompt": record.negative_prompt,
                "params": record.params, "seed": record.seed}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+    """UTC, millisecond precision, sortable as text: 2025-01-31T12:00:00.123Z."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _bound(value, *, end: bool) -> str:
+    """A since/until filter as comparable text; a bare date as `until` includes that whole day."""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="milliseconds")
+    text = value.isoformat() if isinstance(value, _dt.date) else str(value).strip()
+    if end and len(text) == 10:          # YYYY-MM-DD
+        return text + "T99"               # sorts after every time of that day
+    return text
 
 
 def _fts_query(text: str) -> str:
-    """User text as FTS5 terms: each word quoted, so operators and stray quotes are plain words."""
-    words = [w.replace('"', '""') for w in text.split()]
+    """User text as FTS5 terms: each word quoted, so operators and stray quotes are plain words (all must match)."""
+    words = [w.replace('"', '""') for w in text.replace("\x00", " ").split()]
     return " ".join(f'"{w}"' for w in words if w.strip('"'))
 
 
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class RunLog:
+    """The run log of one data dir. Safe to share across threads; several processes may open the same dir."""
+
     def __init__(self, data_dir: Path, *, orphan_age_s: float = 60.0):
         self.data_dir = Path(data_dir)
         self.artifacts_dir = self.data_dir / "artifacts"
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / "runs.db"
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
         self.orphan_age_s = orphan_age_s
+        self._local = threading.local()
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
         self._migrate()
         self.sweep_orphans()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- connections and migrations -------------------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
-        """One connection per thread (sqlite3 connections must not be shared across threads)."""
+        """One connection per thread; connections of threads that have ended are closed as new ones open."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable at checkpoints, never corrupt
-            connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: never corrupt; a power cut may lose
+            connection.execute("PRAGMA foreign_keys=ON")      # the last commits, leaving orphan files (swept)
             self._local.connection = connection
             with self._connections_lock:
-                self._connections.append(connection)
+                alive = []
+                for thread, other in self._connections:
+                    if thread.is_alive():
+                        alive.append((thread, other))
+                    else:
+                        other.close()
+                alive.append((threading.current_thread(), connection))
+                self._connections = alive
         return connection
 
-    def _write(self):
+    def _write(self) -> _Transaction:
         return _Transaction(self._db())
 
     def _migrate(self) -> None:
         db = self._db()
         db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        with self._write() as tx:
+        with self._write() as tx:            # one process migrates; the others wait, then find nothing to do
             applied = {row[0] for row in tx.execute("SELECT id FROM _migrations")}
             for number, sql in MIGRATIONS:
                 if number in applied:
@@ -227,14 +275,17 @@ class RunLog:
         row = self._db().execute("SELECT max(id) FROM _migrations").fetchone()
         return row[0] or 0
 
+    def integrity_check(self) -> str:
+        return self._db().execute("PRAGMA integrity_check").fetchone()[0]
+
     def close(self) -> None:
         with self._connections_lock:
-            for connection in self._connections:
+            for _, connection in self._connections:
                 try:
                     connection.close()
                 except sqlite3.Error:
                     pass
-            self._connections.clear()
+            self._connections = []
         self._local = threading.local()
 
     # ---- comparisons ----------------------------------------------------------------------------------------------
@@ -248,30 +299,34 @@ class RunLog:
             return cursor.lastrowid
 
     def finish_comparison(self, comparison_id: int, status: str = "done") -> None:
-        if status not in ("done", "cancelled", "failed"):
+        if status not in COMPARISON_STATUSES[1:]:
             raise ValueError(f"status must be done, cancelled or failed, got {status!r}")
         with self._write() as tx:
-            tx.execute("UPDATE comparisons SET status = ? WHERE id = ?", (status, comparison_id))
+            cursor = tx.execute("UPDATE comparisons SET status = ? WHERE id = ?", (status, int(comparison_id)))
+        if cursor.rowcount == 0:
+            raise KeyError(f"no comparison #{comparison_id} in the log")
 
     def get_comparison(self, comparison_id: int) -> Comparison:
-        row = self._db().execute("SELECT * FROM comparisons WHERE id = ?", (int(comparison_id),)).fetchone()
+        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE c.id = ?", (int(comparison_id),)).fetchone()
         if row is None:
             raise KeyError(f"no comparison #{comparison_id} in the log")
         comparison = _comparison(row)
-        comparison.runs = self.list_runs(comparison_id=comparison.id, limit=100_000, newest_first=False)
+        comparison.runs = self.list_runs(comparison_id=comparison.id, limit=1_000_000, newest_first=False)
         return comparison
 
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
                          offset: int = 0) -> list[Comparison]:
+        """Newest first; `runs` is left empty (run_count says how many there are)."""
         where, args = [], []
         if modality:
-            where.append("modality = ?")
+            where.append("c.modality = ?")
             args.append(modality)
         if template:
-            where.append("template_name = ?")
+            where.append("c.template_name = ?")
             args.append(template)
-        sql = "SELECT * FROM comparisons" + (f" WHERE {' AND '.join(where)}" if where else "")
-        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+        sql = _COMPARISON_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        rows = self._db().execute(sql + " ORDER BY c.id DESC LIMIT ? OFFSET ?",
+                                  (*args, int(limit), int(offset))).fetchall()
         return [_comparison(r) for r in rows]
 
     def set_winner(self, comparison_id: int, run_id: int) -> None:
@@ -284,47 +339,66 @@ class RunLog:
     # ---- runs -----------------------------------------------------------------------------------------------------
 
     def add_run(self, record: RunRecord, artifact: bytes | None = None, artifact_ext: str | None = None) -> int:
-        """Write the artifact (if any) durably, then the row; returns the run id and fills in the record."""
+        """Write the artifact (if any) durably, then the row; returns the run id and fills in the record.
+
+        Without `artifact` bytes, `record.artifact` may name a file already in the log (a cached cell shares it).
+        """
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record.status!r}")
+        if artifact is None and record.artifact is not None and self.artifact_path(record) is None:
+            raise ValueError(f"artifact {record.artifact!r} is not a path inside the data dir")
+        written = None
         if artifact is not None:
-            record.artifact = self._write_artifact(artifact, artifact_ext or "bin")
-        record.created_at = record.created_at or _now()
+            written = self._write_artifact(artifact, artifact_ext or "bin")
+            record.artifact = written.relative_to(self.data_dir).as_posix()
+        created_at = record.created_at or _now()
         values = {name: getattr(record, name) for name in _RUN_COLUMNS}
+        values["created_at"] = created_at
         for name in _JSON_FIELDS:
-            values[name] = json.dumps(values[name] or {}, sort_keys=True, default=str)
+            values[name] = json.dumps(values[name] or {}, sort_keys=True, ensure_ascii=False, default=str)
         values["cache_key"] = cache_key(record)
         columns = list(values)
-        with self._write() as tx:
-            cursor = tx.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES "
-                                f"({', '.join('?' for _ in columns)})", [values[c] for c in columns])
-            record.id = cursor.lastrowid
+        try:
+            with self._write() as tx:
+                cursor = tx.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES "
+                                    f"({', '.join('?' for _ in columns)})", [values[c] for c in columns])
+        except BaseException:
+            if written is not None:          # no row will point at it
+                written.unlink(missing_ok=True)
+                record.artifact = None
+            raise
+        record.id, record.created_at = cursor.lastrowid, created_at
         return record.id
 
-    def _write_artifact(self, data: bytes, ext: str) -> str:
+    def _write_artifact(self, data: bytes, ext: str) -> Path:
+        """temp file in the target dir -> flush -> fsync -> rename -> fsync the dir."""
         ext = "".join(ch for ch in ext.lower() if ch.isalnum())[:8] or "bin"
         folder = self.artifacts_dir / time.strftime("%Y-%m", time.gmtime())
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.artifacts_dir)
         final = folder / f"{uuid.uuid4().hex}.{ext}"
         temporary = folder / f".{final.name}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
-        directory = os.open(folder, os.O_RDONLY)
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        return final.relative_to(self.data_dir).as_posix()
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
+        return final
 
     def artifact_path(self, record: RunRecord) -> Path | None:
+        """The absolute path of a record's file, or None (no file, or a path that leads outside the data dir)."""
         if not record.artifact:
             return None
-        path = (self.data_dir / record.artifact).resolve()
-        if self.data_dir.resolve() not in path.parents:
-            return None                 # a record from elsewhere must not point outside the data dir
+        root = self.data_dir.resolve()
+        path = (root / record.artifact).resolve()
+        if root not in path.parents:
+            return None
         return path
 
     def get_run(self, run_id: int) -> RunRecord:
@@ -334,15 +408,22 @@ class RunLog:
         return rows[0]
 
     def find_cached(self, record: RunRecord) -> RunRecord | None:
-        for candidate in self._select_runs("r.cache_key = ? AND r.status = 'ok'", [cache_key(record)], limit=5):
+        """The latest OK run with the same cache key that still has its output (its file, if it had one)."""
+        for candidate in self._select_runs("r.cache_key = ? AND r.status = 'ok'", [cache_key(record)], limit=1000):
+            if candidate.artifact is None:
+                if candidate.output_text is not None:
+                    return candidate
+                continue                     # e.g. imported without its media: nothing to show
             path = self.artifact_path(candidate)
-            if candidate.artifact is None or (path is not None and path.exists()):
+            if path is not None and path.is_file():
                 return candidate
         return None
 
     def list_runs(self, *, modality=None, template=None, model=None, min_stars=None, rated=None, since=None,
                   until=None, query=None, comparison_id=None, limit=100, offset=0,
                   newest_first: bool = True) -> list[RunRecord]:
+        """Runs matching every filter given. `model` matches part of the id; `query` searches prompts and outputs
+        (every word must appear; FTS syntax in it is taken literally); `since`/`until` take ISO text or datetimes."""
         where, args = [], []
         for column, value in (("r.modality", modality), ("r.template_name", template),
                               ("r.comparison_id", comparison_id)):
@@ -350,14 +431,14 @@ class RunLog:
                 where.append(f"{column} = ?")
                 args.append(value)
         if model:
-            where.append("r.model_id LIKE ?")
-            args.append(f"%{model}%")
+            where.append("r.model_id LIKE ? ESCAPE '\\'")
+            args.append(_like(str(model)))
         if since:
             where.append("r.created_at >= ?")
-            args.append(str(since))
+            args.append(_bound(since, end=False))
         if until:
             where.append("r.created_at <= ?")
-            args.append(str(until))
+            args.append(_bound(until, end=True))
         if min_stars:
             where.append("g.stars >= ?")
             args.append(int(min_stars))
@@ -386,21 +467,19 @@ class RunLog:
     def rate(self, run_id: int, *, stars: int | None = None, thumbs: int | None = None,
              note: str | None = None) -> None:
         """Add a rating; fields left out keep their current value (the latest rating row is the current one)."""
-        if stars is not None and (not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5):
-            raise ValueError(f"stars must be a whole number from 1 to 5, got {stars!r}")
-        if thumbs is not None and thumbs not in (-1, 0, 1):
-            raise ValueError(f"thumbs must be -1, 0 or 1, got {thumbs!r}")
-        if note is not None and len(note) > 10_000:
-            raise ValueError("note is longer than 10,000 characters")
-        current = self.get_run(run_id)
-        merged = {"stars": current.stars if stars is None else stars,
-                  "thumbs": current.thumbs if thumbs is None else thumbs,
-                  "note": current.note if note is None else note}
-        with self._write() as tx:
+        _check_rating(stars, thumbs, note)
+        with self._write() as tx:            # read and write in one transaction: concurrent raters merge
+            if tx.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
+                raise KeyError(f"no run #{run_id} in the log")
+            current = tx.execute("SELECT stars, thumbs, note FROM ratings WHERE run_id = ? ORDER BY id DESC LIMIT 1",
+                                 (int(run_id),)).fetchone() or (None, None, None)
+            merged = (current[0] if stars is None else stars, current[1] if thumbs is None else thumbs,
+                      current[2] if note is None else note)
             tx.execute("INSERT INTO ratings (run_id, stars, thumbs, note, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (run_id, merged["stars"], merged["thumbs"], merged["note"], _now()))
+                       (int(run_id), *merged, _now()))
 
     def variant_summary(self, template_name: str | None = None) -> list[dict]:
+        """Per (template, variant) over OK runs: runs, rated, avg_stars (None if unrated), thumbs up/down, wins."""
         sql = """
             SELECT r.template_name AS template, r.variant AS variant, count(*) AS runs,
                    sum(g.stars IS NOT NULL OR g.thumbs IS NOT NULL) AS rated, avg(g.stars) AS avg_stars,
@@ -419,90 +498,155 @@ class RunLog:
     # ---- export and import ----------------------------------------------------------------------------------------
 
     def export(self, dest: Path, fmt: str, *, runs: list[RunRecord]) -> Path:
+        """jsonl (one record a line, with its comparison), csv (one run a row), or zip (both + the media files).
+        The file appears at `dest` only once complete."""
+        if fmt not in ("jsonl", "csv", "zip"):
+            raise ValueError(f"format must be jsonl, csv or zip, got {fmt!r}")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "jsonl":
-            dest.write_text(_jsonl(runs), encoding="utf-8")
-        elif fmt == "csv":
-            dest.write_text(_csv(runs), encoding="utf-8")
-        elif fmt == "zip":
-            with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr("runs.jsonl", _jsonl(runs))
-                archive.writestr("runs.csv", _csv(runs))
-                for run in runs:
-                    path = self.artifact_path(run)
-                    if path and path.exists():
-                        archive.write(path, f"media/{run.artifact}")
-        else:
-            raise ValueError(f"format must be jsonl, csv or zip, got {fmt!r}")
+        rows = self._export_rows(runs)
+        temporary = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            if fmt == "jsonl":
+                temporary.write_text(_jsonl(rows), encoding="utf-8")
+            elif fmt == "csv":
+                temporary.write_text(_csv(rows), encoding="utf-8", newline="")
+            else:
+                with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+                    archive.writestr("runs.jsonl", _jsonl(rows))
+                    archive.writestr("runs.csv", _csv(rows))
+                    added = set()
+                    for run in runs:
+                        path = self.artifact_path(run)
+                        if path is not None and run.artifact not in added and path.is_file():
+                            archive.write(path, f"media/{run.artifact}")
+                            added.add(run.artifact)
+            os.replace(temporary, dest)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return dest
 
+    def _export_rows(self, runs: list[RunRecord]) -> list[dict]:
+        comparisons: dict[int, dict | None] = {}
+        rows = []
+        for run in runs:
+            row = dataclasses.asdict(run)
+            cid = run.comparison_id
+            if cid is not None and cid not in comparisons:
+                try:
+                    c = self.get_comparison_header(cid)
+                    comparisons[cid] = {"title": c.title, "modality": c.modality, "template_name": c.template_name,
+                                        "spec": c.spec, "status": c.status, "winner_run_id": c.winner_run_id,
+                                        "created_at": c.created_at}
+                except KeyError:
+                    comparisons[cid] = None
+            if cid is not None and comparisons[cid] is not None:
+                row["comparison"] = comparisons[cid]
+            rows.append(row)
+        return rows
+
+    def get_comparison_header(self, comparison_id: int) -> Comparison:
+        """A comparison without its runs (run_count is filled in)."""
+        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE c.id = ?", (int(comparison_id),)).fetchone()
+        if row is None:
+            raise KeyError(f"no comparison #{comparison_id} in the log")
+        return _comparison(row)
+
     def import_jsonl(self, path: Path) -> ImportReport:
-        """Add the runs of an export (.jsonl, or a .zip with its media); good rows are kept, bad ones reported."""
+        """Add the runs of an export (.jsonl, or a .zip with its media); good rows are kept, bad ones reported with
+        their line number. Comparisons are re-created (old id -> new id), with their title, status and winner."""
         path = Path(path)
         report = ImportReport()
-        media: dict[str, bytes] = {}
+        archive = None
         try:
-            if path.suffix.lower() == ".zip":
-                with zipfile.ZipFile(path) as archive:
-                    text = archive.read("runs.jsonl").decode("utf-8")
-                    media = {n[len("media/"):]: archive.read(n) for n in archive.namelist() if n.startswith("media/")}
+            if zipfile.is_zipfile(path):
+                archive = zipfile.ZipFile(path)
+                text = archive.read("runs.jsonl").decode("utf-8-sig")
             else:
-                text = path.read_text(encoding="utf-8")
+                text = path.read_text(encoding="utf-8-sig")
         except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+            if archive is not None:
+                archive.close()
             report.errors.append((0, f"cannot read {path.name}: {error}"))
             return report
+        media = set(archive.namelist()) if archive else set()
         comparisons: dict[int, int] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record, ratings, comparison = _parse_export_row(line)
-                old_comparison = record.comparison_id
-                if old_comparison is not None:
-                    if old_comparison not in comparisons:
-                        comparisons[old_comparison] = self.start_comparison(
-                            comparison.get("modality", record.modality),
-                            comparison.get("title") or f"imported #{old_comparison}",
-                            comparison.get("template_name", record.template_name), {"imported_from": old_comparison})
-                        self.finish_comparison(comparisons[old_comparison], "done")
-                    record.comparison_id = comparisons[old_comparison]
-                data = media.get(record.artifact) if record.artifact else None
-                ext = Path(record.artifact).suffix.lstrip(".") if record.artifact else None
-                record.artifact = None
-                record.id = None
-                record.cached_from = None
-                self.add_run(record, artifact=data, artifact_ext=ext)
-                if any(v is not None for v in ratings.values()):
-                    self.rate(record.id, **ratings)
-                report.imported += 1
-            except (ValueError, TypeError, KeyError) as error:
-                report.errors.append((number, str(error)))
+        winners: dict[int, int] = {}          # new comparison id -> new winner run id
+        copied: dict[str, str] = {}           # artifact in the export -> artifact here (shared files stay shared)
+        try:
+            # Split on newlines only: str.splitlines() would also split inside text holding U+2028 and kin.
+            for number, line in enumerate(text.split("\n"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record, ratings, comparison = _parse_export_row(line)
+                    old_id, old_artifact = record.id, record.artifact
+                    record.id = record.cached_from = record.artifact = None
+                    data, ext = None, None
+                    if old_artifact in copied:
+                        record.artifact = copied[old_artifact]
+                    elif old_artifact and f"media/{old_artifact}" in media:
+                        data = archive.read(f"media/{old_artifact}")
+                        ext = Path(old_artifact).suffix.lstrip(".")
+                    old_comparison = record.comparison_id
+                    if old_comparison is not None:
+                        if old_comparison not in comparisons:
+                            comparisons[old_comparison] = self._import_comparison(old_comparison, comparison, record)
+                        record.comparison_id = comparisons[old_comparison]
+                    self.add_run(record, artifact=data, artifact_ext=ext)
+                    if data is not None:
+                        copied[old_artifact] = record.artifact
+                    if any(v is not None for v in ratings.values()):
+                        self.rate(record.id, **ratings)
+                    if old_id is not None and comparison.get("winner_run_id") == old_id \
+                            and record.comparison_id is not None:
+                        winners[record.comparison_id] = record.id
+                    report.imported += 1
+                except (ValueError, TypeError, KeyError, sqlite3.Error, zipfile.BadZipFile) as error:
+                    report.errors.append((number, str(error)))
+        finally:
+            if archive is not None:
+                archive.close()
+        for comparison_id, run_id in winners.items():
+            self.set_winner(comparison_id, run_id)
         return report
+
+    def _import_comparison(self, old_id: int, info: dict, record: RunRecord) -> int:
+        spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
+        title = info.get("title") if isinstance(info.get("title"), str) and info.get("title") else None
+        new_id = self.start_comparison(str(info.get("modality") or record.modality), title or f"imported #{old_id}",
+                                       info.get("template_name") if isinstance(info.get("template_name"), str)
+                                       else record.template_name, {**spec, "imported_from": old_id})
+        status = info.get("status")
+        self.finish_comparison(new_id, status if status in COMPARISON_STATUSES[1:] else "done")
+        return new_id
 
     # ---- housekeeping ---------------------------------------------------------------------------------------------
 
     def sweep_orphans(self) -> int:
-        """Delete artifact files no row points at (and leftover temp files) older than orphan_age_s."""
+        """Delete artifact files no row points at (and leftover temp files) older than orphan_age_s.
+
+        Younger files are left alone: another process may have written one and not yet committed its row."""
         referenced = {row[0] for row in self._db().execute("SELECT artifact FROM runs WHERE artifact IS NOT NULL")}
         cutoff = time.time() - self.orphan_age_s
         removed = 0
-        for path in self.artifacts_dir.rglob("*"):
-            if not path.is_file():
-                continue
-            relative = path.relative_to(self.data_dir).as_posix()
-            if relative in referenced:
-                continue
-            try:
-                if path.stat().st_mtime <= cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                pass
+        for folder, _, names in os.walk(self.artifacts_dir):
+            for name in names:
+                path = Path(folder) / name
+                if path.relative_to(self.data_dir).as_posix() in referenced:
+                    continue
+                try:
+                    if path.is_file() and path.stat().st_mtime <= cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    pass
         return removed
 
-    def integrity_check(self) -> str:
-        return self._db().execute("PRAGMA integrity_check").fetchone()[0]
+
+_COMPARISON_SELECT = ("SELECT c.*, (SELECT count(*) FROM runs WHERE comparison_id = c.id) AS run_count "
+                      "FROM comparisons c")
 
 
 class _Transaction:
@@ -516,7 +660,24 @@ class _Transaction:
         return self.connection
 
     def __exit__(self, kind, error, trace) -> None:
-        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self.connection.execute("COMMIT")
+                return
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+        if self.connection.in_transaction:   # some errors have already rolled it back
+            self.connection.execute("ROLLBACK")
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _statements(sql: str) -> Iterable[str]:
@@ -531,6 +692,15 @@ def _statements(sql: str) -> Iterable[str]:
         yield buffer.strip()
 
 
+def _check_rating(stars, thumbs, note) -> None:
+    if stars is not None and (not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5):
+        raise ValueError(f"stars must be a whole number from 1 to 5, got {stars!r}")
+    if thumbs is not None and (not isinstance(thumbs, int) or isinstance(thumbs, bool) or thumbs not in (-1, 0, 1)):
+        raise ValueError(f"thumbs must be -1, 0 or 1, got {thumbs!r}")
+    if note is not None and (not isinstance(note, str) or len(note) > 10_000):
+        raise ValueError("note must be text of at most 10,000 characters")
+
+
 def _record(row: sqlite3.Row) -> RunRecord:
     data = {name: row[name] for name in row.keys() if name in _FIELD_NAMES}
     for name in _JSON_FIELDS:
@@ -538,38 +708,51 @@ def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(**data)
 
 
-_FIELD_NAMES = {f.name for f in dataclasses.fields(RunRecord)}
-
-
 def _comparison(row: sqlite3.Row) -> Comparison:
     return Comparison(id=row["id"], modality=row["modality"], title=row["title"], template_name=row["template_name"],
                       spec=json.loads(row["spec"] or "{}"), created_at=row["created_at"], status=row["status"],
-                      winner_run_id=row["winner_run_id"])
+                      winner_run_id=row["winner_run_id"], run_count=row["run_count"])
 
 
-def _export_row(run: RunRecord) -> dict:
-    return dataclasses.asdict(run)
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
 
 
-def _jsonl(runs: list[RunRecord]) -> str:
-    return "".join(json.dumps(_export_row(r), ensure_ascii=False, default=str) + "\n" for r in runs)
+_CSV_COLUMNS = [f.name for f in dataclasses.fields(RunRecord)] + ["comparison_title"]
 
 
-def _csv(runs: list[RunRecord]) -> str:
+def _csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    names = [f.name for f in dataclasses.fields(RunRecord)]
-    writer = csv.DictWriter(buffer, fieldnames=names)
+    writer = csv.DictWriter(buffer, fieldnames=_CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    for run in runs:
-        row = _export_row(run)
+    for row in rows:
+        row = dict(row, comparison_title=(row.get("comparison") or {}).get("title"))
         for name in _JSON_FIELDS:
             row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True)
         writer.writerow(row)
     return buffer.getvalue()
 
 
-_REQUIRED = {"modality": str, "model_id": str, "prompt": str, "seed": int, "params": dict}
-_TYPES = {"variables": dict, "versions": dict, "row": int, "col": int, "status": str}
+# Import checks: the expected type of every field, from RunRecord's annotations.
+_HINTS = typing.get_type_hints(RunRecord)
+_REQUIRED = [f.name for f in dataclasses.fields(RunRecord) if f.default is dataclasses.MISSING
+             and f.default_factory is dataclasses.MISSING]
+
+
+def _check_type(name: str, value) -> None:
+    hint = _HINTS[name]
+    allowed = typing.get_args(hint) or (hint,)
+    if value is None and type(None) in allowed:
+        return
+    if isinstance(value, bool) and bool not in allowed:
+        ok = False
+    elif float in allowed and isinstance(value, int):
+        ok = True                            # 2 is a fine float
+    else:
+        ok = any(isinstance(value, kind) for kind in allowed if isinstance(kind, type))
+    if not ok:
+        expected = " or ".join(k.__name__ for k in allowed if k is not type(None))
+        raise ValueError(f"field {name!r} must be {expected}, got {type(value).__name__}")
 
 
 def _parse_export_row(line: str) -> tuple[RunRecord, dict, dict]:
@@ -579,15 +762,15 @@ def _parse_export_row(line: str) -> tuple[RunRecord, dict, dict]:
         raise ValueError(f"not valid JSON: {error.msg} (column {error.colno})") from None
     if not isinstance(data, dict):
         raise ValueError("a row must be a JSON object")
-    for name, kind in {**_REQUIRED, **_TYPES}.items():
-        if name in _REQUIRED and name not in data:
+    for name in _REQUIRED:
+        if name not in data:
             raise ValueError(f"missing required field {name!r}")
-        if name in data and data[name] is not None and not (isinstance(data[name], kind)
-                                                               and not isinstance(data[name], bool)):
-            raise ValueError(f"field {name!r} must be {kind.__name__}, got {type(data[name]).__name__}")
-    if data.get("status", "ok") not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-    ratings = {k: data.pop(k, None) for k in _RATING_FIELDS}
-    comparison = data.pop("comparison", None) or {}
     known = {k: v for k, v in data.items() if k in _FIELD_NAMES}
+    for name, value in known.items():
+        _check_type(name, value)
+    if known.get("status", "ok") not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    ratings = {k: known.pop(k, None) for k in _RATING_FIELDS}
+    _check_rating(**ratings)
+    comparison = data.get("comparison") if isinstance(data.get("comparison"), dict) else {}
     return RunRecord(**known), ratings, comparison
