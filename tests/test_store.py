@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
+import zipfile
 import os
 import signal
 import sqlite3
@@ -14,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from playground.store import SCHEMA_VERSION, RunLog, RunRecord, cache_key
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from playground.store import MIGRATIONS, SCHEMA_VERSION, RunLog, RunRecord, cache_key
 
 ROOT = Path(__file__).resolve().parent.parent
 REPRO_FIELDS = [f.name for f in dataclasses.fields(RunRecord) if f.name not in {"id", "created_at", "comparison_id",
@@ -39,22 +45,36 @@ def record(i: int = 0, **extra) -> RunRecord:
     return RunRecord(**fields)
 
 
-def test_migrations_apply_once_and_upgrade_an_old_database(tmp_path):
+def test_migrations_apply_once_and_are_recorded(tmp_path):
     RunLog(tmp_path).close()
+    RunLog(tmp_path).close()     # reopening runs nothing twice
     db = sqlite3.connect(tmp_path / "runs.db")
     assert [r[0] for r in db.execute("SELECT id FROM _migrations ORDER BY id")] == list(range(1, SCHEMA_VERSION + 1))
-    # Simulate a database from before the full-text index: drop it and forget migration 2.
-    db.executescript("DROP TRIGGER runs_fts_insert; DROP TRIGGER runs_fts_delete; DROP TABLE runs_fts; "
-                     "DELETE FROM _migrations WHERE id = 2;")
+    db.close()
+
+
+def test_a_database_at_version_1_upgrades_and_keeps_its_runs(tmp_path):
+    db = sqlite3.connect(tmp_path / "runs.db")     # as the first release left it: no full-text index yet
+    db.executescript(MIGRATIONS[0][1])
+    db.executescript("CREATE TABLE _migrations (id INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);"
+                     "INSERT INTO _migrations VALUES (1, '2024-01-01T00:00:00.000Z');")
+    db.execute("INSERT INTO runs (status, modality, model_id, prompt, seed, cache_key, created_at, output_text) "
+               "VALUES ('ok', 'text', 'old-model', 'an old lighthouse prompt', 7, 'k', '2024-01-01T00:00:00Z', 'beam')")
+    db.commit()
     db.close()
     log = RunLog(tmp_path)
     assert log.schema_version() == SCHEMA_VERSION
+    assert [r.seed for r in log.list_runs(query="lighthouse")] == [7]       # old rows were indexed
     log.add_run(record(1))
     assert [r.seed for r in log.list_runs(query="lantern")] == [1]
     log.close()
-    RunLog(tmp_path).close()     # reopening runs nothing twice
-    db = sqlite3.connect(tmp_path / "runs.db")
-    assert db.execute("SELECT count(*) FROM _migrations").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_full_text_index_follows_updates(log):
+    run_id = log.add_run(record(1, output_text="first draft"))
+    log._db().execute("UPDATE runs SET output_text = 'second version' WHERE id = ?", (run_id,))
+    assert log.list_runs(query="draft") == [] and [r.id for r in log.list_runs(query="second")] == [run_id]
+    assert log.integrity_check() == "ok"
 
 
 def test_every_field_round_trips(log):
@@ -252,3 +272,160 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     print(f"\nconcurrent writers: {len(runs) / elapsed:.0f} rows/s")
     first.close()
     second.close()
+
+
+# ---- edge cases ---------------------------------------------------------------------------------------------------
+
+FIXTURE_OK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FIXTURE_OK
+@given(st.text(max_size=40))
+def test_any_search_text_is_safe(log, text):
+    log.list_runs(query=text)
+
+
+@FIXTURE_OK
+@given(st.from_regex(r"[a-z]{3,12}", fullmatch=True))
+def test_a_word_from_an_output_is_found(log, word):
+    run_id = log.add_run(record(1, output_text=f"before {word} after"))
+    assert run_id in [r.id for r in log.list_runs(query=word, limit=10_000)]
+
+
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
+
+
+@FIXTURE_OK
+@given(prompt=TEXT, output=st.none() | TEXT, params=st.dictionaries(TEXT, st.integers() | TEXT | st.booleans(),
+                                                                     max_size=3))
+def test_export_import_round_trips_any_text(log, tmp_path, prompt, output, params):
+    original = log.get_run(log.add_run(record(1, prompt=prompt, output_text=output, params=params)))
+    fresh = RunLog(tmp_path / "again")
+    try:
+        report = fresh.import_jsonl(log.export(tmp_path / "one.jsonl", "jsonl", runs=[original]))
+        assert report.errors == []
+        again = fresh.list_runs(limit=1)[0]
+        for name in REPRO_FIELDS:
+            assert getattr(again, name) == getattr(original, name), name
+        assert cache_key(again) == cache_key(original)
+    finally:
+        fresh.close()
+
+
+def test_line_separators_inside_text_survive_import(log, tmp_path):
+    """U+2028 and U+0085 are not escaped in UTF-8 JSON; they must not split a row."""
+    original = log.get_run(log.add_run(record(1, prompt="one\u2028two\x85three", output_text="a\u2029b")))
+    fresh = RunLog(tmp_path / "fresh")
+    report = fresh.import_jsonl(log.export(tmp_path / "x.jsonl", "jsonl", runs=[original]))
+    assert (report.imported, report.errors) == (1, [])
+    assert fresh.list_runs()[0].prompt == original.prompt
+    fresh.close()
+
+
+def test_import_restores_comparison_title_status_and_winner(log, tmp_path):
+    comparison = log.start_comparison("text", "taglines, round 2", "product-tagline", {"seeds": [1]})
+    ids = [log.add_run(record(i, comparison_id=comparison, col=i)) for i in range(3)]
+    log.finish_comparison(comparison, "cancelled")
+    log.set_winner(comparison, ids[2])
+    fresh = RunLog(tmp_path / "fresh")
+    fresh.import_jsonl(log.export(tmp_path / "c.jsonl", "jsonl", runs=log.get_comparison(comparison).runs))
+    (again,) = fresh.list_comparisons()
+    assert (again.title, again.template_name, again.status, again.run_count) == \
+        ("taglines, round 2", "product-tagline", "cancelled", 3)
+    assert again.spec["seeds"] == [1] and again.spec["imported_from"] == comparison
+    assert fresh.get_run(again.winner_run_id).seed == 2
+    fresh.close()
+
+
+def test_zip_export_stores_a_shared_file_once(log, tmp_path):
+    first = log.get_run(log.add_run(record(1, modality="image"), artifact=b"png!" * 10, artifact_ext="png"))
+    shared = record(1, modality="image", cached_from=first.id, artifact=first.artifact)    # a cache hit
+    log.add_run(shared)
+    exported = log.export(tmp_path / "shared.zip", "zip", runs=log.list_runs())
+    with zipfile.ZipFile(exported) as archive:
+        assert [n for n in archive.namelist() if n.startswith("media/")] == [f"media/{first.artifact}"]
+    fresh = RunLog(tmp_path / "fresh", orphan_age_s=0)
+    assert fresh.import_jsonl(exported).imported == 2
+    artifacts = {r.artifact for r in fresh.list_runs()}
+    assert len(artifacts) == 1 and fresh.artifact_path(fresh.list_runs()[0]).read_bytes() == b"png!" * 10
+    assert len(list((tmp_path / "fresh" / "artifacts").rglob("*.png"))) == 1
+    fresh.close()
+
+
+def test_a_failed_insert_leaves_no_file(log, tmp_path):
+    with pytest.raises(sqlite3.IntegrityError):
+        log.add_run(record(1, comparison_id=12345), artifact=b"data", artifact_ext="png")   # no such comparison
+    assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
+    with pytest.raises(ValueError, match="inside the data dir"):
+        log.add_run(record(2, artifact="../../etc/passwd"))
+    with pytest.raises(ValueError, match="status"):
+        log.add_run(record(3, status="fine"))
+    assert log.list_runs() == []
+
+
+def test_import_rejects_bad_ratings_and_types_without_half_rows(log, tmp_path):
+    row = json.loads(log.export(tmp_path / "a.jsonl", "jsonl",
+                                runs=[log.get_run(log.add_run(record(1)))]).read_text())
+    lines = [dict(row, stars=9), dict(row, seed=True), dict(row, wall_s="fast"), dict(row, params=[1]),
+             dict(row, wall_s=2, thumbs=-1)]
+    path = tmp_path / "b.jsonl"
+    path.write_text("\ufeff" + "\n".join(json.dumps(r) for r in lines) + "\n")   # a BOM, as some editors add
+    fresh = RunLog(tmp_path / "fresh")
+    report = fresh.import_jsonl(path)
+    assert report.imported == 1 and [n for n, _ in report.errors] == [1, 2, 3, 4]
+    assert "stars" in report.errors[0][1] and "'params' must be dict" in report.errors[3][1]
+    (kept,) = fresh.list_runs()
+    assert (kept.wall_s, kept.thumbs) == (2, -1)
+    assert fresh.import_jsonl(tmp_path / "missing.jsonl").errors[0][0] == 0
+    fresh.close()
+
+
+def test_time_filters_and_literal_model_filter(log):
+    log.add_run(record(1, model_id="org/model_a"))
+    log.add_run(record(2, model_id="org/modelXa"))
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    assert len(log.list_runs(until=today.isoformat())) == 2               # a bare date includes the whole day
+    assert len(log.list_runs(since=today)) == 2
+    assert log.list_runs(since=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)) == []
+    assert [r.seed for r in log.list_runs(model="model_a")] == [1]      # '_' is not a wildcard
+    assert log.list_runs(model="%") == []
+
+
+def test_comparison_bookkeeping(log):
+    comparison = log.start_comparison("music", "beats")
+    log.add_run(record(1, modality="music", comparison_id=comparison))
+    assert log.list_comparisons(modality="music")[0].run_count == 1
+    assert log.get_comparison(comparison).status == "running"
+    log.finish_comparison(comparison, "done")
+    assert log.get_comparison(comparison).status == "done"
+    with pytest.raises(ValueError):
+        log.finish_comparison(comparison, "great")
+    with pytest.raises(KeyError):
+        log.finish_comparison(999)
+    with pytest.raises(KeyError, match="no comparison #999"):
+        log.get_comparison(999)
+
+
+def test_concurrent_raters_merge_fields(log):
+    run_id = log.add_run(record(1))
+
+    def rate(**fields):
+        for _ in range(20):
+            log.rate(run_id, **fields)
+
+    workers = [threading.Thread(target=rate, kwargs=f) for f in ({"stars": 4}, {"thumbs": 1}, {"note": "ok"})]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    run = log.get_run(run_id)
+    assert (run.stars, run.thumbs, run.note) == (4, 1, "ok")
+
+
+def test_connections_of_finished_threads_are_closed(log):
+    for _ in range(10):
+        worker = threading.Thread(target=lambda: log.list_runs())
+        worker.start()
+        worker.join()
+    log.list_runs()
+    assert len(log._connections) <= 3
