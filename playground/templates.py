@@ -7,9 +7,12 @@ No gradio and no model library here.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +21,9 @@ from typing import Mapping
 import jinja2
 import jinja2.meta
 import yaml
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.utils import _PassArg
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MODALITIES = ("text", "image", "music")
@@ -29,6 +35,8 @@ MAX_FILE_BYTES = 200_000
 MAX_RANGE = 10_000                 # range() inside a template
 MAX_REPEAT = 100_000               # 'ab' * n inside a template
 DEFAULT_MAX_CHARS = 8000           # one rendered prompt
+RESERVED_NAMES = {"range", "loop", "self", "caller", "varargs", "kwargs", "true", "false", "none", "True",
+                  "False", "None"}
 FRONT_KEYS = {"name", "modality", "description", "technique", "techniques", "variables", "params", "variants",
               "system", "negative_prompt"}
 
@@ -73,11 +81,22 @@ class Template:
     def defaults(self) -> dict[str, str]:
         return {name: variable.default for name, variable in self.variables.items()}
 
-    def render(self, variant: str, values: Mapping[str, str], max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    def render(self, variant: str, values: Mapping[str, str] | None = None,
+               max_chars: int = DEFAULT_MAX_CHARS) -> str:
+        """One variant rendered with these values (missing ones take their defaults)."""
         if variant not in self.variants:
             raise TemplateError(f"no variant {variant!r}; variants: {', '.join(self.variants)}", self.path)
+        values = dict(values or {})
+        self.check_values(values)
         return render_source(self.variants[variant], {**self.defaults(), **values}, max_chars=max_chars,
-                             where=f"{self.name} / {variant}")
+                             where=f"{self.name} / variant {variant!r}", path=self.path)
+
+    def check_values(self, values: Mapping[str, object]) -> None:
+        """A value for a variable the template does not declare is a mistake (a typo, another template's form)."""
+        unknown = [name for name in values if name not in self.variables]
+        if unknown:
+            raise TemplateError(f"{self.name}: unknown variable {unknown[0]!r}; this template declares: "
+                                f"{', '.join(self.variables) or 'none'}", self.path)
 
 
 @dataclass(frozen=True)
@@ -121,26 +140,189 @@ class Library:
 
 
 # ---- rendering --------------------------------------------------------------------------------------------------
+#
+# The sandbox blocks attribute tricks (underscores, str.format, |attr, |format). On top of it every render gets a
+# budget: loop iterations and calls count as steps, and the strings and lists the template builds are charged against
+# a character budget (before they are made, for the operations that can multiply their input: *, ~, +, %, join,
+# replace, indent, expandtabs), so no template can spin the CPU or fill memory, whatever its values.
+
+MAX_STEPS = 100_000                # loop iterations + calls in one render
+MAX_WORK_CHARS = 2_000_000         # characters (and list items) built in one render
+MAX_INT_ARG = 100_000              # any integer handed to a filter or a method
+MAX_INT_BITS = 4096                # integers a template computes with * and **
+_WIDTH_RE = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+class _Budget:
+    __slots__ = ("steps", "chars")
+
+    def __init__(self):
+        self.steps = 0
+        self.chars = 0
+
+    def step(self, n: int = 1) -> None:
+        self.steps += n
+        if self.steps > MAX_STEPS:
+            raise SecurityError(f"the template takes more than {MAX_STEPS} loop steps and calls; simplify it")
+
+    def charge(self, n: int) -> None:
+        self.chars += n
+        if n > MAX_WORK_CHARS or self.chars > MAX_WORK_CHARS:
+            raise SecurityError(f"the template builds more than {MAX_WORK_CHARS} characters of text")
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+def _budget() -> _Budget:
+    return _BUDGET.get() or _Budget()          # outside a render (constant folding): a fresh one per operation
+
+
+def _size(obj, limit: int = MAX_WORK_CHARS) -> int:
+    """Roughly how many characters str(obj) takes; stops counting once past the limit."""
+    total, stack = 0, [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+        elif isinstance(item, (list, tuple, set, frozenset, dict)):
+            total += 2 + 2 * len(item)
+            if total > limit:
+                return total
+            stack.extend(item.items() if isinstance(item, dict) else item)
+        else:
+            total += 8
+        if total > limit:
+            return total
+    return total
+
+
+def _check_ints(values) -> None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT_ARG:
+            raise SecurityError(f"the number {value} is too large here; at most {MAX_INT_ARG}")
+
+
+def _join_size(items, sep) -> int:
+    items = list(items)
+    return sum(_size(i) for i in items) + _size(sep) * max(len(items) - 1, 0)
+
+
+def _estimate(name: str, value, params: tuple, kwargs: dict) -> int:
+    """Output size of the calls that can multiply their input; 0 when the result is checked afterwards."""
+    if name == "replace" and isinstance(value, str) and len(params) >= 2:
+        old, new = str(params[0]), str(params[1])
+        count = value.count(old) if old else len(value) + 1
+        return len(value) + count * len(new)
+    if name == "join":
+        return _join_size(value, params[0] if params else kwargs.get("d", ""))
+    if name == "indent" and isinstance(value, str):
+        width = params[0] if params else kwargs.get("width", 4)
+        width = width if isinstance(width, int) else len(str(width))
+        return len(value) + (value.count("\n") + 1) * max(width, 0)
+    if name == "expandtabs" and isinstance(value, str):
+        tabsize = params[0] if params else kwargs.get("tabsize", 8)
+        return len(value) + value.count("\t") * (tabsize if isinstance(tabsize, int) else 8)
+    return 0
+
+
+def _guard_filter(name: str, func):
+    pass_arg = _PassArg.from_obj(func)
+
+    @functools.wraps(func)
+    def guarded(*args, **kwargs):
+        budget = _budget()
+        budget.step()
+        skip = 1 if pass_arg is not None else 0
+        value, params = (args[skip] if len(args) > skip else None), args[skip + 1:]
+        _check_ints([*params, *kwargs.values()])
+        if _size(value) > MAX_WORK_CHARS:
+            raise SecurityError(f"the input of |{name} is more than {MAX_WORK_CHARS} characters")
+        if name == "join" and value is not None and not isinstance(value, (str, list, tuple)):
+            value = list(value)
+            args = (*args[:skip], value, *params)
+        budget.charge(_estimate(name, value, params, kwargs))
+        result = func(*args, **kwargs)
+        if isinstance(result, (str, list, tuple, dict)):
+            budget.charge(_size(result))
+        return result
+
+    return guarded
+
+
+class _CodeGenerator(CodeGenerator):
+    def visit_Concat(self, node, frame) -> None:           # the ~ operator: sized before it is joined
+        self.write("environment.tilde_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """No underscore attributes, no str.format, no huge ranges, repeats or powers; undefined names are errors."""
+    """No underscore attributes, no str.format, no huge ranges, repeats or powers; undefined names are errors;
+    every render stays within a step and size budget."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def is_safe_attribute(self, obj, attr, value) -> bool:
         if attr.startswith("_") or attr in {"format", "format_map", "mro"}:
             return False
         return super().is_safe_attribute(obj, attr, value)
 
+    def _parse(self, source, name, filename):
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):              # every loop iteration is a step
+            loop.iter = nodes.Filter(loop.iter, "steps_", [], [], None, None, lineno=loop.iter.lineno)
+        return tree
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's own signature)
+        budget = _budget()
+        budget.step()
+        if __obj is not _safe_range:
+            _check_ints([*args, *kwargs.values()])
+        method = getattr(__obj, "__name__", "")
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            if method == "join":
+                args = (list(args[0]),) + args[1:] if args else args
+                budget.charge(_join_size(args[0] if args else (), owner))
+            else:
+                budget.charge(_estimate(method, owner, args, kwargs))
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, (str, list, tuple, dict)):
+            budget.charge(_size(result))
+        return result
+
     def call_binop(self, context, operator, left, right):
+        budget = _budget()
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
             raise SecurityError(f"power of {right}; at most 64")
+        if operator in ("*", "**") and all(isinstance(v, int) for v in (left, right)):
+            bits = left.bit_length() * abs(right) if operator == "**" else left.bit_length() + right.bit_length()
+            if bits > MAX_INT_BITS:
+                raise SecurityError(f"the number would have more than {MAX_INT_BITS} bits")
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
-                        and len(sequence) * times > MAX_REPEAT:
-                    raise SecurityError(f"repeating {len(sequence)} items {times} times; at most {MAX_REPEAT}")
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
+                    if len(sequence) * times > MAX_REPEAT:
+                        raise SecurityError(f"repeating {len(sequence)} items {times} times; at most {MAX_REPEAT}")
+                    budget.charge(_size(sequence) * max(times, 0))
+        if operator == "+" and isinstance(left, (str, list, tuple)):
+            budget.charge(_size(left) + _size(right))
+        if operator == "%" and isinstance(left, str):
+            for match in _WIDTH_RE.finditer(left):
+                for number in match.groups():
+                    if number == "*" or (number and int(number) > MAX_INT_ARG):
+                        raise SecurityError(f"format width {number} in {match.group(0)!r} is not allowed")
+            budget.charge(len(left) + _size(right))
         return super().call_binop(context, operator, left, right)
+
+    def tilde_join(self, items) -> str:
+        budget = _budget()
+        budget.charge(sum(_size(item) for item in items))
+        return "".join(map(str, items))
 
 
 def _safe_range(*args):
@@ -150,27 +332,54 @@ def _safe_range(*args):
     return rng
 
 
-_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+def _steps(iterable):
+    budget = _budget()
+    for item in iterable:
+        budget.step()
+        yield item
+
+
+def _checked_concat(parts) -> str:
+    parts = list(parts)
+    _budget().charge(sum(len(p) for p in parts))
+    return "".join(parts)
+
+
+def _finalize(value):
+    _budget().charge(_size(value))
+    return value
+
+
+_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
+                finalize=_finalize)
 _ENV.globals = {"range": _safe_range}
-_ENV.filters.pop("format", None)
-_ENV.filters.pop("attr", None)
+for _name in ("format", "attr", "random"):       # format strings, attribute lookups by name, nondeterminism
+    _ENV.filters.pop(_name, None)
+_ENV.filters = {name: _guard_filter(name, func) for name, func in _ENV.filters.items()}
+_ENV.filters["steps_"] = _steps
+_ENV.concat = _checked_concat
 
 
 def _compile(source: str, where: str, path: Path | None = None) -> jinja2.Template:
     if len(source) > MAX_SOURCE_CHARS:
-        raise TemplateError(f"{where}: the template is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}",
-                            path)
+        raise TemplateError(f"{where}: the template is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}. "
+                            "Shorten it", path)
     try:
         return _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(f"{where}: syntax error on line {error.lineno}: {error.message}", path) from None
+    except (RecursionError, MemoryError) as error:
+        raise TemplateError(f"{where}: the template is nested too deeply ({type(error).__name__})", path) from None
 
 
 def variables_used(source: str) -> set[str]:
+    """The variables a template source reads (jinja2.meta), without the sandbox's own globals."""
     try:
         return jinja2.meta.find_undeclared_variables(_ENV.parse(source)) - set(_ENV.globals)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(f"syntax error on line {error.lineno}: {error.message}") from None
+    except (RecursionError, MemoryError) as error:
+        raise TemplateError(f"the template is nested too deeply ({type(error).__name__})") from None
 
 
 def render_source(source: str, values: Mapping[str, str], *, max_chars: int = DEFAULT_MAX_CHARS,
@@ -178,8 +387,16 @@ def render_source(source: str, values: Mapping[str, str], *, max_chars: int = DE
     """Render one template string with plain string values; any failure is a TemplateError saying what to fix."""
     where = where or "template"
     template = _compile(source, where, path)
+    token = _BUDGET.set(_Budget())
     try:
-        out = template.render({k: str(v) for k, v in values.items()})
+        parts, length = [], 0
+        for part in template.generate({k: str(v) for k, v in values.items()}):
+            parts.append(part)
+            length += len(part)
+            if length > max_chars:
+                raise TemplateError(f"{where}: the rendered prompt is too long; the limit is {max_chars} characters. "
+                                    "Shorten the template or the variable values", path)
+        return "".join(parts)
     except jinja2.UndefinedError as error:
         raise TemplateError(f"{where}: {error.message}; give it a value or declare it under variables", path) \
             from None
@@ -187,12 +404,13 @@ def render_source(source: str, values: Mapping[str, str], *, max_chars: int = DE
         raise TemplateError(f"{where}: refused by the sandbox: {error}", path) from None
     except jinja2.TemplateError as error:
         raise TemplateError(f"{where}: {error}", path) from None
-    except (TypeError, ValueError, ArithmeticError, OverflowError, RecursionError, MemoryError) as error:
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError, RecursionError,
+            MemoryError) as error:
+        if isinstance(error, TemplateError):
+            raise
         raise TemplateError(f"{where}: {type(error).__name__}: {error}", path) from None
-    if len(out) > max_chars:
-        raise TemplateError(f"{where}: the rendered prompt is {len(out)} characters; the limit is {max_chars}. "
-                            "Shorten the template or the variable values", path)
-    return out
+    finally:
+        _BUDGET.reset(token)
 
 
 # ---- parsing ----------------------------------------------------------------------------------------------------
@@ -242,6 +460,9 @@ def _variables(raw, path: Path | None) -> dict[str, Variable]:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", str(name)):
             raise TemplateError(f"variable name {name!r}: use letters, digits and '_', not starting with a digit",
                                 path)
+        if str(name) in RESERVED_NAMES:
+            raise TemplateError(f"variable name {name!r} is reserved by the template language; pick another",
+                                path)
         if isinstance(spec, dict):
             unknown = set(spec) - {"default", "examples", "description"}
             if unknown:
@@ -277,6 +498,10 @@ def parse_template(text: str, path: Path | None = None, source: str = "library")
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise TemplateError("'params' must be a mapping like {max_new_tokens: 60}", path)
+    for key, value in params.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+            raise TemplateError(f"params: {key!r} must name a parameter and have a number, true/false or text "
+                                "as its value", path)
     variants = data.get("variants")
     if not isinstance(variants, dict) or not variants:
         raise TemplateError("'variants' must be a mapping of at least one variant name to its prompt", path)
@@ -386,7 +611,11 @@ def load_library(library_dir: Path = LIBRARY_DIR, user_dir: Path | None = None) 
                 template = _load_file(path, source)
                 if template.name in library.templates:
                     other = library.templates[template.name]
-                    raise TemplateError(f"duplicate name {template.name!r}: {other.path} already uses it", path)
+                    if other.source == "library" and source == "user":
+                        raise TemplateError(f"{template.name!r} is the name of a library template ({other.path}); "
+                                            "a user template may not shadow it. Rename this one", path)
+                    raise TemplateError(f"duplicate name {template.name!r}: {other.path} already uses it. "
+                                        "Rename one of them", path)
                 library.templates[template.name] = template
             except TemplateError as error:
                 library.errors.append(LoadError(path, error.message))
@@ -433,10 +662,7 @@ def expand(template: Template, values: Mapping[str, str | list[str]] | None = No
     if len(variants) > MAX_VARIANTS:
         raise TemplateError(f"{len(variants)} variants; at most {MAX_VARIANTS}", template.path)
     values = dict(values or {})
-    unknown = set(values) - set(template.variables)
-    if unknown:
-        raise TemplateError(f"unknown variable {sorted(unknown)[0]!r}; this template declares: "
-                            f"{', '.join(template.variables) or 'none'}", template.path)
+    template.check_values(values)
     lists = {name: _options(values.get(name), variable.default) for name, variable in template.variables.items()}
     rows = 1
     for options in lists.values():
@@ -449,12 +675,12 @@ def expand(template: Template, values: Mapping[str, str | list[str]] | None = No
     names = list(lists)
     for row, combo in enumerate(itertools.product(*(lists[n] for n in names))):
         row_values = dict(zip(names, combo))
-        system = render_source(template.system, row_values, max_chars=max_chars, where="system",
+        system = render_source(template.system, row_values, max_chars=max_chars, where=f"{template.name} / system",
                                path=template.path) if template.system else None
         negative = render_source(template.negative_prompt, row_values, max_chars=max_chars,
-                                 where="negative_prompt", path=template.path) if template.negative_prompt else None
+                                 where=f"{template.name} / negative_prompt", path=template.path) if template.negative_prompt else None
         for col, (variant, body) in enumerate(variants.items()):
-            prompt = render_source(body, row_values, max_chars=max_chars, where=f"variant {variant!r}",
+            prompt = render_source(body, row_values, max_chars=max_chars, where=f"{template.name} / variant {variant!r}",
                                    path=template.path)
             cells.append(PromptCell(variant, row_values, prompt, system, negative, row, col))
     return cells
@@ -466,12 +692,19 @@ def save_user_template(t: Template, user_dir: Path, library: Library | None = No
                        overwrite: bool = False) -> Path:
     """Write a template into the user's folder (never the repo's prompts/); refuses to shadow a library one."""
     name = check_name(t.name)
-    if library is not None and name in library.templates and library.templates[name].source == "library":
+    if library is not None:
+        taken = name in library.templates and library.templates[name].source == "library"
+    else:
+        taken = any(LIBRARY_DIR.glob(f"*/{name}.md")) or (LIBRARY_DIR / f"{name}.md").exists()
+    if taken:
         raise TemplateError(f"{name!r} is a library template; save under another name")
-    user_dir = Path(user_dir)
+    user_dir = Path(user_dir).resolve()
+    if user_dir == LIBRARY_DIR or LIBRARY_DIR in user_dir.parents:
+        raise TemplateError(f"user templates cannot be saved inside the library folder {LIBRARY_DIR}; "
+                            "choose another folder")
     user_dir.mkdir(parents=True, exist_ok=True)
     path = (user_dir / f"{name}.md").resolve()
-    if path.parent != user_dir.resolve():
+    if path.parent != user_dir:
         raise TemplateError(f"{name!r} would be written outside {user_dir}")
     if path.exists() and not overwrite:
         raise TemplateError(f"you already have a template named {name!r}; pick another name or overwrite it")
@@ -483,17 +716,35 @@ def save_user_template(t: Template, user_dir: Path, library: Library | None = No
     return path
 
 
-def import_template(text_or_path: str | Path, user_dir: Path, library: Library | None = None,
+def import_template(text_or_path: str | os.PathLike, user_dir: Path, library: Library | None = None,
                     overwrite: bool = False) -> Template:
-    if isinstance(text_or_path, Path):
+    """Validate a template (its file text, or a path to a .md file) and save it as a user template."""
+    origin = None
+    if isinstance(text_or_path, os.PathLike):
+        origin = Path(text_or_path)
         try:
-            text = text_or_path.read_bytes().decode("utf-8")
+            if origin.stat().st_size > MAX_FILE_BYTES:
+                raise TemplateError(f"the file is larger than {MAX_FILE_BYTES} bytes", origin)
+            text = origin.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            raise TemplateError("not UTF-8 text; save the file as UTF-8", text_or_path) from None
+            raise TemplateError("not UTF-8 text; save the file as UTF-8", origin) from None
         except OSError as error:
-            raise TemplateError(f"cannot read: {error.strerror}", text_or_path) from None
+            raise TemplateError(f"cannot read: {error.strerror}", origin) from None
     else:
-        text = text_or_path
-    template = parse_template(text, source="user")
+        text = str(text_or_path)
+    template = parse_template(text, path=origin, source="user")
     path = save_user_template(template, user_dir, library, overwrite=overwrite)
     return replace(template, path=path, text=path.read_text(encoding="utf-8"))
+
+
+def with_variant(template: Template, variant: str, source: str, name: str | None = None) -> Template:
+    """A copy of a template with one more variant (or one variant replaced), ready for save_user_template.
+
+    The copy gets `name` (it must differ from a library template's name when it is saved); variables the new
+    variant uses and the template does not declare are added with an empty default."""
+    check_name(variant, "variant name")
+    variants = {**template.variants, variant: source}
+    return make_template(name=name or template.name, modality=template.modality, variants=variants,
+                         variables=template.variables, params=template.params, system=template.system,
+                         negative_prompt=template.negative_prompt, description=template.description,
+                         techniques=template.techniques, notes=template.notes)
