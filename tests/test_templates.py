@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from playground.templates import (LIBRARY_DIR, Template, TemplateError, expand, import_template, load_library,
-                                  make_template, parse_template, parse_values, render_source, save_user_template,
-                                  template_to_text)
+from playground.templates import (LIBRARY_DIR, MAX_VARIANTS, Template, TemplateError, Variable, expand,
+                                  import_template, load_library, make_template, parse_template, parse_values,
+                                  render_source, save_user_template, template_to_text, with_variant)
 
 GOOD = """---
 name: demo
@@ -84,6 +85,17 @@ def test_cross_product_over_the_cap_is_refused():
     ("---\nname: x\nmodality: text\nvariants: {a: b}\ncolour: red\n---\n", "unknown fields"),
     ("---\nname: x\nmodality: text\nvariants: {a: '" + "x" * 20_001 + "'}\n---\n", "limit is 20000"),
     ("---\nname: [unclosed\n---\n", "not valid YAML"),
+    ("---\nname: x\nmodality: text\nvariants: {" + ", ".join(f"v{i}: b" for i in range(MAX_VARIANTS + 1))
+     + "}\n---\n", "9 variants; at most 8"),
+    ("---\nname: x\nmodality: text\nvariants: {Bad Name: b}\n---\n", "variant name 'Bad Name' is not allowed"),
+    ("---\nname: x\nmodality: text\nvariants: {a: ''}\n---\n", "must be non-empty text"),
+    ("---\nname: x\nmodality: text\nvariants: [a, b]\n---\n", "'variants' must be a mapping"),
+    ("---\nname: x\nvariants: {a: b}\n---\n", "modality must be one of text, image, music, got None"),
+    ("---\nname: x\nmodality: text\nvariables: [a]\nvariants: {a: b}\n---\n", "'variables' must be a mapping"),
+    ("---\nname: x\nmodality: text\nvariables: {range: '1'}\nvariants: {a: b}\n---\n", "reserved"),
+    ("---\nname: x\nmodality: text\nparams: {top_k: [1]}\nvariants: {a: b}\n---\n", "params: 'top_k'"),
+    ("---\nname: x\nmodality: text\nsystem: 'Hi {{ who }}'\nvariants: {a: b}\n---\n", "system uses who"),
+    ("---\nname: x\nmodality: text\nvariants: {a: b}\n---\n".replace("name: x", "name: .hidden"), "not allowed"),
 ])
 def test_bad_files_get_clear_errors(text, message):
     with pytest.raises(TemplateError, match=message):
@@ -222,3 +234,182 @@ def test_template_hash_follows_the_text():
 
 def test_library_dir_is_the_repo_prompts_folder():
     assert LIBRARY_DIR == Path(__file__).resolve().parent.parent / "prompts"
+
+
+# ---- more: the library's params, shadowing, rendering one variant, budgets, user templates -----------------------
+
+PARAM_LIMITS = {
+    "text": {"max_new_tokens": (1, 512), "temperature": (0, 2), "top_p": (0, 1), "top_k": (0, 1000),
+             "repetition_penalty": (0.5, 2), "do_sample": (False, True)},
+    "image": {"width": (256, 1024), "height": (256, 1024), "num_inference_steps": (1, 50),
+              "guidance_scale": (0, 30)},
+    "music": {"duration_s": (0.5, 15), "guidance_scale": (1, 15), "temperature": (0, 2), "top_k": (0, 2048)},
+}
+
+
+def test_library_params_are_known_and_within_limits(library):
+    for template in library.templates.values():
+        limits = PARAM_LIMITS[template.modality]
+        for key, value in template.params.items():
+            assert key in limits, (template.name, key)
+            low, high = limits[key]
+            assert low <= value <= high, (template.name, key, value)
+            if key in ("width", "height"):
+                assert value % 64 == 0, (template.name, key, value)
+        assert template.path.parent.name == template.modality and template.path.stem == template.name
+        assert template.system is None or template.modality == "text"
+        assert template.negative_prompt is None or template.modality == "image"
+
+
+def test_expansion_orders_rows_outer_and_variants_inner():
+    template = make_template("grid", "text", {"a": "{{ x }}-{{ y }}", "b": "{{ y }}+{{ x }}"},
+                             variables={"x": "1", "y": "p"})
+    cells = expand(template, values={"x": '["1", "2"]', "y": "p\n\nq\n"})
+    assert [c.prompt for c in cells] == ["1-p", "p+1", "1-q", "q+1", "2-p", "p+2", "2-q", "q+2"]
+    assert [(c.row, c.col) for c in cells] == [(r, c) for r in range(4) for c in range(2)]
+    assert cells[3].label == "b · x=1 · y=q" and cells[3].values == {"x": "1", "y": "q"}
+
+
+def test_template_render_uses_defaults_and_refuses_unknown_names():
+    template = parse_template(GOOD)
+    assert template.render("role") == "You are a copywriter. Write a tagline for a lantern."
+    assert template.render("plain", {"product": "a kettle"}) == "Write a tagline for a kettle."
+    with pytest.raises(TemplateError, match="unknown variable 'prodcut'; this template declares: product"):
+        template.render("plain", {"prodcut": "a kettle"})
+    with pytest.raises(TemplateError, match="no variant 'nope'; variants: plain, role"):
+        template.render("nope", {})
+
+
+def test_load_errors_name_the_file_and_the_variant(tmp_path):
+    (tmp_path / "bad.md").write_text("---\nname: bad\nmodality: text\nvariants:\n  ok: fine\n"
+                                     "  broken: \"line one\\n{{ oops(\"\n---\n")
+    library = load_library(tmp_path)
+    [error] = library.errors
+    assert error.path == tmp_path / "bad.md"
+    assert "variant 'broken'" in error.message and "syntax error on line 2" in error.message
+    with pytest.raises(TemplateError) as caught:
+        parse_template((tmp_path / "bad.md").read_text(), path=tmp_path / "bad.md")
+    assert str(caught.value).startswith(str(tmp_path / "bad.md")) and caught.value.path == tmp_path / "bad.md"
+
+
+def test_a_user_template_cannot_shadow_a_library_one(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "lib" / "demo.md").write_text(GOOD)
+    (tmp_path / "mine" / "demo.md").write_text(GOOD.replace("Notes.", "Mine."))
+    library = load_library(tmp_path / "lib", tmp_path / "mine")
+    assert library.templates["demo"].source == "library" and library.templates["demo"].notes == "Notes."
+    assert "may not shadow it" in library.errors[0].message and library.errors[0].path.parent.name == "mine"
+
+
+def test_library_get_suggests_close_names(library):
+    with pytest.raises(TemplateError, match="did you mean product-tagline"):
+        library.get("product-taglin")
+    assert {t.modality for t in library.by_modality("music")} == {"music"}
+
+
+@pytest.mark.parametrize("attack", [
+    "{% for a in x %}{% for b in x %}{% for c in x %}{% endfor %}{% endfor %}{% endfor %}",
+    "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+    "{% macro f(s) %}{{ f(s ~ s) }}{% endmacro %}{{ f(x) }}",
+    "{% set a = 'x' * 100000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{% set e = d ~ d %}"
+    "{% set f = e ~ e %}{{ f|length }}",
+    "{% set a = 'x' * 100000 %}{% set b = a + a %}{% set c = b + b %}{% set d = c + c %}{% set e = d + d %}"
+    "{% set f = e + e %}{{ f|length }}",
+    "{% set a = 'x' * 100000 %}{{ ([a] * 100000)|join|length }}",
+    "{% set a = 'x' * 100000 %}{{ ''.join([a] * 100000)|length }}",
+    "{% set a = 'x' * 100000 %}{{ ([a] * 100000)|string|length }}",
+    "{% set l = [x, x, x, x, x, x, x, x, x, x] %}{% set l = [l, l, l, l, l, l, l, l, l, l] %}"
+    "{% set l = [l, l, l, l, l, l, l, l, l, l] %}{% set l = [l, l, l, l, l, l, l, l, l, l] %}{{ l|tojson|length }}",
+    "{% set s %}{% for i in range(10000) %}" + "y" * 5000 + "{% endfor %}{% endset %}{{ s|length }}",
+    "{{ 'a'|center(1000000000) }}",
+    "{{ ('a\n' * 50000)|indent(99999)|length }}",
+    "{{ ('a' * 100000)|replace('', 'b' * 100000)|length }}",
+    "{{ ('a' * 100000).replace('a', 'b' * 100000)|length }}",
+    "{{ ('\t' * 100000).expandtabs(99999)|length }}",
+    "{{ '%099999999d' % 1 }}",
+    "{{ '%*d' % (99999999, 1) }}",
+    "{{ '%(a)s' % {'a': x} ~ '%.999999999f' % 1.0 }}",
+    "{{ [1]|batch(1000000000, 'x')|list }}",
+    "{{ x|slice(1000000000)|list }}",
+    "{% set n = 9 ** 64 %}{% set n = n * n %}{% set n = n * n %}{% set n = n * n %}{% set n = n * n %}"
+    "{% set n = n * n %}{% set n = n * n %}{{ n }}",
+    "{{ (9 ** 64) ** 64 }}",
+    "{{ namespace(a=1) }}",
+    "{{ joiner() }}{{ dict(a=1) }}",
+    "{{ x|random }}",
+    "{% for i in range(3) recursive %}{{ loop(range(3)) }}{% endfor %}",
+])
+def test_render_budget_stops_runaway_templates_quickly(attack):
+    start = time.perf_counter()
+    with pytest.raises(TemplateError):
+        render_source(attack, {"x": "value" * 1600}, max_chars=10**9)
+    assert time.perf_counter() - start < 5
+
+
+def test_ordinary_jinja_still_works():
+    source = ("{% for w in x.split(',') %}{{ loop.index }}/{{ loop.length }}. {{ w|trim|title }}"
+              "{% if not loop.last %}; {% endif %}{% endfor %} | {{ '%s and %s' % (a, b) }} {{ a ~ '!' }} "
+              "{{ [a, b]|join(', ') }} {% macro m(t) %}<{{ t }}>{% endmacro %}{{ m(a) }} {{ x|wordcount }} "
+              "{{ 'l1\nl2'|indent(2) }} {{ range(3)|list }} {{ 2 ** 10 }} {{ x|replace('a', '@')|upper }}")
+    assert render_source(source, {"x": "hello world, big apple", "a": "A", "b": "B"}) == (
+        "1/2. Hello World; 2/2. Big Apple | A and B A! A, B <A> 4 l1\n  l2 [0, 1, 2] 1024 HELLO WORLD, BIG @PPLE")
+
+
+def test_saving_is_refused_without_a_library_object_and_inside_the_library(tmp_path, library):
+    name = next(iter(library.templates))
+    with pytest.raises(TemplateError, match="is a library template"):
+        save_user_template(library.get(name), tmp_path)
+    mine = make_template(name="fresh-one", modality="text", variants={"a": "b"})
+    with pytest.raises(TemplateError, match="inside the library folder"):
+        save_user_template(mine, LIBRARY_DIR / "text")
+    assert not (LIBRARY_DIR / "text" / "fresh-one.md").exists()
+    escaped = Template(name="../escape", modality="text", description="", techniques=(), variables={}, params={},
+                       variants={"a": "b"})
+    with pytest.raises(TemplateError, match="not allowed"):
+        save_user_template(escaped, tmp_path / "mine")
+    assert not (tmp_path / "escape.md").exists() and not (tmp_path / "mine").exists()
+
+
+def test_a_new_variant_on_a_copy_of_a_library_template(tmp_path, library):
+    base = library.get("product-tagline")
+    copy = with_variant(base, "few-shot", "Examples: 'Light that lasts.'\nNow one for {{ product }} in {{ tone }}.",
+                        name="my-tagline")
+    assert list(copy.variants) == [*base.variants, "few-shot"] and copy.source == "adhoc"
+    assert copy.variables["product"] == base.variables["product"] and copy.variables["tone"] == Variable("tone", "")
+    path = save_user_template(copy, tmp_path, library)
+    again = load_library(LIBRARY_DIR, tmp_path).get("my-tagline")
+    assert again.path == path and again.variants == copy.variants and again.notes == base.notes
+    assert base.variants != again.variants                                       # the library one is untouched
+    with pytest.raises(TemplateError, match="is a library template"):
+        save_user_template(with_variant(base, "extra", "x {{ product }}"), tmp_path, library)
+
+
+def test_import_from_a_path_names_the_file_in_errors(tmp_path):
+    good = tmp_path / "demo.md"
+    good.write_text(GOOD)
+    imported = import_template(good, tmp_path / "mine")
+    assert imported.path == (tmp_path / "mine" / "demo.md").resolve() and imported.source == "user"
+    assert parse_template(imported.text).variants == parse_template(GOOD).variants
+    bad = tmp_path / "bad.md"
+    bad.write_text("---\nname: bad\nmodality: radio\nvariants: {a: b}\n---\n")
+    with pytest.raises(TemplateError) as caught:
+        import_template(bad, tmp_path / "mine")
+    assert caught.value.path == bad and str(bad) in str(caught.value)
+
+
+def test_parse_values_bulk_entry():
+    assert parse_values("a\n\n  b  \n\n") == ["a", "b"]
+    assert parse_values('["x", "", "y z"]') == ["x", "", "y z"]
+    assert parse_values("[not json") == ["[not json"]
+    assert parse_values(["keep", " as is "]) == ["keep", " as is "]
+    assert parse_values("") == []
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(inner=st.text(max_size=60))
+def test_values_that_look_like_jinja_are_inserted_literally(inner):
+    value = "{{ " + inner + " }}{% if x %}"
+    assert render_source("<{{ product }}>", {"product": value}) == f"<{value}>"
+    assert parse_template(GOOD).render("plain", {"product": value}) == f"Write a tagline for {value}."
