@@ -26,8 +26,7 @@ RUN_HEADERS = ["run", "comparison", "modality", "variant", "model", "seed", "sta
 def comparison_rows(services: Services, modality=None, template=None, limit=200) -> list[list]:
     rows = []
     for c in services.log.list_comparisons(modality=modality, template=template, limit=limit):
-        count = len(c.runs) if c.runs else len(services.log.list_runs(comparison_id=c.id, limit=1000))
-        rows.append([c.id, c.created_at, c.modality, c.title, c.template_name or "", count, c.status,
+        rows.append([c.id, c.created_at, c.modality, c.title, c.template_name or "", c.run_count, c.status,
                      c.winner_run_id or ""])
     return rows
 
