@@ -7,186 +7,19 @@ row without its file. No gradio and no model library here.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import datetime as _dt
-import hashlib
-import io
 import json
 import os
 import sqlite3
 import threading
 import time
-import typing
 import uuid
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-# Numbered migrations: each runs once, in order, inside a transaction; the applied ones are recorded in _migrations.
-# Never edit a released migration: add the next number.
-MIGRATIONS: list[tuple[int, str]] = [
-    (1, """
-    CREATE TABLE comparisons (
-        id INTEGER PRIMARY KEY,
-        modality TEXT NOT NULL,
-        title TEXT NOT NULL,
-        template_name TEXT,
-        spec TEXT NOT NULL DEFAULT '{}',
-        status TEXT NOT NULL DEFAULT 'running',
-        winner_run_id INTEGER,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        comparison_id INTEGER REFERENCES comparisons(id) ON DELETE CASCADE,
-        row INTEGER NOT NULL DEFAULT 0,
-        col INTEGER NOT NULL DEFAULT 0,
-        status TEXT NOT NULL,
-        modality TEXT NOT NULL,
-        model_id TEXT NOT NULL,
-        model_revision TEXT,
-        backend TEXT,
-        template_name TEXT,
-        template_hash TEXT,
-        variant TEXT,
-        variables TEXT NOT NULL DEFAULT '{}',
-        prompt TEXT NOT NULL,
-        system TEXT,
-        negative_prompt TEXT,
-        params TEXT NOT NULL DEFAULT '{}',
-        seed INTEGER NOT NULL,
-        device TEXT,
-        dtype TEXT,
-        versions TEXT NOT NULL DEFAULT '{}',
-        wall_s REAL, load_s REAL, tokens_per_s REAL, realtime_factor REAL,
-        prompt_tokens INTEGER, completion_tokens INTEGER,
-        output_text TEXT,
-        artifact TEXT,
-        error TEXT,
-        cached_from INTEGER,
-        cache_key TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX runs_comparison ON runs(comparison_id, row, col);
-    CREATE INDEX runs_cache_key ON runs(cache_key);
-    CREATE INDEX runs_created ON runs(created_at);
-    CREATE TABLE ratings (
-        id INTEGER PRIMARY KEY,
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        stars INTEGER CHECK (stars BETWEEN 1 AND 5),
-        thumbs INTEGER CHECK (thumbs IN (-1, 0, 1)),
-        note TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX ratings_run ON ratings(run_id, id);
-    """),
-    (2, """
-    CREATE VIRTUAL TABLE runs_fts USING fts5(prompt, output_text, content='runs', content_rowid='id');
-    CREATE TRIGGER runs_fts_insert AFTER INSERT ON runs BEGIN
-        INSERT INTO runs_fts(rowid, prompt, output_text) VALUES (new.id, new.prompt, coalesce(new.output_text, ''));
-    END;
-    CREATE TRIGGER runs_fts_delete AFTER DELETE ON runs BEGIN
-        INSERT INTO runs_fts(runs_fts, rowid, prompt, output_text)
-        VALUES ('delete', old.id, old.prompt, coalesce(old.output_text, ''));
-    END;
-    INSERT INTO runs_fts(rowid, prompt, output_text) SELECT id, prompt, coalesce(output_text, '') FROM runs;
-    """),
-    (3, """
-    CREATE TRIGGER runs_fts_update AFTER UPDATE OF prompt, output_text ON runs BEGIN
-        INSERT INTO runs_fts(runs_fts, rowid, prompt, output_text)
-        VALUES ('delete', old.id, old.prompt, coalesce(old.output_text, ''));
-        INSERT INTO runs_fts(rowid, prompt, output_text) VALUES (new.id, new.prompt, coalesce(new.output_text, ''));
-    END;
-    CREATE INDEX runs_template_variant ON runs(template_name, variant);
-    CREATE INDEX runs_modality ON runs(modality, id);
-    """),
-]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-STATUSES = ("ok", "error", "cancelled")
-COMPARISON_STATUSES = ("running", "done", "cancelled", "failed")
-_JSON_FIELDS = ("params", "variables", "versions")
-
-
-@dataclass
-class RunRecord:
-    """The reproducibility record of one output cell."""
-
-    modality: str
-    model_id: str
-    prompt: str
-    seed: int
-    params: dict
-    status: str = "ok"
-    comparison_id: int | None = None
-    row: int = 0
-    col: int = 0
-    template_name: str | None = None
-    template_hash: str | None = None
-    variant: str | None = None
-    variables: dict = field(default_factory=dict)
-    system: str | None = None
-    negative_prompt: str | None = None
-    model_revision: str | None = None
-    backend: str | None = None
-    device: str | None = None
-    dtype: str | None = None
-    versions: dict = field(default_factory=dict)
-    wall_s: float | None = None
-    load_s: float | None = None
-    tokens_per_s: float | None = None
-    realtime_factor: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    output_text: str | None = None
-    artifact: str | None = None
-    error: str | None = None
-    cached_from: int | None = None
-    id: int | None = None
-    created_at: str | None = None
-    stars: int | None = None
-    thumbs: int | None = None
-    note: str | None = None
-
-
-_FIELD_NAMES = {f.name for f in dataclasses.fields(RunRecord)}
-_RATING_FIELDS = ("stars", "thumbs", "note")
-_RUN_COLUMNS = [f.name for f in dataclasses.fields(RunRecord) if f.name not in {"id", *_RATING_FIELDS}]
-
-
-@dataclass
-class Comparison:
-    id: int
-    modality: str
-    title: str
-    template_name: str | None
-    spec: dict
-    created_at: str
-    status: str
-    winner_run_id: int | None
-    runs: list[RunRecord] = field(default_factory=list)
-    run_count: int | None = None      # number of cells logged, filled in even where `runs` is left empty
-
-
-@dataclass
-class ImportReport:
-    imported: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
-
-
-def cache_key(record: RunRecord) -> str:
-    """Identifies an output by everything that determines it: same key, same output."""
-    payload = {"modality": record.modality, "model_id": record.model_id, "revision": record.model_revision,
-               "prompt": record.prompt, "system": record.system, "negative_prompt": record.negative_prompt,
-               "params": record.params, "seed": record.seed}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _now() -> str:
-    """UTC, millisecond precision, sortable as text: 2025-01-31T12:00:00.123Z."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from .records import (_JSON_FIELDS, _RUN_COLUMNS, Comparison, RunRecord, _check_rating, _comparison, _now, _record,
+                      cache_key)
+from .schema import COMPARISON_STATUSES, MIGRATIONS, STATUSES, _statements
+from .transfer import TransferMixin
 
 
 def _bound(value, *, end: bool) -> str:
@@ -211,7 +44,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-class RunLog:
+class RunLog(TransferMixin):
     """The run log of one data dir. Safe to share across threads; several processes may open the same dir."""
 
     def __init__(self, data_dir: Path, *, orphan_age_s: float = 60.0):
@@ -313,6 +146,13 @@ class RunLog:
         comparison = _comparison(row)
         comparison.runs = self.list_runs(comparison_id=comparison.id, limit=1_000_000, newest_first=False)
         return comparison
+
+    def get_comparison_header(self, comparison_id: int) -> Comparison:
+        """A comparison without its runs (run_count is filled in)."""
+        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE c.id = ?", (int(comparison_id),)).fetchone()
+        if row is None:
+            raise KeyError(f"no comparison #{comparison_id} in the log")
+        return _comparison(row)
 
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
                          offset: int = 0) -> list[Comparison]:
@@ -495,133 +335,6 @@ class RunLog:
         return [{k: (row[k] or 0) if k in ("rated", "thumbs_up", "thumbs_down", "wins") else row[k]
                  for k in row.keys()} for row in rows]
 
-    # ---- export and import ----------------------------------------------------------------------------------------
-
-    def export(self, dest: Path, fmt: str, *, runs: list[RunRecord]) -> Path:
-        """jsonl (one record a line, with its comparison), csv (one run a row), or zip (both + the media files).
-        The file appears at `dest` only once complete."""
-        if fmt not in ("jsonl", "csv", "zip"):
-            raise ValueError(f"format must be jsonl, csv or zip, got {fmt!r}")
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        rows = self._export_rows(runs)
-        temporary = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            if fmt == "jsonl":
-                temporary.write_text(_jsonl(rows), encoding="utf-8")
-            elif fmt == "csv":
-                temporary.write_text(_csv(rows), encoding="utf-8", newline="")
-            else:
-                with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
-                    archive.writestr("runs.jsonl", _jsonl(rows))
-                    archive.writestr("runs.csv", _csv(rows))
-                    added = set()
-                    for run in runs:
-                        path = self.artifact_path(run)
-                        if path is not None and run.artifact not in added and path.is_file():
-                            archive.write(path, f"media/{run.artifact}")
-                            added.add(run.artifact)
-            os.replace(temporary, dest)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return dest
-
-    def _export_rows(self, runs: list[RunRecord]) -> list[dict]:
-        comparisons: dict[int, dict | None] = {}
-        rows = []
-        for run in runs:
-            row = dataclasses.asdict(run)
-            cid = run.comparison_id
-            if cid is not None and cid not in comparisons:
-                try:
-                    c = self.get_comparison_header(cid)
-                    comparisons[cid] = {"title": c.title, "modality": c.modality, "template_name": c.template_name,
-                                        "spec": c.spec, "status": c.status, "winner_run_id": c.winner_run_id,
-                                        "created_at": c.created_at}
-                except KeyError:
-                    comparisons[cid] = None
-            if cid is not None and comparisons[cid] is not None:
-                row["comparison"] = comparisons[cid]
-            rows.append(row)
-        return rows
-
-    def get_comparison_header(self, comparison_id: int) -> Comparison:
-        """A comparison without its runs (run_count is filled in)."""
-        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE c.id = ?", (int(comparison_id),)).fetchone()
-        if row is None:
-            raise KeyError(f"no comparison #{comparison_id} in the log")
-        return _comparison(row)
-
-    def import_jsonl(self, path: Path) -> ImportReport:
-        """Add the runs of an export (.jsonl, or a .zip with its media); good rows are kept, bad ones reported with
-        their line number. Comparisons are re-created (old id -> new id), with their title, status and winner."""
-        path = Path(path)
-        report = ImportReport()
-        archive = None
-        try:
-            if zipfile.is_zipfile(path):
-                archive = zipfile.ZipFile(path)
-                text = archive.read("runs.jsonl").decode("utf-8-sig")
-            else:
-                text = path.read_text(encoding="utf-8-sig")
-        except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-            if archive is not None:
-                archive.close()
-            report.errors.append((0, f"cannot read {path.name}: {error}"))
-            return report
-        media = set(archive.namelist()) if archive else set()
-        comparisons: dict[int, int] = {}
-        winners: dict[int, int] = {}          # new comparison id -> new winner run id
-        copied: dict[str, str] = {}           # artifact in the export -> artifact here (shared files stay shared)
-        try:
-            # Split on newlines only: str.splitlines() would also split inside text holding U+2028 and kin.
-            for number, line in enumerate(text.split("\n"), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record, ratings, comparison = _parse_export_row(line)
-                    old_id, old_artifact = record.id, record.artifact
-                    record.id = record.cached_from = record.artifact = None
-                    data, ext = None, None
-                    if old_artifact in copied:
-                        record.artifact = copied[old_artifact]
-                    elif old_artifact and f"media/{old_artifact}" in media:
-                        data = archive.read(f"media/{old_artifact}")
-                        ext = Path(old_artifact).suffix.lstrip(".")
-                    old_comparison = record.comparison_id
-                    if old_comparison is not None:
-                        if old_comparison not in comparisons:
-                            comparisons[old_comparison] = self._import_comparison(old_comparison, comparison, record)
-                        record.comparison_id = comparisons[old_comparison]
-                    self.add_run(record, artifact=data, artifact_ext=ext)
-                    if data is not None:
-                        copied[old_artifact] = record.artifact
-                    if any(v is not None for v in ratings.values()):
-                        self.rate(record.id, **ratings)
-                    if old_id is not None and comparison.get("winner_run_id") == old_id \
-                            and record.comparison_id is not None:
-                        winners[record.comparison_id] = record.id
-                    report.imported += 1
-                except (ValueError, TypeError, KeyError, sqlite3.Error, zipfile.BadZipFile) as error:
-                    report.errors.append((number, str(error)))
-        finally:
-            if archive is not None:
-                archive.close()
-        for comparison_id, run_id in winners.items():
-            self.set_winner(comparison_id, run_id)
-        return report
-
-    def _import_comparison(self, old_id: int, info: dict, record: RunRecord) -> int:
-        spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
-        title = info.get("title") if isinstance(info.get("title"), str) and info.get("title") else None
-        new_id = self.start_comparison(str(info.get("modality") or record.modality), title or f"imported #{old_id}",
-                                       info.get("template_name") if isinstance(info.get("template_name"), str)
-                                       else record.template_name, {**spec, "imported_from": old_id})
-        status = info.get("status")
-        self.finish_comparison(new_id, status if status in COMPARISON_STATUSES[1:] else "done")
-        return new_id
-
     # ---- housekeeping ---------------------------------------------------------------------------------------------
 
     def sweep_orphans(self) -> int:
@@ -680,97 +393,3 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _statements(sql: str) -> Iterable[str]:
-    """Split a migration into statements (triggers contain ';' inside BEGIN ... END)."""
-    buffer = ""
-    for line in sql.strip().splitlines():
-        buffer += line + "\n"
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        yield buffer.strip()
-
-
-def _check_rating(stars, thumbs, note) -> None:
-    if stars is not None and (not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5):
-        raise ValueError(f"stars must be a whole number from 1 to 5, got {stars!r}")
-    if thumbs is not None and (not isinstance(thumbs, int) or isinstance(thumbs, bool) or thumbs not in (-1, 0, 1)):
-        raise ValueError(f"thumbs must be -1, 0 or 1, got {thumbs!r}")
-    if note is not None and (not isinstance(note, str) or len(note) > 10_000):
-        raise ValueError("note must be text of at most 10,000 characters")
-
-
-def _record(row: sqlite3.Row) -> RunRecord:
-    data = {name: row[name] for name in row.keys() if name in _FIELD_NAMES}
-    for name in _JSON_FIELDS:
-        data[name] = json.loads(data[name] or "{}")
-    return RunRecord(**data)
-
-
-def _comparison(row: sqlite3.Row) -> Comparison:
-    return Comparison(id=row["id"], modality=row["modality"], title=row["title"], template_name=row["template_name"],
-                      spec=json.loads(row["spec"] or "{}"), created_at=row["created_at"], status=row["status"],
-                      winner_run_id=row["winner_run_id"], run_count=row["run_count"])
-
-
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
-
-
-_CSV_COLUMNS = [f.name for f in dataclasses.fields(RunRecord)] + ["comparison_title"]
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        row = dict(row, comparison_title=(row.get("comparison") or {}).get("title"))
-        for name in _JSON_FIELDS:
-            row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True)
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
-# Import checks: the expected type of every field, from RunRecord's annotations.
-_HINTS = typing.get_type_hints(RunRecord)
-_REQUIRED = [f.name for f in dataclasses.fields(RunRecord) if f.default is dataclasses.MISSING
-             and f.default_factory is dataclasses.MISSING]
-
-
-def _check_type(name: str, value) -> None:
-    hint = _HINTS[name]
-    allowed = typing.get_args(hint) or (hint,)
-    if value is None and type(None) in allowed:
-        return
-    if isinstance(value, bool) and bool not in allowed:
-        ok = False
-    elif float in allowed and isinstance(value, int):
-        ok = True                            # 2 is a fine float
-    else:
-        ok = any(isinstance(value, kind) for kind in allowed if isinstance(kind, type))
-    if not ok:
-        expected = " or ".join(k.__name__ for k in allowed if k is not type(None))
-        raise ValueError(f"field {name!r} must be {expected}, got {type(value).__name__}")
-
-
-def _parse_export_row(line: str) -> tuple[RunRecord, dict, dict]:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON: {error.msg} (column {error.colno})") from None
-    if not isinstance(data, dict):
-        raise ValueError("a row must be a JSON object")
-    for name in _REQUIRED:
-        if name not in data:
-            raise ValueError(f"missing required field {name!r}")
-    known = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-    for name, value in known.items():
-        _check_type(name, value)
-    if known.get("status", "ok") not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-    ratings = {k: known.pop(k, None) for k in _RATING_FIELDS}
-    _check_rating(**ratings)
-    comparison = data.get("comparison") if isinstance(data.get("comparison"), dict) else {}
-    return RunRecord(**known), ratings, comparison

@@ -1,0 +1,103 @@
+"""The run log's schema: numbered migrations, each run once, in order, inside a transaction.
+
+Never edit a released migration: add the next number.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterable
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+    CREATE TABLE comparisons (
+        id INTEGER PRIMARY KEY,
+        modality TEXT NOT NULL,
+        title TEXT NOT NULL,
+        template_name TEXT,
+        spec TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'running',
+        winner_run_id INTEGER,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        comparison_id INTEGER REFERENCES comparisons(id) ON DELETE CASCADE,
+        row INTEGER NOT NULL DEFAULT 0,
+        col INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        modality TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        model_revision TEXT,
+        backend TEXT,
+        template_name TEXT,
+        template_hash TEXT,
+        variant TEXT,
+        variables TEXT NOT NULL DEFAULT '{}',
+        prompt TEXT NOT NULL,
+        system TEXT,
+        negative_prompt TEXT,
+        params TEXT NOT NULL DEFAULT '{}',
+        seed INTEGER NOT NULL,
+        device TEXT,
+        dtype TEXT,
+        versions TEXT NOT NULL DEFAULT '{}',
+        wall_s REAL, load_s REAL, tokens_per_s REAL, realtime_factor REAL,
+        prompt_tokens INTEGER, completion_tokens INTEGER,
+        output_text TEXT,
+        artifact TEXT,
+        error TEXT,
+        cached_from INTEGER,
+        cache_key TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_comparison ON runs(comparison_id, row, col);
+    CREATE INDEX runs_cache_key ON runs(cache_key);
+    CREATE INDEX runs_created ON runs(created_at);
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        stars INTEGER CHECK (stars BETWEEN 1 AND 5),
+        thumbs INTEGER CHECK (thumbs IN (-1, 0, 1)),
+        note TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ratings_run ON ratings(run_id, id);
+    """),
+    (2, """
+    CREATE VIRTUAL TABLE runs_fts USING fts5(prompt, output_text, content='runs', content_rowid='id');
+    CREATE TRIGGER runs_fts_insert AFTER INSERT ON runs BEGIN
+        INSERT INTO runs_fts(rowid, prompt, output_text) VALUES (new.id, new.prompt, coalesce(new.output_text, ''));
+    END;
+    CREATE TRIGGER runs_fts_delete AFTER DELETE ON runs BEGIN
+        INSERT INTO runs_fts(runs_fts, rowid, prompt, output_text)
+        VALUES ('delete', old.id, old.prompt, coalesce(old.output_text, ''));
+    END;
+    INSERT INTO runs_fts(rowid, prompt, output_text) SELECT id, prompt, coalesce(output_text, '') FROM runs;
+    """),
+    (3, """
+    CREATE TRIGGER runs_fts_update AFTER UPDATE OF prompt, output_text ON runs BEGIN
+        INSERT INTO runs_fts(runs_fts, rowid, prompt, output_text)
+        VALUES ('delete', old.id, old.prompt, coalesce(old.output_text, ''));
+        INSERT INTO runs_fts(rowid, prompt, output_text) VALUES (new.id, new.prompt, coalesce(new.output_text, ''));
+    END;
+    CREATE INDEX runs_template_variant ON runs(template_name, variant);
+    CREATE INDEX runs_modality ON runs(modality, id);
+    """),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+STATUSES = ("ok", "error", "cancelled")
+COMPARISON_STATUSES = ("running", "done", "cancelled", "failed")
+
+
+def _statements(sql: str) -> Iterable[str]:
+    """Split a migration into statements (triggers contain ';' inside BEGIN ... END)."""
+    buffer = ""
+    for line in sql.strip().splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
