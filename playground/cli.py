@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .backends.base import InvalidInput
+from .registry import InvalidInput
 from .runner import build_spec, spec_from_runs
 from .services import Services
 from .settings import Settings

@@ -6,20 +6,22 @@ No gradio here, and no model library at import time: the UI, the CLI and the tes
 from __future__ import annotations
 
 import io
-import queue
+import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import __version__
-from .backends.base import GenerationRequest, InvalidInput, Output, check_seed, gpu_decorator
-from .backends.catalog import Catalog, backend_class, preset_params
+from .engines import gpu
+from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed, to_wav_bytes
+from .engines.catalog import Catalog, Resolved, preset_params
+from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
 from .settings import Settings
 from .store import RunLog, RunRecord
 from .templates import PromptCell, Template, TemplateError, expand
 
-# Cells per backend call: enough to use a GPU well, small enough that results keep arriving on a CPU.
-BATCH_SIZE = {"text": 8, "image": 4, "music": 4}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Cell:
     model_id: str
     seed: int
     variant: str = ""
+    revision: str | None = None      # a logged revision to load again (re-runs); None: the current one
     values: dict = field(default_factory=dict)
     system: str | None = None
     negative_prompt: str | None = None
@@ -84,6 +87,7 @@ class Progress:
     result: CellResult | None = None
     partial: dict[int, str] = field(default_factory=dict)   # cell index -> text so far
     step: tuple[int, int] | None = None                      # (step, steps) of the running batch
+    stage: str | None = None                                 # what is happening now, for people to read
 
 
 def build_spec(template: Template, *, modality: str | None = None, values: dict | None = None,
@@ -119,161 +123,212 @@ class Cancelled(Exception):
     pass
 
 
+@dataclass
+class Checked:
+    """A spec that passed every check: each model resolved once, each engine's options validated."""
+
+    models: dict[tuple[str, str | None], Resolved]     # (model id, logged revision) -> resolved
+    options: dict[str, dict]                            # engine name -> validated options
+
+    def resolved(self, cell: Cell) -> Resolved:
+        return self.models[(cell.model_id, cell.revision)]
+
+
 class Runner:
     def __init__(self, catalog: Catalog, log: RunLog, settings: Settings):
         self.catalog = catalog
         self.log = log
         self.settings = settings
 
-    def check(self, spec: ComparisonSpec) -> dict:
-        """Refuse bad input before anything is logged or loaded; returns the validated params."""
-        if spec.modality not in BATCH_SIZE:
-            raise InvalidInput("modality", f"must be one of {', '.join(BATCH_SIZE)}, got {spec.modality!r}")
+    def check(self, spec: ComparisonSpec) -> Checked:
+        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up)."""
+        modality(spec.modality)
         if not spec.cells:
             raise InvalidInput("cells", "the comparison has no cells")
         if len(spec.cells) > self.settings.max_cells:
             raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {self.settings.max_cells}")
         for cell in spec.cells:
-            if not cell.prompt or not cell.prompt.strip():
+            if not isinstance(cell.prompt, str) or not cell.prompt.strip():
                 raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
             if len(cell.prompt) > self.settings.max_prompt_chars:
                 raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
                                    f"the limit is {self.settings.max_prompt_chars}")
             check_seed(cell.seed)
-        for model_id in dict.fromkeys(c.model_id for c in spec.cells):
-            self.catalog.resolve(spec.modality, model_id)
-        return backend_class(spec.modality).validate(spec.params, self.settings)
+        models = {}
+        for key in dict.fromkeys((c.model_id, c.revision) for c in spec.cells):
+            models[key] = self.catalog.resolve(spec.modality, key[0], key[1])
+        engines = list(dict.fromkeys(r.engine.name for r in models.values()))
+        params = dict(spec.params or {})
+        # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this
+        # modality knows is a typo.
+        known = set().union(*(e.options.model_fields for e in engines_for(spec.modality)))
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
+        options = {}
+        for name in engines:        # a grid may mix engines: each takes the options it knows
+            fields = ENGINES[name].options.model_fields
+            options[name] = validate_options(ENGINES[name].options, {k: v for k, v in params.items() if k in fields},
+                                             self.settings)
+        return Checked(models, options)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None) -> Iterator[Progress]:
         """Yields progress events; every finished cell is in the log before it is yielded."""
-        params = self.check(spec)
+        checked = self.check(spec)
         cancel = cancel or threading.Event()
         comparison_id = self.log.start_comparison(spec.modality, spec.title or "comparison",
-                                                  template_name=spec.template_name, spec=spec.to_dict())
-        total, done = len(spec.cells), 0
-        status = "done"
+                                                  template_name=spec.template_name,
+                                                  spec={**spec.to_dict(), "pid": os.getpid()})
+        total, counts = len(spec.cells), {"ok": 0, "error": 0}
+        status = "running"
         try:
-            pending: dict[str, list[int]] = {}
+            pending: dict[tuple[str, str | None], list[int]] = {}
             for index, cell in enumerate(spec.cells):
-                record = self._record(spec, cell, comparison_id, params)
+                record = self._record(spec, cell, comparison_id, checked)
                 cached = None if spec.rerun else self.log.find_cached(record)
                 if cached is not None:
                     record = self._log_cache_hit(cached, record)
-                    done += 1
-                    yield Progress(done, total, comparison_id, CellResult(index, cell, record, cached=True))
+                    counts["ok"] += 1
+                    yield Progress(sum(counts.values()), total, comparison_id, CellResult(index, cell, record,
+                                                                                          cached=True))
                 else:
-                    pending.setdefault(cell.model_id, []).append(index)
-            for model_id, indices in pending.items():
-                for result in self._run_model(spec, model_id, indices, params, comparison_id,
-                                              cancel):
-                    if isinstance(result, Progress):
-                        result.done, result.total = done, total
-                        yield result
-                        continue
-                    done += 1
-                    yield Progress(done, total, comparison_id, result)
+                    pending.setdefault((cell.model_id, cell.revision), []).append(index)
+            for key, indices in pending.items():
+                for event in self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel):
+                    if isinstance(event, CellResult):
+                        counts["ok" if event.ok else "error"] += 1
+                        event = Progress(0, 0, comparison_id, event)
+                    event.done, event.total = sum(counts.values()), total
+                    yield event
+            status = "done" if not counts["error"] else ("failed" if not counts["ok"] else "partial")
         except Cancelled:
             status = "cancelled"
         except GeneratorExit:     # the consumer stopped listening (the browser tab closed, Stop was pressed)
             status = "cancelled"
             raise
         finally:
+            if status == "running":      # an unexpected error: say so rather than leave it running
+                status = "failed" if not counts["ok"] else "partial"
             self.log.finish_comparison(comparison_id, status)
 
     # -- one model's cells ------------------------------------------------------------------------------------------
 
-    def _run_model(self, spec, model_id, indices, params, comparison_id, cancel) -> Iterator[CellResult | Progress]:
-        was_warm = (spec.modality, model_id) in self.catalog.loaded()
-        try:
-            backend = self.catalog.get(spec.modality, model_id)
-        except Exception as error:           # a model that will not load fails its cells, not the comparison
-            for index in indices:
-                yield self._log_failure(spec, index, comparison_id, params, error)
-            return
-        load_s = 0.0 if was_warm else backend.load_s     # the load is charged to the first batch only
-        for batch in _chunks(indices, BATCH_SIZE[spec.modality]):
+    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel):
+        engine = resolved.engine
+        if engine.remote:
+            model = self.catalog.remote(resolved)
+        else:
+            warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
+            if not warm:
+                building = " (building the tiny model on first use)" if resolved.source and \
+                    resolved.revision and resolved.revision.startswith("built:") else ""
+                yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}{building}")
+            try:
+                model = self.catalog.get(resolved)
+            except Exception as error:       # a model that will not load fails its cells, not the comparison
+                log.warning("model %s failed to load: %s", resolved.model_id, error)
+                for index in indices:
+                    yield self._log_failure(spec, index, comparison_id, checked, error)
+                return
+            load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
+        options = checked.options[engine.name]
+        for batch in _chunks(indices, engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
-            yield from self._run_batch(spec, backend, batch, params, comparison_id, cancel, load_s)
+            yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
+            yield from self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
+                                       0.0 if engine.remote else load_s)
             load_s = 0.0
 
-    def _run_batch(self, spec, backend, batch, params, comparison_id, cancel,
-                   load_s: float = 0.0) -> Iterator[CellResult | Progress]:
+    def _stream(self, model, resolved: Resolved, requests, options):
+        if resolved.engine.remote:
+            return model.stream(requests, options)
+        return gpu.stream_on_gpu(resolved.modality, resolved.model_id, resolved.revision, requests, options)
+
+    def _run_batch(self, spec, checked, model, resolved, batch, options, comparison_id, cancel, load_s):
         cells = [spec.cells[i] for i in batch]
         requests = [GenerationRequest(c.prompt, c.seed, c.system, c.negative_prompt) for c in cells]
-        events: queue.Queue = queue.Queue()
-
-        def on_progress(update):
-            if cancel.is_set():
-                raise Cancelled     # raised inside generate: stops the batch at the next step
-            events.put(("progress", update))
-
-        def work():
-            try:
-                events.put(("done", _generate(backend, requests, params, on_progress)))
-            except BaseException as error:  # handed to the consuming thread, which decides
-                events.put(("error", error))
-
-        threading.Thread(target=work, daemon=True, name="generate").start()
-        while True:
-            kind, payload = events.get()
-            if kind == "progress":
-                if isinstance(payload, list):
-                    yield Progress(0, 0, comparison_id, partial=dict(zip(batch, payload)))
-                else:
-                    yield Progress(0, 0, comparison_id, step=tuple(payload))
-                continue
-            break
-        if kind == "error":
-            if isinstance(payload, Cancelled):
-                raise Cancelled
-            if len(batch) > 1:       # find the failing cell: the others still get their output
-                for index in batch:
-                    yield from self._run_batch(spec, backend, [index], params, comparison_id, cancel)
+        finished: set[int] = set()
+        stream = self._stream(model, resolved, requests, options)
+        try:
+            for event in stream:
+                if cancel.is_set():
+                    raise Cancelled
+                if isinstance(event, Partial):
+                    yield Progress(0, 0, comparison_id, partial={batch[i]: t for i, t in event.texts.items()})
+                elif isinstance(event, Step):
+                    yield Progress(0, 0, comparison_id, step=(event.step, event.steps))
+                elif isinstance(event, Finished):
+                    finished.add(event.index)
+                    yield self._log_output(spec, checked, batch[event.index], comparison_id, model, event.output,
+                                           load_s)
+                elif isinstance(event, Failed):
+                    finished.add(event.index)
+                    yield self._log_failure(spec, batch[event.index], comparison_id, checked, event.error, model)
+        except Cancelled:
+            raise
+        except Exception as error:
+            rest = [index for i, index in enumerate(batch) if i not in finished]
+            if len(rest) > 1 and not resolved.engine.remote:    # find the failing cell: the others still run
+                for index in rest:
+                    yield from self._run_batch(spec, checked, model, resolved, [index], options, comparison_id,
+                                               cancel, 0.0)
                 return
-            yield self._log_failure(spec, batch[0], comparison_id, params, payload, backend)
-            return
-        for index, cell, output in zip(batch, cells, payload):
-            record = self._record(spec, cell, comparison_id, params, backend)
-            _fill_metrics(record, output, load_s)
-            artifact, ext = _artifact(output)
-            self.log.add_run(record, artifact=artifact, artifact_ext=ext)
-            yield CellResult(index, cell, record, output=output)
+            log.warning("cells of %s failed: %s", resolved.model_id, error)
+            for index in rest:
+                yield self._log_failure(spec, index, comparison_id, checked, error, model)
+        finally:
+            stream.close()          # stops the model within one step if it is still running
 
     # -- records ----------------------------------------------------------------------------------------------------
 
-    def _record(self, spec, cell, comparison_id, params, backend=None) -> RunRecord:
+    def _record(self, spec, cell, comparison_id, checked: Checked, model=None) -> RunRecord:
+        resolved = checked.resolved(cell)
+        versions = library_versions() if not resolved.engine.remote else \
+            {"playground": __version__, **getattr(model, "versions", {})}
         return RunRecord(
-            modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed, params=params,
-            comparison_id=comparison_id, row=cell.row, col=cell.col, template_name=spec.template_name,
-            template_hash=spec.template_hash, variant=cell.variant, variables=dict(cell.values),
-            system=cell.system, negative_prompt=cell.negative_prompt,
-            model_revision=backend.revision if backend else self.catalog.revision(spec.modality, cell.model_id),
-            backend=backend.backend_name if backend else backend_class(spec.modality).backend_name,
-            device=backend.device if backend else None, dtype=backend.dtype if backend else None,
-            versions=library_versions())
+            modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed,
+            params=checked.options[resolved.engine.name], comparison_id=comparison_id, row=cell.row, col=cell.col,
+            template_name=spec.template_name, template_hash=spec.template_hash, variant=cell.variant,
+            variables=dict(cell.values), system=cell.system, negative_prompt=cell.negative_prompt,
+            model_revision=resolved.revision, backend=resolved.engine.name,
+            endpoint=resolved.endpoint.host if resolved.endpoint else None,
+            device=getattr(model, "device", None), dtype=getattr(model, "dtype", None), versions=versions)
+
+    def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s) -> CellResult:
+        cell = spec.cells[index]
+        record = self._record(spec, cell, comparison_id, checked, model)
+        _fill_metrics(record, output, load_s)
+        if model is not None and hasattr(model, "seconds_per_cell") and record.wall_s:
+            model.seconds_per_cell = record.wall_s     # sizes the next GPU lease
+        try:
+            artifact, ext = _artifact(output)
+            self.log.add_run(record, artifact=artifact, artifact_ext=ext)
+        except OSError as error:       # disk full, permissions: this cell fails, the grid goes on
+            record.status, record.artifact = "error", None
+            record.error = f"could not save the output in the data dir ({error.strerror or error}): free some " \
+                           "space there or fix its permissions"
+            self.log.add_run(record)
+            return CellResult(index, cell, record)
+        return CellResult(index, cell, record, output=output)
 
     def _log_cache_hit(self, cached: RunRecord, fresh: RunRecord) -> RunRecord:
         """A cached cell becomes a run of this comparison that points at the original output."""
         fresh.status, fresh.cached_from = "ok", cached.id
-        for name in ("output_text", "device", "dtype", "wall_s", "load_s", "tokens_per_s", "realtime_factor",
-                     "prompt_tokens", "completion_tokens"):
+        for name in ("output_text", "device", "dtype", "tokens_per_s", "realtime_factor", "prompt_tokens",
+                     "completion_tokens", "formatted_prompt", "endpoint", "model_revision"):
             setattr(fresh, name, getattr(cached, name))
         fresh.wall_s = fresh.load_s = 0.0
         fresh.artifact = cached.artifact         # shares the original file rather than copying it
         self.log.add_run(fresh)
         return fresh
 
-    def _log_failure(self, spec, index, comparison_id, params, error, backend=None) -> CellResult:
+    def _log_failure(self, spec, index, comparison_id, checked, error, model=None) -> CellResult:
         cell = spec.cells[index]
-        record = self._record(spec, cell, comparison_id, params, backend) if backend else RunRecord(
-            modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed, params=params,
-            comparison_id=comparison_id, row=cell.row, col=cell.col, template_name=spec.template_name,
-            template_hash=spec.template_hash, variant=cell.variant, variables=dict(cell.values), system=cell.system,
-            negative_prompt=cell.negative_prompt, versions=library_versions())
+        record = self._record(spec, cell, comparison_id, checked, model)
         record.status = "error"
-        record.error = str(error) if isinstance(error, (InvalidInput, TemplateError)) else \
-            f"{type(error).__name__}: {error}"
+        record.error = error if isinstance(error, str) else str(error) if isinstance(
+            error, (InvalidInput, TemplateError)) else f"{type(error).__name__}: {error}"
         self.log.add_run(record)
         return CellResult(index, cell, record)
 
@@ -283,21 +338,19 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-@gpu_decorator()
-def _generate(backend, requests, params, on_progress) -> list[Output]:
-    """The one place model work happens; on ZeroGPU Spaces it runs with a GPU attached."""
-    return backend.generate(requests, params, on_progress)
-
-
 def _fill_metrics(record: RunRecord, output: Output, load_s: float) -> None:
-    metrics = output.metrics
+    metrics = dict(output.metrics)
     record.output_text = output.text
-    record.wall_s = metrics.get("wall_s")
+    record.wall_s = metrics.pop("wall_s", None)
     record.load_s = load_s
-    record.tokens_per_s = metrics.get("tokens_per_s")
-    record.realtime_factor = metrics.get("realtime_factor")
-    record.prompt_tokens = metrics.get("prompt_tokens")
-    record.completion_tokens = metrics.get("completion_tokens")
+    for name in ("tokens_per_s", "realtime_factor", "prompt_tokens", "completion_tokens", "formatted_prompt",
+                 "ttft_s", "endpoint"):
+        value = metrics.pop(name, None)
+        if value is not None:
+            setattr(record, name, value)
+    if metrics.get("revision"):      # a remote server names what it really ran
+        record.model_revision = metrics.pop("revision")
+    record.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
 
 
 def _artifact(output: Output) -> tuple[bytes | None, str | None]:
@@ -306,8 +359,6 @@ def _artifact(output: Output) -> tuple[bytes | None, str | None]:
         output.image.save(buffer, format="PNG")
         return buffer.getvalue(), "png"
     if output.audio is not None:
-        from .backends.music import to_wav_bytes
-
         return to_wav_bytes(*output.audio), "wav"
     return None, None
 
@@ -329,7 +380,6 @@ def library_versions() -> dict[str, str]:
     return dict(_versions)
 
 
-
 def spec_from_runs(records: list[RunRecord], *, title: str = "", new_seeds: list[int] | None = None,
                    rerun: bool = True) -> ComparisonSpec:
     """Rebuild a comparison from its logged runs, to run it again (same seeds, or `new_seeds` per row)."""
@@ -340,8 +390,17 @@ def spec_from_runs(records: list[RunRecord], *, title: str = "", new_seeds: list
         seed = record.seed if new_seeds is None else new_seeds[record.row % len(new_seeds)]
         cells.append(Cell(prompt=record.prompt, model_id=record.model_id, seed=seed, variant=record.variant or "",
                           values=dict(record.variables or {}), system=record.system,
-                          negative_prompt=record.negative_prompt, row=record.row, col=record.col))
+                          negative_prompt=record.negative_prompt, row=record.row, col=record.col,
+                          revision=_pinned_revision(record)))
     first = records[0]
     params = {k: v for k, v in first.params.items()}
     return ComparisonSpec(modality=first.modality, cells=cells, params=params, title=title,
                           template_name=first.template_name, template_hash=first.template_hash, rerun=rerun)
+
+
+def _pinned_revision(record: RunRecord) -> str | None:
+    """The hub commit a re-run must load again; built and local models are checked afresh, remote ones can't pin."""
+    revision = record.model_revision
+    if not revision or record.backend in ("openai", "hf-text", "hf-image") or ":" in revision:
+        return None
+    return revision

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
-from .backends.catalog import Catalog
+from .engines import gpu
+from .engines.catalog import Catalog
 from .runner import Runner
 from .settings import Settings
 from .store import RunLog
 from .templates import LIBRARY_DIR, Library, load_library
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,8 +29,12 @@ class Services:
     def create(cls, settings: Settings, catalog: Catalog | None = None) -> "Services":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         catalog = catalog or Catalog(settings)
-        log = RunLog(settings.data_dir)
-        return cls(settings=settings, catalog=catalog, log=log, runner=Runner(catalog, log, settings))
+        gpu.attach(catalog)
+        run_log = RunLog(settings.data_dir)
+        interrupted = run_log.interrupt_stale()
+        if interrupted:
+            log.info("%d comparison(s) left running by a stopped process are marked interrupted", interrupted)
+        return cls(settings=settings, catalog=catalog, log=run_log, runner=Runner(catalog, run_log, settings))
 
     @property
     def library(self) -> Library:
@@ -40,3 +48,12 @@ class Services:
         with self._library_lock:
             self._library = None
         return self.library
+
+    def preload(self, modalities=("text", "image", "music")) -> None:
+        """Load each tab's default model now (ZeroGPU asks for models on the device at start-up, not per request)."""
+        for name in modalities:
+            model_id = self.catalog.default_model(name)
+            try:
+                self.catalog.get(self.catalog.resolve(name, model_id))
+            except Exception as error:        # the app still starts; the first run reports the problem
+                log.warning("preloading %s failed: %s", model_id, error)

@@ -35,6 +35,12 @@ class Settings:
     max_prompt_chars: int = 8000
     queue_size: int = 32           # Gradio queue max size
     concurrency: int = 1           # model work runs one event at a time: one shared queue for the GPU/CPU
+    model_roots: str = ""          # comma-separated folders; when set, local model folders outside them are refused
+    remote_concurrency: int = 8    # requests in flight at once per remote endpoint (endpoints.yaml may override)
+    remote_timeout_s: float = 120.0  # per request to a remote model server
+    remote_retries: int = 3        # retries with backoff on 429, 5xx and connection errors
+    hf_base_url: str = ""          # Hugging Face engine: a dedicated Inference Endpoint or other base URL
+    hf_provider: str = "auto"      # Hugging Face engine: the Inference Provider to route to
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

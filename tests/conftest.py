@@ -30,24 +30,48 @@ def settings(tmp_path_factory, models_dir):
 
 @pytest.fixture(scope="session")
 def catalog(settings):
-    from playground.backends.catalog import Catalog
+    from playground.engines import gpu
+    from playground.engines.catalog import Catalog
 
-    return Catalog(settings)
-
-
-@pytest.fixture(scope="session")
-def text_backend(catalog):
-    return catalog.get("text", "tiny-text")
+    catalog = Catalog(settings)
+    gpu.attach(catalog)
+    return catalog
 
 
-@pytest.fixture(scope="session")
-def image_backend(catalog):
-    return catalog.get("image", "tiny-image")
+def load(catalog, modality: str, model_id: str):
+    return catalog.get(catalog.resolve(modality, model_id))
 
 
 @pytest.fixture(scope="session")
-def music_backend(catalog):
-    return catalog.get("music", "tiny-music")
+def text_model(catalog):
+    return load(catalog, "text", "tiny-text")
+
+
+@pytest.fixture(scope="session")
+def image_model(catalog):
+    return load(catalog, "image", "tiny-image")
+
+
+@pytest.fixture(scope="session")
+def music_model(catalog):
+    return load(catalog, "music", "tiny-music")
+
+
+def options(modality: str, values: dict | None = None, settings=None) -> dict:
+    """Validated options of the modality's local engine."""
+    from playground.registry import engine_for, validate_options
+
+    return validate_options(engine_for(modality, f"tiny-{modality}").options, values, settings)
+
+
+def collect(model, requests, opts) -> tuple[list, list]:
+    """Run a stream to the end: (outputs in request order, every event in arrival order)."""
+    from playground.engines.base import Failed, Finished
+
+    events = list(model.stream(requests, opts))
+    done = {e.index: e for e in events if isinstance(e, (Finished, Failed))}
+    assert sorted(done) == list(range(len(requests))), events
+    return [done[i].output if isinstance(done[i], Finished) else done[i] for i in range(len(requests))], events
 
 
 def _free_port() -> int:

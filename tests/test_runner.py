@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.backends.base import InvalidInput
+from playground.registry import InvalidInput
 from playground.runner import Runner, build_spec, spec_from_runs
 from playground.store import RunLog
 from playground.templates import make_template
@@ -196,3 +196,152 @@ def test_stop_interrupts_a_running_batch(runner, log, modality, model, params):
     comparison = log.get_comparison(events[0].comparison_id)
     assert comparison.status == "cancelled" and comparison.runs == []
     assert not any(e.result for e in events)
+
+
+# ---- comparison status, failures that are not the model's, resolution ----------------------------------------------
+
+def test_status_says_whether_every_cell_worked(runner, log):
+    good = make_template(name="ok-test", modality="text", variants={"a": "Say hi.", "b": "Say bye."})
+    mixed = make_template(name="mixed-test", modality="text", variants={"short": "Say hi.", "huge": "word " * 1500})
+    bad = make_template(name="bad-test", modality="text", variants={"huge": "word " * 1500})
+    statuses = {}
+    for template in (good, mixed, bad):
+        spec = build_spec(template, models=["tiny-text"], seeds=[1], params={"max_new_tokens": 700}, rerun=True)
+        comparison_id = run_all(runner, spec)[0].comparison_id
+        statuses[template.name] = log.get_comparison(comparison_id).status
+    assert statuses == {"ok-test": "done", "mixed-test": "partial", "bad-test": "failed"}
+
+
+def test_a_failed_media_write_fails_its_own_cell_only(runner, log, monkeypatch):
+    real_write = log._write_artifact
+    calls = []
+
+    def flaky(data, ext):
+        calls.append(ext)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(data, ext)
+
+    monkeypatch.setattr(log, "_write_artifact", flaky)
+    spec = build_spec(tagline("image"), models=["tiny-image"], seeds=[1],
+                      params={"width": 64, "height": 64, "num_inference_steps": 1}, rerun=True)
+    results = [p.result.record for p in run_all(runner, spec)]
+    assert [r.status for r in results].count("error") == 1 and len(results) == 3
+    failed = next(r for r in results if r.status == "error")
+    assert "No space left on device" in failed.error and "data dir" in failed.error and failed.artifact is None
+    assert log.get_comparison(results[0].comparison_id).status == "partial"
+
+
+def test_a_killed_run_is_marked_interrupted_at_start_up(tmp_path):
+    run_log = RunLog(tmp_path)
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = int(child.stdout)           # a process that has ended
+    stale = run_log.start_comparison("text", "killed", spec={"pid": gone})
+    alive = run_log.start_comparison("text", "still running", spec={"pid": os.getpid()})
+    assert run_log.interrupt_stale() == 1
+    assert run_log.get_comparison(stale).status == "interrupted"
+    assert run_log.get_comparison(alive).status == "running"
+    run_log.close()
+
+
+def test_each_model_is_resolved_once_per_comparison(runner, catalog, monkeypatch):
+    calls = []
+    real = catalog.resolve
+    monkeypatch.setattr(catalog, "resolve", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=["tiny-text"], seeds=[1, 2, 3],
+                      params={"max_new_tokens": 2}, rerun=True)
+    assert len(spec.cells) == 36
+    run_all(runner, spec)
+    assert calls == ["tiny-text"]
+
+
+def test_the_record_keeps_what_the_model_saw(runner):
+    spec = build_spec(tagline(system="Be brief."), models=["tiny-text"], seeds=[1], params={"max_new_tokens": 3},
+                      rerun=True)
+    record = run_all(runner, spec)[0].result.record
+    assert record.formatted_prompt.startswith("<|system|>\nBe brief.") and record.backend == "local-text"
+    assert record.model_revision.startswith("built:tiny-text@") and record.ttft_s is not None
+
+
+# ---- the GPU boundary ----------------------------------------------------------------------------------------------
+
+def test_gpu_function_arguments_and_events_pickle(catalog, settings):
+    import pickle
+
+    from conftest import load, options
+    from playground.engines import gpu
+    from playground.engines.base import GenerationRequest
+
+    model = load(catalog, "image", "tiny-image")
+    args = ("image", model.model_id, model.revision, [GenerationRequest("a red fox", 3)],
+            options("image", {"width": 64, "height": 64, "num_inference_steps": 2}, settings))
+    assert pickle.loads(pickle.dumps(args)) == args
+    events = list(gpu.stream_on_gpu(*args))
+    assert [type(e).__name__ for e in events] == ["Step", "Step", "Finished"]
+    for event in events:
+        assert type(pickle.loads(pickle.dumps(event))) is type(event)
+    assert 15 <= gpu.lease_seconds(*args) <= 300
+
+
+def _gpu_child(args, connection):
+    """What the ZeroGPU runtime does: a forked worker runs the function on pickled arguments, events pickled back."""
+    import pickle
+
+    from playground.engines import gpu
+
+    for event in gpu.stream_on_gpu(*pickle.loads(args)):
+        connection.send_bytes(pickle.dumps(event))
+    connection.close()
+
+
+@pytest.mark.parametrize("modality, values", [
+    ("text", {"max_new_tokens": 6, "temperature": 1.0}),
+    ("image", {"width": 64, "height": 64, "num_inference_steps": 2}),
+    ("music", {"duration_s": 0.5}),
+])
+def test_gpu_function_in_a_forked_child_matches_in_process(catalog, settings, modality, values):
+    import multiprocessing
+    import pickle
+
+    import numpy as np
+
+    from conftest import load, options
+    from playground.engines import gpu
+    from playground.engines.base import Finished, GenerationRequest
+
+    model = load(catalog, modality, f"tiny-{modality}")
+    args = (modality, model.model_id, model.revision, [GenerationRequest("calm piano", 5),
+                                                       GenerationRequest("a fox", 6)], options(modality, values, settings))
+    here = [e for e in gpu.stream_on_gpu(*args) if isinstance(e, Finished)]
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(target=_gpu_child, args=(pickle.dumps(args), send))
+    child.start()
+    send.close()
+    there = []
+    while True:
+        try:
+            there.append(pickle.loads(receive.recv_bytes()))
+        except EOFError:
+            break
+    child.join(60)
+    assert child.exitcode == 0
+    there = [e for e in there if isinstance(e, Finished)]
+    assert [e.index for e in there] == [e.index for e in here]
+    for a, b in zip(here, there):
+        if modality == "text":
+            assert a.output.text == b.output.text
+        elif modality == "image":
+            assert np.array_equal(np.asarray(a.output.image), np.asarray(b.output.image))
+        else:
+            assert np.array_equal(a.output.audio[1], b.output.audio[1])
+
+
+def test_spaces_installed_off_a_space_changes_nothing():
+    """The real `spaces` package: off ZeroGPU its decorator hands back the function itself."""
+    import spaces
+
+    from playground.engines import gpu
+
+    assert "SPACES_ZERO_GPU" not in os.environ
+    assert spaces.GPU(duration=gpu.lease_seconds)(gpu._stream_on_gpu) is gpu._stream_on_gpu
+    assert gpu.stream_on_gpu is gpu._stream_on_gpu

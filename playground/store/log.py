@@ -133,7 +133,7 @@ class RunLog(TransferMixin):
 
     def finish_comparison(self, comparison_id: int, status: str = "done") -> None:
         if status not in COMPARISON_STATUSES[1:]:
-            raise ValueError(f"status must be done, cancelled or failed, got {status!r}")
+            raise ValueError(f"status must be one of {', '.join(COMPARISON_STATUSES[1:])}, got {status!r}")
         with self._write() as tx:
             cursor = tx.execute("UPDATE comparisons SET status = ? WHERE id = ?", (status, int(comparison_id)))
         if cursor.rowcount == 0:
@@ -337,6 +337,22 @@ class RunLog(TransferMixin):
 
     # ---- housekeeping ---------------------------------------------------------------------------------------------
 
+    def interrupt_stale(self) -> int:
+        """Mark comparisons left `running` by a process that is gone (killed server or CLI) as `interrupted`."""
+        stale = []
+        for row in self._db().execute("SELECT id, spec FROM comparisons WHERE status = 'running'"):
+            try:
+                pid = json.loads(row["spec"] or "{}").get("pid")
+            except ValueError:
+                pid = None
+            if not isinstance(pid, int) or not _process_alive(pid):
+                stale.append(row["id"])
+        if stale:
+            with self._write() as tx:
+                tx.executemany("UPDATE comparisons SET status = 'interrupted' WHERE id = ? AND status = 'running'",
+                               [(cid,) for cid in stale])
+        return len(stale)
+
     def sweep_orphans(self) -> int:
         """Delete artifact files no row points at (and leftover temp files) older than orphan_age_s.
 
@@ -393,3 +409,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0          # exists, owned by someone else
+    return True

@@ -9,7 +9,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
-_JSON_FIELDS = ("params", "variables", "versions")
+_JSON_FIELDS = ("params", "variables", "versions", "metrics")
 
 
 @dataclass
@@ -46,6 +46,10 @@ class RunRecord:
     artifact: str | None = None
     error: str | None = None
     cached_from: int | None = None
+    endpoint: str | None = None              # remote engines: scheme://host:port, never a key
+    formatted_prompt: str | None = None      # the exact text (or chat messages) the model saw
+    ttft_s: float | None = None              # time to the first streamed token
+    metrics: dict = field(default_factory=dict)   # what else the engine measured (steps/s, finish reason, ...)
     id: int | None = None
     created_at: str | None = None
     stars: int | None = None

@@ -84,10 +84,16 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE INDEX runs_template_variant ON runs(template_name, variant);
     CREATE INDEX runs_modality ON runs(modality, id);
     """),
+    (8, """
+    ALTER TABLE runs ADD COLUMN endpoint TEXT;
+    ALTER TABLE runs ADD COLUMN formatted_prompt TEXT;
+    ALTER TABLE runs ADD COLUMN ttft_s REAL;
+    ALTER TABLE runs ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';
+    """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 STATUSES = ("ok", "error", "cancelled")
-COMPARISON_STATUSES = ("running", "done", "cancelled", "failed")
+COMPARISON_STATUSES = ("running", "done", "partial", "failed", "cancelled", "interrupted")
 
 
 def _statements(sql: str) -> Iterable[str]:

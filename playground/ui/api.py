@@ -6,7 +6,7 @@ import time
 
 import gradio as gr
 
-from ..backends.base import InvalidInput
+from ..registry import InvalidInput
 from ..runner import build_spec
 from ..services import Services
 from ..templates import TemplateError, expand

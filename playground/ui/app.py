@@ -9,15 +9,14 @@ from pathlib import Path
 import gradio as gr
 
 from .. import __version__
+from ..registry import MODALITIES
 from ..services import Services
 from ..settings import Settings
 from . import grid
 from .api import register_api
 from .history import build_history_tab
-from .image import build_image_tab
+from .compare import build_compare_tab
 from .library import build_library_tab
-from .music import build_music_tab
-from .text import build_text_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 
@@ -52,13 +51,10 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         if services.catalog.offline:
             gr.Markdown(OFFLINE_BANNER, elem_classes="pp-banner", elem_id="offline-banner")
         with gr.Tabs() as tabs:
-            with gr.Tab("Text", id="text"):
-                text = build_text_tab(services, browser_state)
-            with gr.Tab("Image", id="image"):
-                image = build_image_tab(services, browser_state)
-            with gr.Tab("Music", id="music"):
-                music = build_music_tab(services, browser_state)
-            compare_tabs = {"text": text, "image": image, "music": music}
+            compare_tabs = {}
+            for modality in MODALITIES.values():
+                with gr.Tab(modality.label, id=modality.name):
+                    compare_tabs[modality.name] = build_compare_tab(modality.name, services, browser_state)
             with gr.Tab("Library", id="library"):
                 build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:

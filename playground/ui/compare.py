@@ -15,12 +15,13 @@ from typing import Callable
 
 import gradio as gr
 
-from ..backends.base import InvalidInput
-from ..backends.catalog import preset_params
+from ..registry import MODALITIES, InvalidInput
+from ..engines.catalog import preset_params
 from ..runner import Cell, ComparisonSpec, build_spec
 from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
 from . import grid
+from .params import param_controls
 
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
@@ -47,7 +48,7 @@ def _template_choices(services: Services, modality: str) -> list[tuple[str, str]
 
 
 def _model_choices(services: Services, modality: str) -> list[tuple[str, str]]:
-    return [(f"{p.label} · {p.id}" if not p.tiny else p.label, p.id) for p in services.catalog.presets(modality)]
+    return services.catalog.model_choices(modality)
 
 
 def _parse_seeds(raw: str) -> list[int]:
@@ -67,10 +68,9 @@ def _parse_seeds(raw: str) -> list[int]:
     return seeds
 
 
-def build_compare_tab(modality: str, services: Services, make_params: Callable[[], dict[str, gr.Component]],
-                      browser_state: gr.BrowserState, prompt_boxes: tuple[str, ...] = ()) -> CompareTab:
-    """Lay out one modality tab. `make_params` builds the parameter controls (name -> component) in place;
-    `prompt_boxes` names the extra prompt fields this modality has ("system" for text, "negative_prompt" for image)."""
+def build_compare_tab(modality: str, services: Services, browser_state: gr.BrowserState) -> CompareTab:
+    """Lay out one modality tab: its option controls and extra prompt fields come from the registry."""
+    prompt_boxes = MODALITIES[modality].prompt_fields
     templates = {t.name: t for t in services.library.by_modality(modality)}
     first = templates.get(DEFAULT_TEMPLATE[modality]) or next(iter(templates.values()), None)
     cancel_events: dict[str, threading.Event] = {}
@@ -87,7 +87,8 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             models_dd = gr.Dropdown(_model_choices(services, modality),
                                     value=[services.catalog.default_model(modality)], multiselect=True,
                                     allow_custom_value=True, label="Models",
-                                    info="A preset, or type a hub id (owner/name) or a local folder",
+                                    info="A preset, a hub id (owner/name), a local folder, or a remote model "
+                                         "(openai:<model>, <endpoint>:<model>, hf:<model id>)",
                                     elem_id=f"{modality}-models")
             with gr.Row():
                 seeds_box = gr.Textbox("1", label="Seeds", info="e.g. 1, 2, 3 to see sampling noise",
@@ -95,7 +96,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                 randomize_btn = gr.Button("Random", scale=0, min_width=80, size="sm",
                                           elem_id=f"{modality}-randomize")
             with gr.Accordion("Parameters", open=False):
-                params = make_params()
+                params = param_controls(modality, services.settings, modality)
                 rerun_cb = gr.Checkbox(False, label="Ignore cached results (generate again)")
         with gr.Column(scale=3, min_width=320):
             extra_boxes = {}

@@ -11,7 +11,7 @@ from typing import Callable
 
 import gradio as gr
 
-from ..backends.base import InvalidInput
+from ..registry import InvalidInput
 from ..runner import spec_from_runs
 from ..services import Services
 from . import grid

@@ -1,60 +1,60 @@
-"""Text-to-image through diffusers' AutoPipelineForText2Image: all cells in one pipeline call."""
+"""Text-to-image through diffusers' AutoPipelineForText2Image: a batch of cells in one pipeline call."""
 
 from __future__ import annotations
 
-import time
-from typing import Callable
+from typing import Iterator
 
 import torch
 from diffusers import AutoPipelineForText2Image
 
-from .base import Backend, GenerationRequest, InvalidInput, Output, check_prompts, torch_dtype
+from .base import (Event, GenerationRequest, InvalidInput, LocalModel, Output, Step, Timer, check_prompts,
+                   stream_blocking, torch_dtype)
 
 
-class ImageBackend(Backend):
-    modality = "image"
-    backend_name = "diffusers.AutoPipelineForText2Image"
+class LocalImageModel(LocalModel):
+    engine_name = "local-image"
 
     def load_weights(self) -> None:
-        pipe = AutoPipelineForText2Image.from_pretrained(self.source, dtype=torch_dtype(self.dtype))
+        pipe = AutoPipelineForText2Image.from_pretrained(self.source, dtype=torch_dtype(self.dtype),
+                                                         **self.hub_revision)
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe.to(self.device)
         self.cells = _CellCount()
         _run_per_cell(pipe, self.cells)
         self.multiple = getattr(pipe, "vae_scale_factor", 8) or 8
 
-    def generate(self, requests: list[GenerationRequest], params: dict,
-                 on_progress: Callable[[tuple[int, int]], None] | None = None) -> list[Output]:
-        check_prompts(requests, max_chars=100_000)
+    def stream(self, requests: list[GenerationRequest], options: dict) -> Iterator[Event]:
+        check_prompts(requests)
         for side in ("width", "height"):
-            if params[side] % self.multiple:
-                raise InvalidInput(side, f"must be a multiple of {self.multiple} for this model, got {params[side]}")
-        # One generator per cell: each cell's starting noise comes from its own seed alone.
-        generators = [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests]
+            if options[side] % self.multiple:
+                raise InvalidInput(side, f"must be a multiple of {self.multiple} for this model, got {options[side]}")
         negatives = [r.negative_prompt or "" for r in requests]
-        steps = params["num_inference_steps"]
+        steps = options["num_inference_steps"]
 
-        def step_end(pipe, step, timestep, kwargs):
-            if on_progress is not None:
-                on_progress((step + 1, steps))
-            return kwargs
+        def work(emit, stop) -> list[Output]:
+            # One generator per cell: each cell's starting noise comes from its own seed alone.
+            generators = [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests]
 
-        self.cells.n = len(requests)
-        started = time.perf_counter()
-        with torch.inference_mode():
-            result = self.pipe(
-                prompt=[r.prompt for r in requests],
-                negative_prompt=negatives if any(negatives) and params["guidance_scale"] > 1 else None,
-                num_inference_steps=steps,
-                guidance_scale=params["guidance_scale"],
-                width=params["width"],
-                height=params["height"],
-                generator=generators,
-                callback_on_step_end=step_end,
-            )
-        wall = time.perf_counter() - started
-        return [Output(image=image, metrics={"wall_s": wall, "steps_per_s": steps / wall if wall > 0 else None})
-                for image in result.images]
+            def step_end(pipe, step, timestep, kwargs):
+                if stop.is_set():
+                    pipe._interrupt = True          # diffusers' own stop flag: the loop ends at this step
+                emit(Step(step + 1, steps))
+                return kwargs
+
+            self.cells.n = len(requests)
+            timer = Timer()
+            with torch.inference_mode():
+                result = self.pipe(
+                    prompt=[r.prompt for r in requests],
+                    negative_prompt=negatives if any(negatives) and options["guidance_scale"] > 1 else None,
+                    num_inference_steps=steps, guidance_scale=options["guidance_scale"],
+                    width=options["width"], height=options["height"], generator=generators,
+                    callback_on_step_end=step_end)
+            wall = timer.elapsed
+            return [Output(image=image, metrics={"wall_s": wall, "steps_per_s": steps / wall if wall > 0 else None})
+                    for image in result.images]
+
+        yield from stream_blocking(work)
 
 
 class _CellCount:

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-TINY_VERSION = 2
+TINY_VERSION = 3
 TINY_MODELS = {"tiny-text": "text", "tiny-image": "image", "tiny-music": "music"}
 
 # A fixed corpus, so the tokenizers (and with them the models) come out the same on every machine.
@@ -66,26 +66,25 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _bpe_tokenizer(vocab_size: int, special: list[str], clip_style: bool = False):
-    """A byte-level BPE tokenizer trained on the fixed corpus (deterministic)."""
+def _bpe_tokenizer(vocab_size: int, special: list[str]):
+    """A byte-level BPE tokenizer trained on the fixed corpus (the same ids in every process)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if clip_style:
-        tokenizer = Tokenizer(models.BPE(unk_token=special[-1], end_of_word_suffix="</w>"))
-        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, end_of_word_suffix="</w>",
-                                      initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"),
-                                      show_progress=False)
-        lines = [line.lower() for line in _CORPUS.splitlines()]
-    else:
-        tokenizer = Tokenizer(models.BPE())
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tokenizer.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        lines = _CORPUS.splitlines()
-    tokenizer.train_from_iterator(lines, trainer=trainer)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
     return tokenizer
+
+
+def _clip_vocab(special: list[str]) -> dict[str, int]:
+    """A character-level CLIP vocabulary with no merges: written out, not trained, because the BPE trainer breaks
+    ties between equally frequent pairs differently in each process, which gave each build different ids."""
+    alphabet = sorted(set(_CORPUS.lower()) - set(" \n")) + list("abcdefghijklmnopqrstuvwxyz0123456789")
+    tokens = list(dict.fromkeys(special + alphabet + [ch + "</w>" for ch in alphabet]))
+    return {token: index for index, token in enumerate(tokens)}
 
 
 def build_tiny_text(folder: Path) -> None:
@@ -123,8 +122,7 @@ def build_tiny_image(folder: Path) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     specials = ["<|startoftext|>", "<|endoftext|>"]
-    trained = _bpe_tokenizer(400, specials, clip_style=True)
-    tokenizer = CLIPTokenizer(vocab=trained.get_vocab(), merges=_merges(trained), model_max_length=77)
+    tokenizer = CLIPTokenizer(vocab=_clip_vocab(specials), merges=[], model_max_length=77)
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4,
@@ -146,13 +144,6 @@ def build_tiny_image(folder: Path) -> None:
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     pipe.save_pretrained(folder)
-
-
-def _merges(tokenizer) -> list[tuple[str, str]]:
-    import json
-
-    merges = json.loads(tokenizer.to_str())["model"]["merges"]
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
 
 
 def build_tiny_music(folder: Path) -> None:

@@ -1,0 +1,113 @@
+"""Hugging Face Inference Providers through `huggingface_hub.InferenceClient`: chat completion for text and
+text-to-image for images, token from HF_TOKEN (never logged). `hf:<model id>` picks a model; the provider is
+PLAYGROUND_HF_PROVIDER (default: auto) and PLAYGROUND_HF_BASE_URL points at a dedicated endpoint instead."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib.metadata import version
+
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+from ..settings import Settings
+from .base import GenerationRequest, Output, Partial, Timer
+from .remote import Stopped, endpoint_slots, scrub, stream_concurrently
+
+
+class HFInferenceModel:
+    engine_name = "hf"
+
+    def __init__(self, resolved, settings: Settings):
+        self.model = resolved.source
+        self.model_id = resolved.model_id
+        self.modality = resolved.modality
+        self.base_url = settings.hf_base_url or None
+        self.provider = settings.hf_provider or "auto"
+        self.timeout = settings.remote_timeout_s
+        self.limit = settings.remote_concurrency
+        self.device = self.host
+        self.dtype = None
+
+    @property
+    def host(self) -> str:
+        if self.base_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.base_url)
+            return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+        return f"hf-inference-providers ({self.provider})"
+
+    @property
+    def versions(self) -> dict:
+        return {"huggingface_hub": version("huggingface_hub")}
+
+    def _client(self) -> InferenceClient:
+        token = os.environ.get("HF_TOKEN") or None
+        if self.base_url:
+            return InferenceClient(base_url=self.base_url, api_key=token, timeout=self.timeout)
+        return InferenceClient(provider=self.provider, api_key=token, timeout=self.timeout)
+
+    def stream(self, requests: list[GenerationRequest], options: dict):
+        client = self._client()
+        one = self._chat if self.modality == "text" else self._image
+        yield from stream_concurrently(requests, endpoint_slots(f"hf:{self.host}", self.limit), self.limit,
+                                       lambda i, r, emit, stop: one(client, i, r, options, emit, stop), self.describe)
+
+    def _chat(self, client, index, request, options, emit, stop) -> Output:
+        timer = Timer()
+        messages = ([{"role": "system", "content": request.system}] if request.system else []) + \
+            [{"role": "user", "content": request.prompt}]
+        text, finish, usage, served = "", None, None, None
+        for chunk in client.chat_completion(messages, model=self.model, stream=True,
+                                            max_tokens=options["max_new_tokens"], temperature=options["temperature"],
+                                            top_p=options["top_p"], seed=request.seed):
+            if stop.is_set():
+                raise Stopped
+            served = getattr(chunk, "model", None) or served
+            usage = getattr(chunk, "usage", None) or usage
+            for choice in chunk.choices or []:
+                piece = (choice.delta.content if choice.delta else None) or ""
+                if piece:
+                    timer.mark_first()
+                    text += piece
+                    emit(Partial({index: text}))
+                finish = choice.finish_reason or finish
+        if finish is None:
+            raise ConnectionError("the response was cut off mid-stream (no finish_reason); try again")
+        wall = timer.elapsed
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        return Output(text=text, metrics={
+            "wall_s": wall, "ttft_s": timer.first, "prompt_tokens": getattr(usage, "prompt_tokens", None),
+            "completion_tokens": completion_tokens,
+            "tokens_per_s": completion_tokens / wall if completion_tokens and wall > 0 else None,
+            "formatted_prompt": json.dumps(messages, ensure_ascii=False), "finish_reason": finish,
+            "endpoint": self.host, "revision": served or self.model,
+            "seed": "sent; providers honour it on a best-effort basis"})
+
+    def _image(self, client, index, request, options, emit, stop) -> Output:
+        timer = Timer()
+        image = client.text_to_image(request.prompt, model=self.model, negative_prompt=request.negative_prompt,
+                                     width=options["width"], height=options["height"],
+                                     num_inference_steps=options["num_inference_steps"],
+                                     guidance_scale=options["guidance_scale"], seed=request.seed)
+        if stop.is_set():
+            raise Stopped
+        return Output(image=image.convert("RGB"), metrics={
+            "wall_s": timer.elapsed, "endpoint": self.host, "revision": self.model, "formatted_prompt": request.prompt,
+            "seed": "sent; providers honour it on a best-effort basis"})
+
+    def describe(self, error: BaseException) -> str:
+        token = os.environ.get("HF_TOKEN")
+        if isinstance(error, InferenceTimeoutError):
+            message = f"{self.host} gave no answer within {self.timeout:g} s"
+        elif isinstance(error, HfHubHTTPError):
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            hint = {401: "set HF_TOKEN to a valid token", 403: "the token lacks the inference permission",
+                    404: f"no provider serves {self.model!r} for this task", 429: "rate limited; wait or lower "
+                    "PLAYGROUND_REMOTE_CONCURRENCY"}.get(status, "")
+            message = f"{self.host} answered {status}: {hint or ' '.join(str(error).split())[:300]}"
+        else:
+            message = f"{self.host}: {type(error).__name__}: {' '.join(str(error).split())[:300]}"
+        return scrub(message, token)

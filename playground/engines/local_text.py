@@ -1,0 +1,154 @@
+"""Causal language models through transformers: one batched, left-padded `generate` for a batch of cells."""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterator
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from .base import (Event, GenerationRequest, InvalidInput, LocalModel, Output, Partial, Timer, check_prompts,
+                   stream_blocking, torch_dtype)
+from .sampling import SeededSampler
+
+
+class StopWhenSet(StoppingCriteria):
+    """Ends `generate` for every row at the next step once the stream is closed."""
+
+    def __init__(self, stop):
+        self.stop = stop
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _BatchStreamer(BaseStreamer):
+    """Collects the new tokens of every row and emits the texts so far after each step.
+
+    transformers' own streamers take one row only; this one lets a whole batch stream. Each row is decoded
+    incrementally: only the tokens after the last fully printable point are decoded again.
+    """
+
+    def __init__(self, tokenizer, rows: int, stop_ids: set[int], emit, timer: Timer):
+        self.tokenizer = tokenizer
+        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.texts = [""] * rows          # settled text of each row
+        self.settled = [0] * rows         # tokens already in `texts`
+        self.stop_ids = stop_ids
+        self.done = [False] * rows
+        self.emit = emit
+        self.timer = timer
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:        # generate hands over the prompt ids first
+            self.prompt_seen = True
+            return
+        self.timer.mark_first()
+        changed = {}
+        for row, new in enumerate(value.reshape(len(self.tokens), -1).tolist()):
+            for token in new:
+                if self.done[row]:
+                    break
+                if token in self.stop_ids:
+                    self.done[row] = True
+                else:
+                    self.tokens[row].append(token)
+                    changed[row] = self._text(row)
+        if changed:
+            self.emit(Partial(changed))
+
+    def _text(self, row: int) -> str:
+        tail = self.tokenizer.decode(self.tokens[row][self.settled[row]:], skip_special_tokens=True)
+        if tail and not tail.endswith("\ufffd"):        # a whole character: settle it
+            self.texts[row] += tail
+            self.settled[row] = len(self.tokens[row])
+            return self.texts[row]
+        return self.texts[row] + tail.rstrip("\ufffd")
+
+    def end(self) -> None:
+        pass
+
+
+class LocalTextModel(LocalModel):
+    engine_name = "local-text"
+
+    def load_weights(self) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(self.source, **self.hub_revision)
+        self.tokenizer.padding_side = "left"     # decoder-only models continue from the right edge
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch_dtype(self.dtype),
+                                                          **self.hub_revision)
+        self.model.to(self.device).eval()
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def format_prompt(self, request: GenerationRequest) -> str:
+        """The exact text the model sees: the tokenizer's chat template when it has one, else plain completion."""
+        if self.uses_chat_template:
+            messages = [{"role": "user", "content": request.prompt}]
+            if request.system:
+                messages.insert(0, {"role": "system", "content": request.system})
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+
+    def stream(self, requests: list[GenerationRequest], options: dict) -> Iterator[Event]:
+        check_prompts(requests)
+        texts = [self.format_prompt(r) for r in requests]
+        encoded = self.tokenizer(texts, return_tensors="pt", padding=True,
+                                 add_special_tokens=not self.uses_chat_template).to(self.device)
+        self._check_context(encoded["input_ids"].shape[1], options["max_new_tokens"])
+        config = copy.deepcopy(self.model.generation_config)
+        # Sampling happens in SeededSampler (one generator per cell); generate itself runs greedy.
+        config.update(do_sample=False, temperature=None, top_p=None, top_k=None, num_beams=1,
+                      max_new_tokens=options["max_new_tokens"], repetition_penalty=options["repetition_penalty"],
+                      pad_token_id=self.tokenizer.pad_token_id, max_length=None, min_new_tokens=None)
+        stop_ids = _as_set(config.eos_token_id) | _as_set(self.tokenizer.eos_token_id)
+
+        def work(emit, stop) -> list[Output]:
+            timer = Timer()
+            sampler = SeededSampler([r.seed for r in requests], do_sample=options["do_sample"],
+                                    temperature=options["temperature"], top_k=options["top_k"],
+                                    top_p=options["top_p"])
+            streamer = _BatchStreamer(self.tokenizer, len(requests), stop_ids, emit, timer)
+            with torch.inference_mode():
+                sequences = self.model.generate(**encoded, generation_config=config, logits_processor=[sampler],
+                                                stopping_criteria=StoppingCriteriaList([StopWhenSet(stop)]),
+                                                streamer=streamer)
+            wall = timer.elapsed
+            outputs = []
+            for row, tokens in enumerate(sequences[:, encoded["input_ids"].shape[1]:].tolist()):
+                completion = _until_stop(tokens, stop_ids)
+                outputs.append(Output(
+                    text=self.tokenizer.decode(completion, skip_special_tokens=True),
+                    metrics={"prompt_tokens": int(encoded["attention_mask"][row].sum()),
+                             "completion_tokens": len(completion), "wall_s": wall, "ttft_s": timer.first,
+                             "tokens_per_s": len(completion) / wall if wall > 0 else None,
+                             "formatted_prompt": texts[row]}))
+            return outputs
+
+        yield from stream_blocking(work)
+
+    def _check_context(self, prompt_tokens: int, max_new_tokens: int) -> None:
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and prompt_tokens + max_new_tokens > limit:
+            raise InvalidInput("max_new_tokens", f"the prompt has {prompt_tokens} tokens, so at most "
+                               f"{max(limit - prompt_tokens, 0)} new tokens fit this model's context of {limit}")
+
+
+def _as_set(ids) -> set[int]:
+    if ids is None:
+        return set()
+    return {int(i) for i in ids} if isinstance(ids, (list, tuple)) else {int(ids)}
+
+
+def _until_stop(tokens: list[int], stop_ids: set[int]) -> list[int]:
+    for index, token in enumerate(tokens):
+        if token in stop_ids:
+            return tokens[:index]
+    return tokens

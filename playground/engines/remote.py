@@ -1,0 +1,78 @@
+"""What the remote engines share: many requests in flight under a per-endpoint limit, events merged in order of
+arrival, Stop that cancels what is still in flight, and error messages that never carry a key."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
+
+from .base import Event, Failed, Finished, GenerationRequest, Output, check_prompts
+
+log = logging.getLogger(__name__)
+
+_slots: dict[str, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+def endpoint_slots(name: str, limit: int) -> threading.BoundedSemaphore:
+    """One limit per endpoint, shared by every model and comparison that uses it."""
+    with _slots_lock:
+        if name not in _slots:
+            _slots[name] = threading.BoundedSemaphore(max(1, limit))
+        return _slots[name]
+
+
+class Stopped(Exception):
+    """The stream was closed while this request was in flight."""
+
+
+def stream_concurrently(requests: list[GenerationRequest], slots: threading.BoundedSemaphore, limit: int,
+                        one: Callable[[int, GenerationRequest, Callable[[Event], None], threading.Event], Output],
+                        describe: Callable[[BaseException], str]) -> Iterator[Event]:
+    """Run `one(index, request, emit, stop)` for every request, at most `limit` at once (and within the endpoint's
+    slots); yields each request's events and then its Finished or Failed. Closing the generator stops the rest."""
+    check_prompts(requests)
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def run(index: int, request: GenerationRequest) -> None:
+        with slots:
+            if stop.is_set():
+                return
+            try:
+                output = one(index, request, events.put, stop)
+            except Stopped:
+                return
+            except Exception as error:        # every failure becomes this cell's message
+                message = describe(error)
+                log.warning("remote request failed: %s", message)
+                events.put(Failed(index, message))
+            else:
+                events.put(Finished(index, output))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(limit, len(requests))), thread_name_prefix="remote")
+    try:
+        for index, request in enumerate(requests):
+            pool.submit(run, index, request)
+        remaining = len(requests)
+        while remaining:
+            event = events.get()
+            if isinstance(event, (Finished, Failed)):
+                remaining -= 1
+            yield event
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def scrub(message: str, *secrets: str | None) -> str:
+    """Remove secrets (and their first characters, as servers echo masked keys) from a message."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            message = message.replace(secret, "***")
+            if len(secret) >= 12:
+                message = message.replace(secret[:8], "***")
+    return message

@@ -1,0 +1,268 @@
+"""Modalities and engines: the one table that runner, UI, CLI and API read. Torch-free and gradio-free.
+
+A modality says what a cell produces (text, an image, audio) and which prompt fields it has. An engine says how a
+model id is served (in this process with transformers/diffusers, or by a remote server), which options it takes
+(a pydantic model: type, default, range, help; the UI builds its controls from it and the server validates every
+call against it, capped by the settings) and what it can do. Adding an engine is one module in `engines/` plus one
+`register(...)` call in `engines/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class InvalidInput(ValueError):
+    """A request the server refuses; the message names the field and what is allowed."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# ---- modalities -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Modality:
+    name: str
+    label: str
+    output: str                        # "text", "image" or "audio": what a cell shows
+    artifact_ext: str | None           # the file a cell's output is stored as (None: text in the log)
+    prompt_fields: tuple[str, ...]     # extra prompt fields beside the prompt itself
+    needs: str                         # what a model must be, for error messages
+    pipeline_tags: tuple[str, ...]     # Hub pipeline tags of models that fit
+
+
+MODALITIES: dict[str, Modality] = {m.name: m for m in (
+    Modality("text", "Text", "text", None, ("system",),
+             "a causal language model (transformers AutoModelForCausalLM) or a chat model behind an API",
+             ("text-generation", "conversational", "text2text-generation", "image-text-to-text")),
+    Modality("image", "Image", "image", "png", ("negative_prompt",), "a text-to-image diffusers pipeline",
+             ("text-to-image",)),
+    Modality("music", "Music", "audio", "wav", (), "a MusicGen model (text-to-audio)", ("text-to-audio",)),
+)}
+
+
+def modality(name: str) -> Modality:
+    try:
+        return MODALITIES[name]
+    except (KeyError, TypeError):
+        raise InvalidInput("modality", f"must be one of {', '.join(MODALITIES)}, got {name!r}") from None
+
+
+# ---- options --------------------------------------------------------------------------------------------------------
+
+# Server limits (Settings fields) that tighten an option's own range.
+CAPS = {"max_new_tokens": "max_new_tokens", "num_inference_steps": "max_steps", "width": "max_side",
+        "height": "max_side", "duration_s": "max_duration_s"}
+
+
+class Options(BaseModel):
+    """Generation options of one engine. Unknown names are errors: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    multiple_of: ClassVar[dict[str, int]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_silent_coercion(cls, data: Any) -> Any:
+        """True is not 1 and 1.5 is not 1: refuse what pydantic's lax mode would quietly convert."""
+        if not isinstance(data, dict):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is None or value is None:
+                continue
+            if field.annotation in (int, float) and isinstance(value, bool):
+                raise ValueError(f"{name}: must be a number, got {value!r}")
+            if field.annotation is bool and not isinstance(value, bool) and value not in (0, 1, "true", "false"):
+                raise ValueError(f"{name}: must be true or false, got {value!r}")
+            if field.annotation in (int, float) and isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}: must be a finite number, got {value!r}")
+        return data
+
+
+def _bounds(field) -> tuple[float | None, float | None]:
+    low = high = None
+    for item in field.metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    return low, high
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option as the UI needs it: type, default, range (with the server cap applied) and help."""
+
+    name: str
+    kind: type
+    default: Any
+    low: float | None
+    high: float | None
+    help: str
+    multiple_of: int | None = None
+
+
+def option_specs(options: type[Options], limits=None) -> list[OptionSpec]:
+    specs = []
+    for name, field in options.model_fields.items():
+        low, high = _bounds(field)
+        cap = getattr(limits, CAPS[name], None) if limits is not None and name in CAPS else None
+        if cap is not None:
+            high = cap if high is None else min(high, cap)
+        specs.append(OptionSpec(name, field.annotation, field.default, low, high, field.description or "",
+                                options.multiple_of.get(name)))
+    return specs
+
+
+def validate_options(options: type[Options], values: dict | None, limits=None) -> dict:
+    """Checked, complete options (defaults filled in), within the server's limits; else InvalidInput."""
+    if values is not None and not isinstance(values, dict):
+        raise InvalidInput("params", f"must be an object of option names to values, got {type(values).__name__}")
+    try:
+        checked = options.model_validate(dict(values or {})).model_dump()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "params"
+        if first["type"] == "extra_forbidden":
+            raise InvalidInput(name, f"unknown option; allowed: {', '.join(options.model_fields)}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:          # raised by _no_silent_coercion as "name: message"
+            name, _, message = message.partition(": ")
+            raise InvalidInput(name, message) from None
+        raise InvalidInput(name, f"{message}, got {first.get('input')!r}") from None
+    for spec in option_specs(options, limits):
+        value = checked[spec.name]
+        if spec.high is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and value > spec.high:
+            raise InvalidInput(spec.name, f"must be at most {spec.high:g} on this server, got {value!r}")
+        if spec.multiple_of and value % spec.multiple_of:
+            raise InvalidInput(spec.name, f"must be a multiple of {spec.multiple_of}, got {value!r}")
+    return checked
+
+
+class LocalTextOptions(Options):
+    max_new_tokens: int = Field(128, ge=1, le=8192, description="tokens to generate per cell")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 picks the most likely token (greedy)")
+    top_p: float = Field(0.95, ge=0.01, le=1.0, description="nucleus sampling mass")
+    top_k: int = Field(50, ge=0, le=1000, description="0 turns top-k off")
+    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0, description="above 1 discourages repeats")
+    do_sample: bool = Field(True, description="off: greedy decoding")
+
+
+class RemoteTextOptions(Options):
+    max_new_tokens: int = Field(128, ge=1, le=32768, description="tokens to generate per cell (max_tokens)")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 asks for the most likely token")
+    top_p: float = Field(0.95, ge=0.01, le=1.0, description="nucleus sampling mass")
+    completions: bool = Field(False, description="use the legacy completions endpoint (raw prompt, no chat)")
+
+
+class ImageOptions(Options):
+    multiple_of: ClassVar[dict[str, int]] = {"width": 8, "height": 8}
+    num_inference_steps: int = Field(25, ge=1, le=150, description="denoising steps (turbo models: 1-4)")
+    guidance_scale: float = Field(7.0, ge=0.0, le=30.0, description="prompt adherence (turbo models: 0)")
+    width: int = Field(512, ge=64, le=2048, description="pixels")
+    height: int = Field(512, ge=64, le=2048, description="pixels")
+
+
+class MusicOptions(Options):
+    duration_s: float = Field(5.0, ge=0.5, le=120.0, description="clip length in seconds")
+    guidance_scale: float = Field(3.0, ge=1.0, le=15.0, description="prompt adherence; above 1 doubles the batch")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 picks the most likely code (greedy)")
+    top_k: int = Field(250, ge=0, le=2048, description="0 turns top-k off")
+
+
+class RemoteMusicOptions(Options):
+    duration_s: float = Field(5.0, ge=0.5, le=120.0, description="clip length in seconds (where the provider "
+                                                                  "takes one)")
+
+
+# ---- engines --------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Engine:
+    """How one kind of model id is served.
+
+    `prefix` is how its model ids start ("openai:", "hf:"); a local engine has none and takes hub ids, folders and
+    the tiny models. `module:cls` is imported only when a model of this engine is first used.
+    """
+
+    name: str
+    modality: str
+    label: str
+    options: type[Options]
+    module: str                       # "playground.engines.local_text:LocalTextEngine"
+    prefix: str | None = None
+    streams_text: bool = False        # partial text arrives while a cell runs
+    honours_seed: str = "yes"         # "yes", "best effort" (sent; the server may ignore it) or "no"
+    needs_gpu: bool = False           # True: runs on the local accelerator (ZeroGPU lease on Spaces)
+    concurrent: bool = False          # many requests in flight at once (remote servers)
+    batch_size: int = 1               # cells per call
+
+    @property
+    def remote(self) -> bool:
+        return self.prefix is not None
+
+    def load_class(self):
+        module, _, name = self.module.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def register(engine: Engine) -> Engine:
+    if engine.modality not in MODALITIES:
+        raise ValueError(f"engine {engine.name!r}: unknown modality {engine.modality!r}")
+    ENGINES[engine.name] = engine
+    return engine
+
+
+def engines_for(modality_name: str) -> list[Engine]:
+    _ensure_registered()
+    return [e for e in ENGINES.values() if e.modality == modality_name]
+
+
+def split_model_id(model_id: str) -> tuple[str | None, str]:
+    """'openai:gpt-4o-mini' -> ('openai', 'gpt-4o-mini'); 'owner/name' -> (None, 'owner/name')."""
+    head, sep, rest = model_id.partition(":")
+    if sep and head and rest and all(ch.isalnum() or ch in "-_" for ch in head) and len(head) > 1:
+        return head, rest
+    return None, model_id
+
+
+def engine_for(modality_name: str, model_id: str, endpoints: dict | None = None) -> Engine:
+    """The engine that serves `model_id` in this modality. A named endpoint (endpoints.yaml) is served by the
+    OpenAI-compatible engine; any id without a known prefix goes to the modality's local engine."""
+    _ensure_registered()
+    modality(modality_name)
+    prefix, _ = split_model_id(model_id)
+    candidates = engines_for(modality_name)
+    if prefix is not None:
+        if endpoints and prefix in endpoints:
+            prefix = "openai"
+        for engine in candidates:
+            if engine.prefix == prefix + ":":
+                return engine
+        others = [e for e in ENGINES.values() if e.prefix == prefix + ":"]
+        if others:
+            raise InvalidInput("model", f"{prefix}: models are not available for {modality_name}; the "
+                               f"{modality_name} tab takes {', '.join(e.label for e in candidates)}")
+        known = sorted({e.prefix for e in ENGINES.values() if e.prefix} | {f"{n}:" for n in endpoints or {}})
+        raise InvalidInput("model", f"unknown engine prefix {prefix + ':'!r}; known: {', '.join(known)} "
+                           "(named endpoints come from endpoints.yaml in the data dir)")
+    local = [e for e in candidates if not e.remote]
+    if not local:
+        raise InvalidInput("model", f"no local engine for {modality_name}")
+    return local[0]
+
+
+def _ensure_registered() -> None:
+    if not ENGINES:
+        importlib.import_module("playground.engines")

@@ -1,0 +1,271 @@
+"""Local engines on tiny models built offline: shapes, batching, streaming, Stop, per-cell seed reproducibility, the
+model cache, bad input."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import collect, load, options
+from playground.engines.base import Finished, GenerationRequest, Partial, Step
+from playground.engines.catalog import Catalog, modality_of_folder
+from playground.registry import InvalidInput
+
+PROMPTS = ["Write a tagline for a solar lantern.", "Describe a red fox in the snow, in detail please.", "Hi"]
+
+
+def requests(seeds=(11, 22, 33), **extra):
+    return [GenerationRequest(prompt=p, seed=s, **extra) for p, s in zip(PROMPTS, seeds)]
+
+
+# ---- text ---------------------------------------------------------------------------------------------------------
+
+def test_text_batch_of_three(text_model, settings):
+    params = options("text", {"max_new_tokens": 12}, settings)
+    outputs = collect(text_model, requests(), params)[0]
+    assert len(outputs) == 3
+    for output in outputs:
+        assert isinstance(output.text, str)
+        assert 0 < output.metrics["completion_tokens"] <= 12
+        assert output.metrics["prompt_tokens"] > 0
+        assert output.metrics["tokens_per_s"] > 0
+    # Different seeds, different samples.
+    assert len({o.text for o in outputs}) > 1
+
+
+def test_text_uses_chat_template_with_system_prompt(text_model):
+    formatted = text_model.format_prompt(GenerationRequest("Hello", system="Be brief"))
+    assert formatted.startswith("<|system|>\nBe brief") and formatted.endswith("<|assistant|>\n")
+    assert "<|user|>\nHello" in formatted
+
+
+@pytest.mark.parametrize("do_sample", [True, False])
+def test_text_cell_alone_reproduces_batched_cell(text_model, settings, do_sample):
+    params = options("text", {"max_new_tokens": 16, "do_sample": do_sample, "temperature": 1.0}, settings)
+    batched = collect(text_model, requests(), params)[0]
+    for index, request in enumerate(requests()):
+        alone = collect(text_model, [request], params)[0][0]
+        assert alone.text == batched[index].text
+        assert alone.metrics["completion_tokens"] == batched[index].metrics["completion_tokens"]
+
+
+def test_text_streams_every_row(text_model, settings):
+    params = options("text", {"max_new_tokens": 8}, settings)
+    outputs, events = collect(text_model, requests(), params)
+    partial = [e for e in events if isinstance(e, Partial)]
+    assert len(partial) >= 2
+    latest = {}
+    for event in partial:
+        latest.update(event.texts)
+    assert [latest.get(i, "") for i in range(3)] == [o.text for o in outputs]
+    # Every partial text arrives before its cell's Finished event.
+    first_finished = next(i for i, e in enumerate(events) if isinstance(e, Finished))
+    assert all(isinstance(e, Partial) for e in events[:first_finished])
+    assert outputs[0].metrics["formatted_prompt"].startswith("<|user|>")
+    assert outputs[0].metrics["ttft_s"] is not None
+
+
+@pytest.mark.parametrize("modality, values", [
+    ("text", {"max_new_tokens": 400, "do_sample": False}),
+    ("image", {"width": 64, "height": 64, "num_inference_steps": 40, "guidance_scale": 0.0}),
+    ("music", {"duration_s": 8.0}),
+])
+def test_closing_the_stream_stops_the_model_within_a_step(catalog, settings, modality, values):
+    """Stop goes through the libraries' own mechanisms and ends the batch mid-way, not after it."""
+    import time
+
+    model = load(catalog, modality, f"tiny-{modality}")
+    stream = model.stream(requests(), options(modality, values, settings))
+    seen = 0
+    for event in stream:
+        seen += 1
+        assert not isinstance(event, Finished)
+        if seen == 3:
+            break
+    started = time.perf_counter()
+    stream.close()                      # waits for the model call to end
+    assert time.perf_counter() - started < 5
+    # The model is free again at once and still works.
+    assert collect(model, requests()[:1], options(modality, values | _short(modality), settings))[0][0] is not None
+
+
+def _short(modality: str) -> dict:
+    return {"text": {"max_new_tokens": 2}, "image": {"num_inference_steps": 1}, "music": {"duration_s": 0.5}}[modality]
+
+
+# ---- image --------------------------------------------------------------------------------------------------------
+
+IMAGE_PARAMS = {"width": 64, "height": 64, "num_inference_steps": 3, "guidance_scale": 4.0}
+
+
+def test_image_batch_of_three(image_model, settings):
+    params = options("image", IMAGE_PARAMS, settings)
+    outputs = collect(image_model, requests(negative_prompt="blurry"), params)[0]
+    assert [o.image.size for o in outputs] == [(64, 64)] * 3
+    assert all(o.image.mode == "RGB" for o in outputs)
+
+
+@pytest.mark.parametrize("guidance", [0.0, 4.0])
+def test_image_cell_alone_is_bit_identical(image_model, settings, guidance):
+    params = options("image", {**IMAGE_PARAMS, "guidance_scale": guidance}, settings)
+    batched = collect(image_model, requests(negative_prompt="blurry"), params)[0]
+    alone = collect(image_model, [requests(negative_prompt="blurry")[2]], params)[0][0]
+    assert np.array_equal(np.asarray(alone.image), np.asarray(batched[2].image))
+    assert not np.array_equal(np.asarray(batched[0].image), np.asarray(batched[1].image))
+
+
+# ---- music --------------------------------------------------------------------------------------------------------
+
+def test_music_batch_of_three_has_requested_length(music_model, settings):
+    params = options("music", {"duration_s": 1.0}, settings)
+    outputs = collect(music_model, requests(), params)[0]
+    assert len(outputs) == 3
+    for output in outputs:
+        rate, waveform = output.audio
+        assert rate == 32000
+        assert waveform.dtype == np.float32 and waveform.shape == (32000,)
+        assert output.metrics["realtime_factor"] > 0
+
+
+def test_music_duration_uses_the_models_frame_rate(music_model):
+    assert music_model.frame_rate == 50
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_music_cell_alone_is_bit_identical(music_model, settings, temperature):
+    params = options("music", {"duration_s": 0.5, "temperature": temperature}, settings)
+    batched = collect(music_model, requests(), params)[0]
+    alone = collect(music_model, [requests()[1]], params)[0][0]
+    assert np.array_equal(alone.audio[1], batched[1].audio[1])
+
+
+def test_wav_bytes_round_trip():
+    from playground.engines.base import to_wav_bytes
+
+    wave_bytes = to_wav_bytes(32000, np.linspace(-2, 2, 16000, dtype=np.float32))
+    with wave.open(io.BytesIO(wave_bytes)) as clip:
+        assert (clip.getframerate(), clip.getnchannels(), clip.getnframes()) == (32000, 1, 16000)
+
+
+# ---- catalog ------------------------------------------------------------------------------------------------------
+
+def test_second_get_reuses_the_warm_model(catalog, text_model):
+    loads = catalog.loads
+    assert load(catalog, "text", "tiny-text") is text_model
+    assert catalog.loads == loads
+
+
+def test_lru_evicts_the_least_recently_used(settings):
+    from dataclasses import replace
+
+    small = Catalog(replace(settings, max_models_loaded=2))
+    text = load(small, "text", "tiny-text")
+    load(small, "image", "tiny-image")
+    load(small, "text", "tiny-text")            # text is now the most recent
+    music = load(small, "music", "tiny-music")  # evicts image
+    assert small.loaded() == [("text", "tiny-text"), ("music", "tiny-music")]
+    assert small.loads == 3
+    load(small, "image", "tiny-image")          # evicts text, which releases its weights
+    assert small.loaded() == [("music", "tiny-music"), ("image", "tiny-image")]
+    assert text.model is None and music.model is not None and small.loads == 4
+
+
+def test_offline_presets_are_the_tiny_models(catalog):
+    assert [p.id for p in catalog.presets("image")] == ["tiny-image"]
+    assert catalog.default_model("music") == "tiny-music"
+
+
+def test_local_folder_loads_through_the_same_path(catalog, text_model):
+    folder = Path(text_model.source)
+    assert modality_of_folder(folder) == "text"
+    resolved = catalog.resolve("text", str(folder))
+    assert Path(resolved.source) == folder.resolve() and resolved.engine.name == "local-text"
+    assert resolved.revision.startswith("local:")
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("modality, model, message", [
+    ("text", "nobody/no-such-model", "hub is offline"),
+    ("image", "tiny-text", "is a text model"),
+    ("music", "tiny-image", "is a image model"),
+    ("text", "", "is empty"),
+    ("text", "../no-such-folder", "neither an existing folder"),
+    ("text", "/etc", "holds no model config"),
+])
+def test_bad_model_ids_are_refused(catalog, modality, model, message):
+    with pytest.raises(InvalidInput, match=message) as error:
+        load(catalog, modality, model)
+    assert error.value.field == "model"
+
+
+def test_folder_of_the_wrong_kind_is_refused(catalog, image_model):
+    with pytest.raises(InvalidInput, match="holds a image model"):
+        catalog.resolve("text", image_model.source)
+
+
+@pytest.mark.parametrize("modality, params, field, allowed", [
+    ("image", {"num_inference_steps": -1}, "num_inference_steps", "greater than or equal to 1"),
+    ("image", {"num_inference_steps": 120}, "num_inference_steps", "at most 100 on this server"),
+    ("image", {"width": 100000}, "width", "less than or equal to 2048"),
+    ("image", {"height": 100}, "height", "multiple of 8"),
+    ("music", {"duration_s": 60}, "duration_s", "at most 30 on this server"),
+    ("text", {"max_new_tokens": 2000}, "max_new_tokens", "at most 1024 on this server"),
+    ("text", {"temperature": "hot"}, "temperature", "valid number"),
+    ("text", {"top_p": float("nan")}, "top_p", "finite"),
+    ("text", {"max_tokens": 5}, "max_tokens", "unknown option"),
+    ("text", {"max_new_tokens": True}, "max_new_tokens", "must be a number"),
+    ("text", {"max_new_tokens": 1.5}, "max_new_tokens", "integer"),
+])
+def test_out_of_range_params_name_the_field(settings, modality, params, field, allowed):
+    with pytest.raises(InvalidInput, match=allowed) as error:
+        options(modality, params, settings)
+    assert error.value.field == field
+
+
+def test_empty_prompt_is_refused_and_the_model_keeps_working(text_model, settings):
+    params = options("text", {"max_new_tokens": 4}, settings)
+    with pytest.raises(InvalidInput, match="prompt: is empty"):
+        collect(text_model, [GenerationRequest("   ")], params)[0]
+    assert collect(text_model, [GenerationRequest("still here")], params)[0][0].text is not None
+
+
+def test_prompt_longer_than_the_context_is_refused(text_model, settings):
+    params = options("text", {"max_new_tokens": 1000}, settings)
+    with pytest.raises(InvalidInput, match="context of 2048"):
+        collect(text_model, [GenerationRequest("word " * 1500)], params)[0]
+
+
+# ---- tiny builds --------------------------------------------------------------------------------------------------
+
+_HASH_BUILDS = """
+import sys, tempfile
+from pathlib import Path
+from playground.engines.catalog import files_hash
+from playground.engines.tiny import _BUILDERS
+for name, build in sorted(_BUILDERS.items()):
+    folder = Path(tempfile.mkdtemp())
+    build(folder)
+    print(name, files_hash(folder))
+"""
+
+
+@pytest.mark.slow
+def test_tiny_builds_are_byte_identical_across_processes():
+    """Two data dirs must hold the same tiny models: their revision (a hash of the files) keys the cache."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    runs = [subprocess.run([sys.executable, "-c", _HASH_BUILDS], cwd=root, capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0].splitlines()) == 3
+
+
+def test_tiny_image_tokenizer_knows_the_words(image_model):
+    ids = image_model.pipe.tokenizer("a red fox at golden hour")["input_ids"]
+    assert image_model.pipe.tokenizer.unk_token_id not in ids[1:-1]
