@@ -9,7 +9,7 @@ import os
 from importlib.metadata import version
 
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
 
 from ..settings import Settings
 from .base import GenerationRequest, Output, Partial, Timer
@@ -88,7 +88,9 @@ class HFInferenceModel:
 
     def _image(self, client, index, request, options, emit, stop) -> Output:
         timer = Timer()
-        image = client.text_to_image(request.prompt, model=self.model, negative_prompt=request.negative_prompt,
+        # A dedicated endpoint serves one model at its URL: the model is named only when routing to a provider.
+        image = client.text_to_image(request.prompt, model=None if self.base_url else self.model,
+                                     negative_prompt=request.negative_prompt,
                                      width=options["width"], height=options["height"],
                                      num_inference_steps=options["num_inference_steps"],
                                      guidance_scale=options["guidance_scale"], seed=request.seed)
@@ -100,7 +102,9 @@ class HFInferenceModel:
 
     def describe(self, error: BaseException) -> str:
         token = os.environ.get("HF_TOKEN")
-        if isinstance(error, InferenceTimeoutError):
+        if isinstance(error, OfflineModeIsEnabled):
+            message = "the Hugging Face engine needs the network, and HF_HUB_OFFLINE is set: unset it to use hf: models"
+        elif isinstance(error, InferenceTimeoutError):
             message = f"{self.host} gave no answer within {self.timeout:g} s"
         elif isinstance(error, HfHubHTTPError):
             status = getattr(getattr(error, "response", None), "status_code", None)

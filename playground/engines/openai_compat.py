@@ -37,7 +37,7 @@ class OpenAICompatModel:
 
     def stream(self, requests: list[GenerationRequest], options: dict):
         client = self._client()
-        slots = endpoint_slots(self.endpoint.name, self.limit)
+        slots = endpoint_slots(self.endpoint.base_url, self.limit)
         try:
             yield from stream_concurrently(requests, slots, self.limit,
                                            lambda i, r, emit, stop: self._one(client, i, r, options, emit, stop),

@@ -13,16 +13,14 @@ from .base import Event, Failed, Finished, GenerationRequest, Output, check_prom
 
 log = logging.getLogger(__name__)
 
-_slots: dict[str, threading.BoundedSemaphore] = {}
+_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _slots_lock = threading.Lock()
 
 
-def endpoint_slots(name: str, limit: int) -> threading.BoundedSemaphore:
-    """One limit per endpoint, shared by every model and comparison that uses it."""
+def endpoint_slots(endpoint: str, limit: int) -> threading.BoundedSemaphore:
+    """One limit per endpoint (its URL), shared by every model and comparison that uses it."""
     with _slots_lock:
-        if name not in _slots:
-            _slots[name] = threading.BoundedSemaphore(max(1, limit))
-        return _slots[name]
+        return _slots.setdefault((endpoint, limit), threading.BoundedSemaphore(max(1, limit)))
 
 
 class Stopped(Exception):
