@@ -35,6 +35,10 @@ class Settings:
     max_prompt_chars: int = 8000
     queue_size: int = 32           # Gradio queue max size
     concurrency: int = 1           # model work runs one event at a time: one shared queue for the GPU/CPU
+    public: bool = False           # visitors see only their own comparisons (always so on a Space, see visitors.py)
+    shared_history: bool = False   # on a public Space: everyone sees every comparison (a team's private Space)
+    hub_dataset: str = ""          # owner/name of a Dataset repo that mirrors the run log (needs HF_TOKEN)
+    hub_sync_every_min: float = 5.0   # minutes between pushes of the mirror; one more at shutdown
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
