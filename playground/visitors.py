@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from pathlib import Path
 
 _BROWSER_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")   # what new_browser_id() makes; nothing else is accepted
 
@@ -46,6 +47,28 @@ def new_browser_id() -> str:
 def ensure_browser_id(value) -> str:
     """The BrowserState value if it is one of ours, else a new id (first visit, cleared storage, tampering)."""
     return value if isinstance(value, str) and _BROWSER_ID.match(value) else new_browser_id()
+
+
+def browser_state_secret(data_dir: Path) -> str:
+    """The key gr.BrowserState encrypts the browser id with. Gradio makes a random one per launch, which would turn
+    every anonymous visitor into a stranger after a restart: PLAYGROUND_BROWSER_SECRET (a Space secret) if set, else
+    one kept in the data dir."""
+    configured = os.environ.get("PLAYGROUND_BROWSER_SECRET", "").strip()
+    if configured:
+        return configured
+    path = Path(data_dir) / "browser-secret"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:              # another process made it first: use theirs
+            return path.read_text(encoding="utf-8").strip()
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secret)
+        return secret
 
 
 def _profile_username(profile) -> str | None:

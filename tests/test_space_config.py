@@ -191,3 +191,24 @@ def test_a_readme_without_a_closed_front_matter_block_is_refused():
         front_matter("---\ntitle: x\n")
     with pytest.raises(ValueError, match="must start"):
         front_matter("# Prompt Playground\n")
+
+
+def _requirement(name: str) -> Requirement:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and Requirement(line).name.lower() == name:
+            return Requirement(line)
+    raise AssertionError(f"requirements.txt has no {name} line")
+
+
+def test_the_torch_requirement_admits_a_zerogpu_build_and_the_one_installed_here():
+    """An exact pin fails on ZeroGPU (it picks its own build from a list) and pulls a CUDA build onto a CPU host;
+    a range lets each host keep the build it installed first. transformers 5 needs 2.6 or later."""
+    import torch
+
+    torch_requirement = _requirement("torch")
+    assert not any(spec.operator in ("==", "===") for spec in torch_requirement.specifier)
+    zerogpu_list = ["2.1.0", "2.1.1", "2.1.2", "2.2.0", "2.2.2", "2.4.0", "2.5.1", "2.6.0", "2.7.1", "2.8.0"]
+    assert any(torch_requirement.specifier.contains(v) for v in zerogpu_list)
+    assert not torch_requirement.specifier.contains("2.5.1")
+    assert torch_requirement.specifier.contains(Version(torch.__version__).public)

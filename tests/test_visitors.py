@@ -154,3 +154,14 @@ def test_migration_7_keeps_existing_comparisons_shared(tmp_path):
     assert db.execute("SELECT owner FROM comparisons WHERE id = ?", (comparison_id,)).fetchone() == (None,)
     assert db.execute("SELECT count(*) FROM _migrations WHERE id = 7").fetchone() == (1,)
     db.close()
+
+
+def test_the_browser_state_secret_outlives_a_restart(tmp_path, monkeypatch):
+    from playground.visitors import browser_state_secret
+
+    monkeypatch.delenv("PLAYGROUND_BROWSER_SECRET", raising=False)
+    first = browser_state_secret(tmp_path)
+    assert len(first) >= 32 and browser_state_secret(tmp_path) == first
+    assert (tmp_path / "browser-secret").stat().st_mode & 0o077 == 0          # readable by the server only
+    monkeypatch.setenv("PLAYGROUND_BROWSER_SECRET", "set-by-the-operator")
+    assert browser_state_secret(tmp_path) == "set-by-the-operator"
