@@ -173,6 +173,9 @@ def restore_from_folder(log: RunLog, folder: Path) -> RestoreReport:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise ValueError("a row must be a JSON object")
+                missing = [name for name in ("created_at", "model_id", "prompt", "seed") if row.get(name) is None]
+                if missing:                  # without them a run has no identity: it could not be told apart
+                    raise ValueError(f"not a run: no {', '.join(missing)}")
                 groups.setdefault(run_identity(row), []).append((index, row))
             except (ValueError, TypeError) as error:
                 report.errors.append(f"{path.name} line {number}: {error}")

@@ -147,10 +147,11 @@ def test_a_damaged_row_is_reported_and_the_rest_restored(log, tmp_path):
     mirror = LogMirror(log, tmp_path / "mirror")
     mirror.sync()
     with open(mirror.path, "a", encoding="utf-8") as handle:
-        handle.write('{"cut off mid-wri\n')
+        handle.write('{"cut off mid-wri\n{"prompt": "no time, no model"}\n{"prompt": "nor here"}\n')
     with RunLog(tmp_path / "restarted") as fresh:
         report = restore_from_folder(fresh, mirror.folder)
-        assert report.imported == 2 and len(report.errors) == 1 and "line 3" in report.errors[0]
+        assert report.imported == 2 and len(report.errors) == 3
+        assert "line 3" in report.errors[0] and "not a run: no created_at" in report.errors[1]
 
 
 def test_media_paths_in_a_row_never_reach_outside_the_snapshot(log, tmp_path):
