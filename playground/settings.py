@@ -41,6 +41,10 @@ class Settings:
     remote_retries: int = 3        # retries with backoff on 429, 5xx and connection errors
     hf_base_url: str = ""          # Hugging Face engine: a dedicated Inference Endpoint or other base URL
     hf_provider: str = "auto"      # Hugging Face engine: the Inference Provider to route to
+    public: bool = False           # visitors see only their own comparisons (always so on a Space, see visitors.py)
+    shared_history: bool = False   # on a public Space: everyone sees every comparison (a team's private Space)
+    hub_dataset: str = ""          # owner/name of a Dataset repo that mirrors the run log (needs HF_TOKEN)
+    hub_sync_every_min: float = 5.0   # minutes between pushes of the mirror; one more at shutdown
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

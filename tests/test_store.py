@@ -49,8 +49,7 @@ def test_migrations_apply_once_and_are_recorded(tmp_path):
     RunLog(tmp_path).close()
     RunLog(tmp_path).close()     # reopening runs nothing twice
     db = sqlite3.connect(tmp_path / "runs.db")
-    assert [r[0] for r in db.execute("SELECT id FROM _migrations ORDER BY id")] == [number for number, _ in MIGRATIONS]
-    assert SCHEMA_VERSION == MIGRATIONS[-1][0]
+    assert [r[0] for r in db.execute("SELECT id FROM _migrations ORDER BY id")] == sorted(n for n, _ in MIGRATIONS)
     db.close()
 
 

@@ -124,11 +124,12 @@ class RunLog(TransferMixin):
     # ---- comparisons ----------------------------------------------------------------------------------------------
 
     def start_comparison(self, modality: str, title: str, template_name: str | None = None,
-                         spec: dict | None = None) -> int:
+                         spec: dict | None = None, owner: str | None = None) -> int:
+        """`owner`: the visitor it belongs to on a public Space; None for a local or shared log."""
         with self._write() as tx:
-            cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, created_at) "
-                                "VALUES (?, ?, ?, ?, ?)",
-                                (modality, title, template_name, json.dumps(spec or {}, default=str), _now()))
+            cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, created_at, owner) "
+                                "VALUES (?, ?, ?, ?, ?, ?)",
+                                (modality, title, template_name, json.dumps(spec or {}, default=str), _now(), owner))
             return cursor.lastrowid
 
     def finish_comparison(self, comparison_id: int, status: str = "done") -> None:
@@ -139,25 +140,26 @@ class RunLog(TransferMixin):
         if cursor.rowcount == 0:
             raise KeyError(f"no comparison #{comparison_id} in the log")
 
-    def get_comparison(self, comparison_id: int) -> Comparison:
-        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE c.id = ?", (int(comparison_id),)).fetchone()
-        if row is None:
-            raise KeyError(f"no comparison #{comparison_id} in the log")
-        comparison = _comparison(row)
+    def get_comparison(self, comparison_id: int, owner: str | None = None) -> Comparison:
+        comparison = self.get_comparison_header(comparison_id, owner=owner)
         comparison.runs = self.list_runs(comparison_id=comparison.id, limit=1_000_000, newest_first=False)
         return comparison
 
-    def get_comparison_header(self, comparison_id: int) -> Comparison:
-        """A comparison without its runs (run_count is filled in)."""
-        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE c.id = ?", (int(comparison_id),)).fetchone()
+    def get_comparison_header(self, comparison_id: int, owner: str | None = None) -> Comparison:
+        """A comparison without its runs (run_count is filled in). Another owner's reads as missing."""
+        where, args = _owned("c.id = ?", [int(comparison_id)], owner, column="c.owner")
+        row = self._db().execute(f"{_COMPARISON_SELECT} WHERE {where}", args).fetchone()
         if row is None:
             raise KeyError(f"no comparison #{comparison_id} in the log")
         return _comparison(row)
 
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
-                         offset: int = 0) -> list[Comparison]:
-        """Newest first; `runs` is left empty (run_count says how many there are)."""
+                         offset: int = 0, owner: str | None = None) -> list[Comparison]:
+        """Newest first; `runs` is left empty (run_count says how many there are). `owner`: that visitor's only."""
         where, args = [], []
+        if owner is not None:
+            where.append("c.owner = ?")
+            args.append(owner)
         if modality:
             where.append("c.modality = ?")
             args.append(modality)
@@ -169,8 +171,8 @@ class RunLog(TransferMixin):
                                   (*args, int(limit), int(offset))).fetchall()
         return [_comparison(r) for r in rows]
 
-    def set_winner(self, comparison_id: int, run_id: int) -> None:
-        run = self.get_run(run_id)
+    def set_winner(self, comparison_id: int, run_id: int, owner: str | None = None) -> None:
+        run = self.get_run(run_id, owner=owner)
         if run.comparison_id != comparison_id:
             raise ValueError(f"run #{run_id} is not part of comparison #{comparison_id}")
         with self._write() as tx:
@@ -241,8 +243,9 @@ class RunLog(TransferMixin):
             return None
         return path
 
-    def get_run(self, run_id: int) -> RunRecord:
-        rows = self._select_runs("r.id = ?", [int(run_id)], limit=1)
+    def get_run(self, run_id: int, owner: str | None = None) -> RunRecord:
+        """Another owner's run reads as missing: the same error, so ids cannot be probed."""
+        rows = self._select_runs(*_owned("r.id = ?", [int(run_id)], owner), limit=1)
         if not rows:
             raise KeyError(f"no run #{run_id} in the log")
         return rows[0]
@@ -261,7 +264,7 @@ class RunLog(TransferMixin):
 
     def list_runs(self, *, modality=None, template=None, model=None, min_stars=None, rated=None, since=None,
                   until=None, query=None, comparison_id=None, limit=100, offset=0,
-                  newest_first: bool = True) -> list[RunRecord]:
+                  newest_first: bool = True, owner: str | None = None) -> list[RunRecord]:
         """Runs matching every filter given. `model` matches part of the id; `query` searches prompts and outputs
         (every word must appear; FTS syntax in it is taken literally); `since`/`until` take ISO text or datetimes."""
         where, args = [], []
@@ -291,7 +294,8 @@ class RunLog(TransferMixin):
                 where.append("r.id IN (SELECT rowid FROM runs_fts WHERE runs_fts MATCH ?)")
                 args.append(terms)
         order = "r.id DESC" if newest_first else "r.row, r.col, r.id"
-        return self._select_runs(" AND ".join(where) or "1", args, limit=limit, offset=offset, order=order)
+        return self._select_runs(*_owned(" AND ".join(where) or "1", args, owner), limit=limit, offset=offset,
+                                 order=order)
 
     def _select_runs(self, where: str, args: list, limit: int = 100, offset: int = 0,
                      order: str = "r.id DESC") -> list[RunRecord]:
@@ -305,11 +309,13 @@ class RunLog(TransferMixin):
     # ---- ratings --------------------------------------------------------------------------------------------------
 
     def rate(self, run_id: int, *, stars: int | None = None, thumbs: int | None = None,
-             note: str | None = None) -> None:
-        """Add a rating; fields left out keep their current value (the latest rating row is the current one)."""
+             note: str | None = None, owner: str | None = None) -> None:
+        """Add a rating; fields left out keep their current value (the latest rating row is the current one).
+        With `owner`, another owner's run is "not found", exactly like a missing one."""
         _check_rating(stars, thumbs, note)
+        where, args = _owned("r.id = ?", [int(run_id)], owner)
         with self._write() as tx:            # read and write in one transaction: concurrent raters merge
-            if tx.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
+            if tx.execute(f"SELECT 1 FROM runs r WHERE {where}", args).fetchone() is None:
                 raise KeyError(f"no run #{run_id} in the log")
             current = tx.execute("SELECT stars, thumbs, note FROM ratings WHERE run_id = ? ORDER BY id DESC LIMIT 1",
                                  (int(run_id),)).fetchone() or (None, None, None)
@@ -318,7 +324,7 @@ class RunLog(TransferMixin):
             tx.execute("INSERT INTO ratings (run_id, stars, thumbs, note, created_at) VALUES (?, ?, ?, ?, ?)",
                        (int(run_id), *merged, _now()))
 
-    def variant_summary(self, template_name: str | None = None) -> list[dict]:
+    def variant_summary(self, template_name: str | None = None, owner: str | None = None) -> list[dict]:
         """Per (template, variant) over OK runs: runs, rated, avg_stars (None if unrated), thumbs up/down, wins."""
         sql = """
             SELECT r.template_name AS template, r.variant AS variant, count(*) AS runs,
@@ -328,10 +334,10 @@ class RunLog(TransferMixin):
             FROM runs r
             LEFT JOIN ratings g ON g.id = (SELECT max(id) FROM ratings WHERE run_id = r.id)
             LEFT JOIN comparisons c ON c.id = r.comparison_id
-            WHERE r.status = 'ok' AND (? IS NULL OR r.template_name = ?)
+            WHERE r.status = 'ok' AND (? IS NULL OR r.template_name = ?) AND (? IS NULL OR c.owner = ?)
             GROUP BY r.template_name, r.variant
             ORDER BY r.template_name, wins DESC, avg_stars DESC"""
-        rows = self._db().execute(sql, (template_name, template_name)).fetchall()
+        rows = self._db().execute(sql, (template_name, template_name, owner, owner)).fetchall()
         return [{k: (row[k] or 0) if k in ("rated", "thumbs_up", "thumbs_down", "wins") else row[k]
                  for k in row.keys()} for row in rows]
 
@@ -372,6 +378,15 @@ class RunLog(TransferMixin):
                 except FileNotFoundError:
                     pass
         return removed
+
+
+def _owned(where: str, args: list, owner: str | None, column: str | None = None) -> tuple[str, list]:
+    """Narrow a runs query (or, with `column`, a comparisons query) to one owner's comparisons; None: no filter."""
+    if owner is None:
+        return where, args
+    if column:
+        return f"({where}) AND {column} = ?", [*args, owner]
+    return f"({where}) AND r.comparison_id IN (SELECT id FROM comparisons WHERE owner = ?)", [*args, owner]
 
 
 _COMPARISON_SELECT = ("SELECT c.*, (SELECT count(*) FROM runs WHERE comparison_id = c.id) AS run_count "

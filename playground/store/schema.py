@@ -84,6 +84,11 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE INDEX runs_template_variant ON runs(template_name, variant);
     CREATE INDEX runs_modality ON runs(modality, id);
     """),
+    # Who made a comparison: a visitor id on a public Space (see playground/visitors.py); NULL means local or shared.
+    (7, """
+    ALTER TABLE comparisons ADD COLUMN owner TEXT;
+    CREATE INDEX comparisons_owner ON comparisons(owner, id);
+    """),
     (8, """
     ALTER TABLE runs ADD COLUMN endpoint TEXT;
     ALTER TABLE runs ADD COLUMN formatted_prompt TEXT;
@@ -91,7 +96,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     ALTER TABLE runs ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';
     """),
 ]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+SCHEMA_VERSION = max(number for number, _ in MIGRATIONS)   # numbers are handed out, not always appended in order
 STATUSES = ("ok", "error", "cancelled")
 COMPARISON_STATUSES = ("running", "done", "partial", "failed", "cancelled", "interrupted")
 

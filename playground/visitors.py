@@ -1,0 +1,105 @@
+"""Who is asking: the owner id that keeps one visitor's comparisons apart from another's on a public Space.
+
+The run log stores it in `comparisons.owner` and every query that takes `owner=` shows, rates and exports only that
+owner's comparisons; another owner's run reads exactly like a missing one, so ids cannot be probed.
+
+An id is one of (the prefix keeps the kinds from ever colliding):
+- `hf:<username>`    signed in with Hugging Face (OAuth: `hf_oauth: true` in the Space's README, `gr.LoginButton`);
+- `user:<username>`  signed in through the app's own `launch(auth=...)`;
+- `anon:<random>`    a random id the browser keeps in `gr.BrowserState` (localStorage): the same browser, the same
+                     history, across reloads and restarts;
+- `session:<hash>`   an API caller with none of the above: its Gradio session, so it sees what it made in it.
+
+No gradio import here: handlers pass in what Gradio gave them (`gr.Request`, `gr.OAuthProfile | None`, the
+BrowserState value).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+_BROWSER_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")   # what new_browser_id() makes; nothing else is accepted
+
+
+class UnknownVisitor(ValueError):
+    """A request on a public Space that carries no identity at all."""
+
+
+def running_on_space() -> bool:
+    """Hugging Face Spaces set SPACE_ID in every Space's environment."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def keeps_visitors_apart(settings) -> bool:
+    """On a Space (or with PLAYGROUND_PUBLIC=1) each visitor sees their own comparisons, unless the operator turns
+    PLAYGROUND_SHARED_HISTORY on (a team's private Space, a demo everyone should see)."""
+    return not settings.shared_history and (settings.public or running_on_space())
+
+
+def new_browser_id() -> str:
+    """A fresh anonymous id: 24 random bytes, URL-safe (32 characters); unguessable, so it can stand for the browser."""
+    return secrets.token_urlsafe(24)
+
+
+def ensure_browser_id(value) -> str:
+    """The BrowserState value if it is one of ours, else a new id (first visit, cleared storage, tampering)."""
+    return value if isinstance(value, str) and _BROWSER_ID.match(value) else new_browser_id()
+
+
+def browser_state_secret(data_dir: Path) -> str:
+    """The key gr.BrowserState encrypts the browser id with. Gradio makes a random one per launch, which would turn
+    every anonymous visitor into a stranger after a restart: PLAYGROUND_BROWSER_SECRET (a Space secret) if set, else
+    one kept in the data dir."""
+    configured = os.environ.get("PLAYGROUND_BROWSER_SECRET", "").strip()
+    if configured:
+        return configured
+    path = Path(data_dir) / "browser-secret"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:              # another process made it first: use theirs
+            return path.read_text(encoding="utf-8").strip()
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secret)
+        return secret
+
+
+def _profile_username(profile) -> str | None:
+    if profile is None:
+        return None
+    name = getattr(profile, "username", None)
+    if not name and isinstance(profile, dict):
+        name = profile.get("preferred_username")
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def visitor_id(request=None, profile=None, browser_id=None) -> str:
+    """The visitor behind a request: the Hugging Face user if signed in, else the app's own login, else the browser's
+    anonymous id, else the Gradio session. Raises UnknownVisitor when there is nothing to go by."""
+    name = _profile_username(profile)
+    if name:
+        return f"hf:{name.strip()}"
+    name = getattr(request, "username", None) if request is not None else None
+    if isinstance(name, str) and name.strip():
+        return f"user:{name.strip()}"
+    if isinstance(browser_id, str) and _BROWSER_ID.match(browser_id):
+        return f"anon:{browser_id}"
+    session = getattr(request, "session_hash", None) if request is not None else None
+    if isinstance(session, str) and session:
+        return f"session:{session}"
+    raise UnknownVisitor("this request carries no visitor identity: sign in, or allow the page to keep its id "
+                         "in local storage")
+
+
+def owner_for(settings, request=None, profile=None, browser_id=None) -> str | None:
+    """What to pass as `owner=` to the run log: None where everyone shares one log (local use, shared history)."""
+    if not keeps_visitors_apart(settings):
+        return None
+    return visitor_id(request, profile, browser_id)
