@@ -172,13 +172,15 @@ class Runner:
                                              self.settings)
         return Checked(models, options)
 
-    def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None) -> Iterator[Progress]:
-        """Yields progress events; every finished cell is in the log before it is yielded."""
+    def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None,
+            owner: str | None = None) -> Iterator[Progress]:
+        """Yields progress events; every finished cell is in the log before it is yielded. `owner` is the visitor
+        the comparison belongs to on a public deployment (None: local, seen by everyone)."""
         checked = self.check(spec)
         cancel = cancel or threading.Event()
         comparison_id = self.log.start_comparison(spec.modality, spec.title or "comparison",
                                                   template_name=spec.template_name,
-                                                  spec={**spec.to_dict(), "pid": os.getpid()})
+                                                  spec={**spec.to_dict(), "pid": os.getpid()}, owner=owner)
         total, counts = len(spec.cells), {"ok": 0, "error": 0}
         status = "running"
         try:

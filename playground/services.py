@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 
+from . import hub_sync
 from .engines import gpu
 from .engines.catalog import Catalog
 from .runner import Runner
@@ -22,6 +24,7 @@ class Services:
     catalog: Catalog
     log: RunLog
     runner: Runner
+    mirror: object = None               # the Dataset mirror of the run log (a CommitScheduler), when configured
     _library: Library | None = None
     _library_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -34,7 +37,11 @@ class Services:
         interrupted = run_log.interrupt_stale()
         if interrupted:
             log.info("%d comparison(s) left running by a stopped process are marked interrupted", interrupted)
-        return cls(settings=settings, catalog=catalog, log=run_log, runner=Runner(catalog, run_log, settings))
+        services = cls(settings=settings, catalog=catalog, log=run_log, runner=Runner(catalog, run_log, settings),
+                       mirror=hub_sync.start(settings, run_log))
+        if os.environ.get("SPACES_ZERO_GPU"):     # ZeroGPU wants the models placed at start-up, not per request
+            services.preload()
+        return services
 
     @property
     def library(self) -> Library:
