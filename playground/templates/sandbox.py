@@ -311,7 +311,9 @@ def _finalize(value):
     return value
 
 
-_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
+# optimized=False: Jinja's constant folder revisits nested expressions (cubic in their depth; 100 chained filters
+# took 3 s to compile), and compiling happens in the server process when a template is saved.
+_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False, optimized=False,
                 finalize=_finalize)
 _ENV.globals = {"range": _safe_range}
 for _name in ("format", "attr", "random"):       # format strings, attribute lookups by name, nondeterminism
@@ -331,7 +333,7 @@ def compile_source(source: str, where: str, path=None) -> jinja2.Template:
         return _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(f"{where}: syntax error on line {error.lineno}: {error.message}", path) from None
-    except (RecursionError, MemoryError) as error:
+    except (RecursionError, MemoryError, SyntaxError) as error:    # SyntaxError: Python's own nesting limit
         raise TemplateError(f"{where}: the template is nested too deeply ({type(error).__name__})", path) from None
 
 
