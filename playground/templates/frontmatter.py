@@ -29,6 +29,7 @@ FRONT_KEYS = {"name", "modality", "description", "technique", "techniques", "var
               "system", "negative_prompt", "checks"}
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "seq", "map")}
 _CHECK_KEY = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
+_NO_ALIASES = "anchors (&name) and aliases (*name) are not allowed in templates; write each value out"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -40,10 +41,9 @@ class _StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
-            raise ComposerError(None, None, "aliases (*name) are not allowed in templates; write the value out",
-                                event.start_mark)
+            raise ComposerError(None, None, _NO_ALIASES, event.start_mark)
         if getattr(event, "anchor", None) is not None:
-            raise ComposerError(None, None, "anchors (&name) are not allowed in templates", event.start_mark)
+            raise ComposerError(None, None, _NO_ALIASES, event.start_mark)
         tag = getattr(event, "tag", None)
         if tag not in (None, "!") and tag not in _PLAIN_TAGS:
             raise ComposerError(None, None, f"the tag {tag!r} is not allowed in templates", event.start_mark)
@@ -263,6 +263,6 @@ def make_template(name: str, modality: str, variants: Mapping[str, str],
     draft = Template(name=check_name(name), modality=modality, description=description,
                      techniques=tuple(techniques), variables=declared, params=dict(params or {}),
                      variants=dict(variants), system=system, negative_prompt=negative_prompt, notes=notes,
-                     source="adhoc", checks=check_checks(list(checks or ())))
+                     source="adhoc", checks=check_checks(checks or None))
     text = template_to_text(draft)
     return replace(parse_template(text, source="adhoc"), text=text)
