@@ -8,7 +8,6 @@ as a path.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 import uuid
@@ -79,20 +78,26 @@ class ExportFile:
     def lines(self, errors: list) -> Iterator[tuple[int, str]]:
         """(line number, text) of each non-empty line, up to max_rows; problems go to `errors` as (line, reason).
 
-        Lines end at '\\n' only: text may hold U+2028 and kin, which str.splitlines() would split on."""
-        raw = self.archive.open(self.runs) if self.archive is not None else open(self.path, "rb")
-        limit, rows, number = self.max_line_chars(), 0, 0
+        Lines end at b'\\n' only (text may hold U+2028 and kin, which str.splitlines() would split on), and each
+        is decoded on its own, so one bad line is reported and the rest still read."""
+        limit = 4 * self.max_line_chars()            # bytes: up to 4 per character in UTF-8
+        rows, number = 0, 0
         try:
-            with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="\n") as text:
+            with (self.archive.open(self.runs) if self.archive is not None else open(self.path, "rb")) as raw:
                 while True:
-                    line = text.readline(limit + 1)
-                    if not line:
+                    data = raw.readline(limit + 1)
+                    if not data:
                         return
                     number += 1
-                    if len(line) > limit and not line.endswith("\n"):
-                        errors.append((number, f"the line is longer than {limit} characters"))
-                        while line and not line.endswith("\n"):      # skip the rest of it
-                            line = text.readline(_CHUNK)
+                    if len(data) > limit and not data.endswith(b"\n"):
+                        errors.append((number, f"the line is longer than {limit} bytes"))
+                        while data and not data.endswith(b"\n"):      # skip the rest of it
+                            data = raw.readline(_CHUNK)
+                        continue
+                    try:
+                        line = data.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+                    except UnicodeDecodeError as error:
+                        errors.append((number, f"not UTF-8 text (byte {error.start}); save the file as UTF-8"))
                         continue
                     if not line.strip():
                         continue
@@ -101,11 +106,9 @@ class ExportFile:
                         errors.append((number, f"the file has more than {self.limits.max_rows} rows; the rest "
                                                "was not read (setting max_import_rows)"))
                         return
-                    yield number, line.rstrip("\n")
-        except UnicodeDecodeError as error:
-            errors.append((number + 1, f"not UTF-8 text (byte {error.start}); the rest was not read"))
+                    yield number, line
         except _READ_ERRORS as error:
-            errors.append((number + 1, f"cannot read the file: {error}; the rest was not read"))
+            errors.append((number + 1, f"cannot read the file ({type(error).__name__}); the rest was not read"))
 
     def store_media(self, name: str, modality: str, artifacts_dir: Path) -> Path | None:
         """Copy the media file of a run into artifacts_dir under a fresh name; None when the export has none.

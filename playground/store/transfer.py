@@ -141,7 +141,7 @@ class TransferMixin:
         try:
             with self._write() as tx:
                 comparison_id = self._import_comparison(tx, ready[0])
-                added = {}
+                added, count = {}, 0
                 for row in ready:
                     row.record.comparison_id = comparison_id
                     tx.execute("SAVEPOINT import_row")
@@ -155,11 +155,13 @@ class TransferMixin:
                         tx.execute("RELEASE import_row")
                         report.errors.append((row.number, f"not stored: {error}"))
                         continue
-                    added[row.old_id] = row.record.id
+                    count += 1
+                    if row.old_id is not None:
+                        added[row.old_id] = row.record.id
                 winner = ready[0].info.get("winner_run_id")
                 if comparison_id is not None and winner in added and self._new_comparison:
                     tx.execute("UPDATE comparisons SET winner_run_id = ? WHERE id = ?", (added[winner], comparison_id))
-            report.imported += len(added)
+            report.imported += count
         except sqlite3.Error as error:
             for path in stored:                 # no row points at them
                 path.unlink(missing_ok=True)
