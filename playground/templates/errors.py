@@ -12,3 +12,8 @@ class TemplateError(ValueError):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message
+
+    @property
+    def public(self) -> str:
+        """The message for someone who is not on the server: the file by its name, not its absolute path."""
+        return f"{self.path.name}: {self.message}" if self.path else self.message

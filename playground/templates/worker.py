@@ -176,6 +176,7 @@ def serve() -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
+        os.nice(10)                        # a runaway render yields the CPU to the server's own threads
     except (ImportError, ValueError, OSError):
         pass
     source, sink = sys.stdin.buffer, sys.stdout.buffer
