@@ -323,6 +323,12 @@ _ENV.filters["steps_"] = _steps
 _ENV.concat = _checked_concat
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """Compiled once per source: a grid renders the same variant for every row."""
+    return _ENV.from_string(source)
+
+
 def compile_source(source: str, where: str, path=None) -> jinja2.Template:
     if not isinstance(source, str):
         raise TemplateError(f"{where}: the template must be text", path)
@@ -330,7 +336,7 @@ def compile_source(source: str, where: str, path=None) -> jinja2.Template:
         raise TemplateError(f"{where}: the template is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}. "
                             "Shorten it", path)
     try:
-        return _ENV.from_string(source)
+        return _compiled(source)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(f"{where}: syntax error on line {error.lineno}: {error.message}", path) from None
     except (RecursionError, MemoryError, SyntaxError) as error:    # SyntaxError: Python's own nesting limit

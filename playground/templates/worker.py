@@ -90,10 +90,13 @@ class _Pool:
         self.count = 0
         self.condition = threading.Condition()
         self.broken = False                # no worker could be started here: render in-process
+        self.pid = os.getpid()
 
     def acquire(self) -> _Worker | None:
         deadline = time.monotonic() + WAIT_FOR_WORKER_S
         with self.condition:
+            if self.pid != os.getpid():    # a forked child (e.g. a GPU worker): the parent's pipes are not ours
+                self.idle, self.count, self.pid = [], 0, os.getpid()
             while True:
                 while self.idle:
                     worker = self.idle.pop()

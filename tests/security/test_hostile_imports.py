@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from playground.settings import Settings
-from playground.store import ImportLimits, RunLog, RunRecord
+from playground.store import ImportLimits, RunLog
 
 
 def png(side: int = 4) -> bytes:
