@@ -21,6 +21,9 @@ from .schema import COMPARISON_STATUSES
 from .validate import MODALITIES, derived_uid, parse_row
 
 
+RUNS_PER_CELL = 16                     # re-runs of one cell kept in an imported comparison
+
+
 class TransferMixin:
     """The export/import half of RunLog (mixed into it; uses its comparisons, runs and ratings methods)."""
 
@@ -93,14 +96,20 @@ class TransferMixin:
             return report
         with source:
             groups: dict[object, list[_Row]] = {}
+            cells: dict[object, set] = {}
             for number, line in source.lines(report.errors):
                 try:
                     record, ratings, info = parse_row(line, limits)
                     key = ("c", record.comparison_id) if record.comparison_id is not None else ("r", number)
-                    group = groups.setdefault(key, [])
-                    if len(group) >= limits.max_cells:
+                    group, taken = groups.setdefault(key, []), cells.setdefault(key, set())
+                    cell = (record.row, record.col)
+                    if cell not in taken and len(taken) >= limits.max_cells:
                         raise ValueError(f"comparison #{record.comparison_id} has more than {limits.max_cells} "
-                                         "runs, the limit of one comparison")
+                                         "cells, the limit of one comparison")
+                    if len(group) >= limits.max_cells * RUNS_PER_CELL:
+                        raise ValueError(f"comparison #{record.comparison_id} has more than "
+                                         f"{limits.max_cells * RUNS_PER_CELL} runs ({RUNS_PER_CELL} per cell)")
+                    taken.add(cell)
                     group.append(_Row(number, record, ratings, info))
                 except ValueError as error:
                     report.errors.append((number, str(error)))
