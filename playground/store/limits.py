@@ -14,7 +14,7 @@ class ImportLimits:
     max_expanded_bytes: int = 1 * 2**30    # all zip members together, expanded
     max_members: int = 20_000              # files in a zip
     max_rows: int = 20_000                 # lines of an export
-    max_cells: int = 64                    # runs in one comparison, and the bound on row and col
+    max_cells: int = 64                    # cells in one comparison, and the bound on row and col
     max_prompt_chars: int = 8000           # prompt, system prompt, negative prompt
     max_output_chars: int = 200_000        # a text output
     max_side: int = 1536                   # image width/height
