@@ -45,6 +45,12 @@ class Settings:
     shared_history: bool = False   # on a public Space: everyone sees every comparison (a team's private Space)
     hub_dataset: str = ""          # owner/name of a Dataset repo that mirrors the run log (needs HF_TOKEN)
     hub_sync_every_min: float = 5.0   # minutes between pushes of the mirror; one more at shutdown
+    # An imported file is untrusted: these caps are checked while it is read, before anything is stored.
+    max_import_bytes: int = 200 * 2**20            # the uploaded file (.jsonl or .zip)
+    max_import_member_bytes: int = 50 * 2**20      # one member of a zip, expanded (runs.jsonl, one image or clip)
+    max_import_expanded_bytes: int = 1 * 2**30     # all members of a zip together, expanded
+    max_import_members: int = 20_000               # files in a zip
+    max_import_rows: int = 20_000                  # rows (lines) of an export
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

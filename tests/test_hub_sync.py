@@ -19,6 +19,17 @@ from playground.settings import Settings
 from playground.store import RunLog, RunRecord
 
 
+def _png(shade: int) -> bytes:
+    """A real image: imports decode what they are given."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (shade % 256, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _run(log: RunLog, comparison_id: int, i: int, artifact: bytes | None = None, **extra) -> int:
     record = RunRecord(modality="image" if artifact else "text", model_id="tiny-text", prompt=f"a lantern, take {i}",
                        seed=i, params={"steps": 2}, comparison_id=comparison_id, row=i, col=0, variant="plain",
@@ -29,7 +40,7 @@ def _run(log: RunLog, comparison_id: int, i: int, artifact: bytes | None = None,
 def _comparison(log: RunLog, n: int, owner: str | None = None, first: int = 0) -> tuple[int, list[int]]:
     comparison_id = log.start_comparison("text", f"comparison from {first}", "product-tagline", {"seeds": n},
                                          owner=owner)
-    ids = [_run(log, comparison_id, first + i, artifact=f"png-{first + i}".encode() if i == 0 else None)
+    ids = [_run(log, comparison_id, first + i, artifact=_png(first + i) if i == 0 else None)
            for i in range(n)]
     log.finish_comparison(comparison_id)
     return comparison_id, ids

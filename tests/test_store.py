@@ -24,7 +24,18 @@ from playground.store import MIGRATIONS, SCHEMA_VERSION, RunLog, RunRecord, cach
 
 ROOT = Path(__file__).resolve().parent.parent
 REPRO_FIELDS = [f.name for f in dataclasses.fields(RunRecord) if f.name not in {"id", "created_at", "comparison_id",
-                                                                                "artifact", "cached_from"}]
+                                                                                "artifact", "cached_from", "imported"}]
+
+
+def png(i: int = 0, side: int = 4) -> bytes:
+    """A real PNG: imports decode media before keeping it."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (i % 256, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -148,7 +159,7 @@ def test_ratings_winner_and_variant_summary(log):
 @pytest.mark.parametrize("fmt", ["jsonl", "zip"])
 def test_export_then_import_equals_the_original(log, tmp_path, fmt):
     comparison = log.start_comparison("image", "export me")
-    ids = [log.add_run(record(i, modality="image", comparison_id=comparison, col=i), artifact=bytes([i]) * 100,
+    ids = [log.add_run(record(i, modality="image", comparison_id=comparison, col=i), artifact=png(i),
                        artifact_ext="png") for i in range(3)]
     log.rate(ids[1], stars=4, note="best")
     originals = log.get_comparison(comparison).runs
@@ -183,7 +194,7 @@ def test_import_keeps_good_rows_and_reports_bad_ones(log, tmp_path):
                               "[1, 2]", lines[0]]) + "\n")
     fresh = RunLog(tmp_path / "fresh")
     report = fresh.import_jsonl(bad)
-    assert report.imported == 2
+    assert (report.imported, report.skipped) == (1, 1)           # the same run twice: added once
     assert [n for n, _ in report.errors] == [2, 3, 4, 5]
     messages = dict(report.errors)
     assert "not valid JSON" in messages[2] and "missing required field 'model_id'" in messages[3]
@@ -296,7 +307,7 @@ TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
 
 
 @FIXTURE_OK
-@given(prompt=TEXT, output=st.none() | TEXT, params=st.dictionaries(TEXT, st.integers() | TEXT | st.booleans(),
+@given(prompt=TEXT, output=st.none() | TEXT, params=st.dictionaries(TEXT, st.integers(-2**63 + 1, 2**63 - 1) | TEXT | st.booleans(),
                                                                      max_size=3))
 def test_export_import_round_trips_any_text(log, tmp_path, prompt, output, params):
     original = log.get_run(log.add_run(record(1, prompt=prompt, output_text=output, params=params)))
@@ -338,7 +349,7 @@ def test_import_restores_comparison_title_status_and_winner(log, tmp_path):
 
 
 def test_zip_export_stores_a_shared_file_once(log, tmp_path):
-    first = log.get_run(log.add_run(record(1, modality="image"), artifact=b"png!" * 10, artifact_ext="png"))
+    first = log.get_run(log.add_run(record(1, modality="image"), artifact=png(1), artifact_ext="png"))
     shared = record(1, modality="image", cached_from=first.id, artifact=first.artifact)    # a cache hit
     log.add_run(shared)
     exported = log.export(tmp_path / "shared.zip", "zip", runs=log.list_runs())
@@ -347,7 +358,7 @@ def test_zip_export_stores_a_shared_file_once(log, tmp_path):
     fresh = RunLog(tmp_path / "fresh", orphan_age_s=0)
     assert fresh.import_jsonl(exported).imported == 2
     artifacts = {r.artifact for r in fresh.list_runs()}
-    assert len(artifacts) == 1 and fresh.artifact_path(fresh.list_runs()[0]).read_bytes() == b"png!" * 10
+    assert len(artifacts) == 1 and fresh.artifact_path(fresh.list_runs()[0]).read_bytes() == png(1)
     assert len(list((tmp_path / "fresh" / "artifacts").rglob("*.png"))) == 1
     fresh.close()
 

@@ -16,8 +16,9 @@ import time
 import uuid
 from pathlib import Path
 
-from .records import (_JSON_FIELDS, _RUN_COLUMNS, Comparison, RunRecord, _check_rating, _comparison, _now, _record,
-                      cache_key)
+from .records import (Comparison, NotFound, RunRecord, _check_rating, _comparison, _now, _record, cache_key,
+                      check_count, check_id)
+from .rows import _fsync_dir, _Transaction, insert_rating, insert_run
 from .schema import COMPARISON_STATUSES, MIGRATIONS, STATUSES, _statements
 from .transfer import TransferMixin
 
@@ -127,18 +128,20 @@ class RunLog(TransferMixin):
                          spec: dict | None = None, owner: str | None = None) -> int:
         """`owner`: the visitor it belongs to on a public Space; None for a local or shared log."""
         with self._write() as tx:
-            cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, created_at, owner) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (modality, title, template_name, json.dumps(spec or {}, default=str), _now(), owner))
+            cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, created_at, owner, uid) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                (modality, title, template_name, json.dumps(spec or {}, default=str), _now(), owner,
+                                 uuid.uuid4().hex))
             return cursor.lastrowid
 
     def finish_comparison(self, comparison_id: int, status: str = "done") -> None:
         if status not in COMPARISON_STATUSES[1:]:
             raise ValueError(f"status must be one of {', '.join(COMPARISON_STATUSES[1:])}, got {status!r}")
+        comparison_id = check_id(comparison_id, "comparison")
         with self._write() as tx:
-            cursor = tx.execute("UPDATE comparisons SET status = ? WHERE id = ?", (status, int(comparison_id)))
+            cursor = tx.execute("UPDATE comparisons SET status = ? WHERE id = ?", (status, comparison_id))
         if cursor.rowcount == 0:
-            raise KeyError(f"no comparison #{comparison_id} in the log")
+            raise NotFound(f"no comparison #{comparison_id} in the log")
 
     def get_comparison(self, comparison_id: int, owner: str | None = None) -> Comparison:
         comparison = self.get_comparison_header(comparison_id, owner=owner)
@@ -147,10 +150,11 @@ class RunLog(TransferMixin):
 
     def get_comparison_header(self, comparison_id: int, owner: str | None = None) -> Comparison:
         """A comparison without its runs (run_count is filled in). Another owner's reads as missing."""
-        where, args = _owned("c.id = ?", [int(comparison_id)], owner, column="c.owner")
+        comparison_id = check_id(comparison_id, "comparison")
+        where, args = _owned("c.id = ?", [comparison_id], owner, column="c.owner")
         row = self._db().execute(f"{_COMPARISON_SELECT} WHERE {where}", args).fetchone()
         if row is None:
-            raise KeyError(f"no comparison #{comparison_id} in the log")
+            raise NotFound(f"no comparison #{comparison_id} in the log")
         return _comparison(row)
 
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
@@ -168,11 +172,13 @@ class RunLog(TransferMixin):
             args.append(template)
         sql = _COMPARISON_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
         rows = self._db().execute(sql + " ORDER BY c.id DESC LIMIT ? OFFSET ?",
-                                  (*args, int(limit), int(offset))).fetchall()
+                                  (*args, check_count(limit, "limit"), check_count(offset, "offset"))).fetchall()
         return [_comparison(r) for r in rows]
 
     def set_winner(self, comparison_id: int, run_id: int, owner: str | None = None) -> None:
+        comparison_id = check_id(comparison_id, "comparison")
         run = self.get_run(run_id, owner=owner)
+        run_id = run.id
         if run.comparison_id != comparison_id:
             raise ValueError(f"run #{run_id} is not part of comparison #{comparison_id}")
         with self._write() as tx:
@@ -193,23 +199,14 @@ class RunLog(TransferMixin):
         if artifact is not None:
             written = self._write_artifact(artifact, artifact_ext or "bin")
             record.artifact = written.relative_to(self.data_dir).as_posix()
-        created_at = record.created_at or _now()
-        values = {name: getattr(record, name) for name in _RUN_COLUMNS}
-        values["created_at"] = created_at
-        for name in _JSON_FIELDS:
-            values[name] = json.dumps(values[name] or {}, sort_keys=True, ensure_ascii=False, default=str)
-        values["cache_key"] = cache_key(record)
-        columns = list(values)
         try:
             with self._write() as tx:
-                cursor = tx.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES "
-                                    f"({', '.join('?' for _ in columns)})", [values[c] for c in columns])
+                insert_run(tx, record)
         except BaseException:
             if written is not None:          # no row will point at it
                 written.unlink(missing_ok=True)
                 record.artifact = None
             raise
-        record.id, record.created_at = cursor.lastrowid, created_at
         return record.id
 
     def _write_artifact(self, data: bytes, ext: str) -> Path:
@@ -245,14 +242,18 @@ class RunLog(TransferMixin):
 
     def get_run(self, run_id: int, owner: str | None = None) -> RunRecord:
         """Another owner's run reads as missing: the same error, so ids cannot be probed."""
-        rows = self._select_runs(*_owned("r.id = ?", [int(run_id)], owner), limit=1)
+        run_id = check_id(run_id, "run")
+        rows = self._select_runs(*_owned("r.id = ?", [run_id], owner), limit=1)
         if not rows:
-            raise KeyError(f"no run #{run_id} in the log")
+            raise NotFound(f"no run #{run_id} in the log")
         return rows[0]
 
-    def find_cached(self, record: RunRecord) -> RunRecord | None:
-        """The latest OK run with the same cache key that still has its output (its file, if it had one)."""
-        for candidate in self._select_runs("r.cache_key = ? AND r.status = 'ok'", [cache_key(record)], limit=1000):
+    def find_cached(self, record: RunRecord, *, include_imported: bool = False) -> RunRecord | None:
+        """The latest OK run with the same cache key that still has its output (its file, if it had one).
+
+        Imported runs are left out unless asked for: their outputs were not generated here and may be forged."""
+        where = "r.cache_key = ? AND r.status = 'ok'" + ("" if include_imported else " AND r.imported = 0")
+        for candidate in self._select_runs(where, [cache_key(record)], limit=1000):
             if candidate.artifact is None:
                 if candidate.output_text is not None:
                     return candidate
@@ -268,6 +269,10 @@ class RunLog(TransferMixin):
         """Runs matching every filter given. `model` matches part of the id; `query` searches prompts and outputs
         (every word must appear; FTS syntax in it is taken literally); `since`/`until` take ISO text or datetimes."""
         where, args = [], []
+        if comparison_id is not None:
+            comparison_id = check_id(comparison_id, "comparison")
+        if min_stars is not None:
+            min_stars = check_count(min_stars, "min_stars", 0, 5)
         for column, value in (("r.modality", modality), ("r.template_name", template),
                               ("r.comparison_id", comparison_id)):
             if value is not None:
@@ -303,7 +308,7 @@ class RunLog(TransferMixin):
             SELECT r.*, g.stars AS stars, g.thumbs AS thumbs, g.note AS note
             FROM runs r LEFT JOIN ratings g ON g.id = (SELECT max(id) FROM ratings WHERE run_id = r.id)
             WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"""
-        rows = self._db().execute(sql, (*args, int(limit), int(offset))).fetchall()
+        rows = self._db().execute(sql, (*args, check_count(limit, "limit"), check_count(offset, "offset"))).fetchall()
         return [_record(row) for row in rows]
 
     # ---- ratings --------------------------------------------------------------------------------------------------
@@ -312,17 +317,13 @@ class RunLog(TransferMixin):
              note: str | None = None, owner: str | None = None) -> None:
         """Add a rating; fields left out keep their current value (the latest rating row is the current one).
         With `owner`, another owner's run is "not found", exactly like a missing one."""
+        run_id = check_id(run_id, "run")
         _check_rating(stars, thumbs, note)
-        where, args = _owned("r.id = ?", [int(run_id)], owner)
+        where, args = _owned("r.id = ?", [run_id], owner)
         with self._write() as tx:            # read and write in one transaction: concurrent raters merge
             if tx.execute(f"SELECT 1 FROM runs r WHERE {where}", args).fetchone() is None:
-                raise KeyError(f"no run #{run_id} in the log")
-            current = tx.execute("SELECT stars, thumbs, note FROM ratings WHERE run_id = ? ORDER BY id DESC LIMIT 1",
-                                 (int(run_id),)).fetchone() or (None, None, None)
-            merged = (current[0] if stars is None else stars, current[1] if thumbs is None else thumbs,
-                      current[2] if note is None else note)
-            tx.execute("INSERT INTO ratings (run_id, stars, thumbs, note, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (int(run_id), *merged, _now()))
+                raise NotFound(f"no run #{run_id} in the log")
+            insert_rating(tx, run_id, stars, thumbs, note)
 
     def variant_summary(self, template_name: str | None = None, owner: str | None = None) -> list[dict]:
         """Per (template, variant) over OK runs: runs, rated, avg_stars (None if unrated), thumbs up/down, wins."""
@@ -391,39 +392,6 @@ def _owned(where: str, args: list, owner: str | None, column: str | None = None)
 
 _COMPARISON_SELECT = ("SELECT c.*, (SELECT count(*) FROM runs WHERE comparison_id = c.id) AS run_count "
                       "FROM comparisons c")
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so concurrent writers queue instead of failing."""
-
-    def __init__(self, connection: sqlite3.Connection):
-        self.connection = connection
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.connection.execute("BEGIN IMMEDIATE")
-        return self.connection
-
-    def __exit__(self, kind, error, trace) -> None:
-        if kind is None:
-            try:
-                self.connection.execute("COMMIT")
-                return
-            except BaseException:
-                if self.connection.in_transaction:
-                    self.connection.execute("ROLLBACK")
-                raise
-        if self.connection.in_transaction:   # some errors have already rolled it back
-            self.connection.execute("ROLLBACK")
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 
 
 def _process_alive(pid: int) -> bool:

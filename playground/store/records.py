@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import numbers
 import sqlite3
 from dataclasses import dataclass, field
 
@@ -55,11 +56,54 @@ class RunRecord:
     stars: int | None = None
     thumbs: int | None = None
     note: str | None = None
+    uid: str | None = None           # stable across data dirs: an import skips the runs it already holds
+    imported: bool = False           # came from an export, not generated here: never served as a cache hit
 
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(RunRecord)}
 _RATING_FIELDS = ("stars", "thumbs", "note")
 _RUN_COLUMNS = [f.name for f in dataclasses.fields(RunRecord) if f.name not in {"id", *_RATING_FIELDS}]
+SQLITE_MAX_INT = 2**63 - 1
+
+
+class StoreInputError(ValueError):
+    """Input the run log refuses (a malformed id, a value out of range); the message says what to change."""
+
+
+class InvalidId(StoreInputError):
+    """An id that cannot name a row: not a whole number, a bool, or outside SQLite's integer range."""
+
+
+class NotFound(KeyError):
+    """A well-formed id with no row behind it."""
+
+    def __str__(self) -> str:                # KeyError would quote the message
+        return str(self.args[0]) if self.args else "not found"
+
+
+def check_id(value, what: str = "run") -> int:
+    """A row id as an int, or InvalidId saying what was wrong (no silent coercion of True, 1.5 or 'abc')."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidId(f"{what} id must be a whole number, got {value!r}")
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19:
+        value = int(value.strip())
+    if not isinstance(value, numbers.Integral):
+        shown = repr(value)[:40]
+        raise InvalidId(f"{what} id must be a whole number, got {shown}")
+    value = int(value)
+    if not 0 < value <= SQLITE_MAX_INT:
+        raise InvalidId(f"{what} id must be between 1 and {SQLITE_MAX_INT}, got {value}")
+    return value
+
+
+def check_count(value, what: str, low: int = 0, high: int = SQLITE_MAX_INT) -> int:
+    """A limit/offset style number within bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+        raise StoreInputError(f"{what} must be a whole number from {low} to {high}, got {repr(value)[:40]}")
+    return int(value)
+
+
+
 
 
 @dataclass
@@ -74,12 +118,22 @@ class Comparison:
     winner_run_id: int | None
     runs: list[RunRecord] = field(default_factory=list)
     run_count: int | None = None      # number of cells logged, filled in even where `runs` is left empty
+    uid: str | None = None            # stable across data dirs (export/import)
 
 
 @dataclass
 class ImportReport:
-    imported: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    imported: int = 0                 # runs added
+    skipped: int = 0                  # runs already in the log (same uid): left as they are
+    errors: list[tuple[int, str]] = field(default_factory=list)     # (line, reason); line 0: the whole file
+
+    @property
+    def added(self) -> int:
+        return self.imported
+
+    def summary(self) -> str:
+        return (f"added {self.imported} runs, skipped {self.skipped} already in the log, "
+                f"{len(self.errors)} problems")
 
 
 def cache_key(record: RunRecord) -> str:
@@ -109,11 +163,14 @@ def _record(row: sqlite3.Row) -> RunRecord:
     data = {name: row[name] for name in row.keys() if name in _FIELD_NAMES}
     for name in _JSON_FIELDS:
         data[name] = json.loads(data[name] or "{}")
+    if "imported" in data:
+        data["imported"] = bool(data["imported"])
     return RunRecord(**data)
 
 
 def _comparison(row: sqlite3.Row) -> Comparison:
     return Comparison(id=row["id"], modality=row["modality"], title=row["title"], template_name=row["template_name"],
                       spec=json.loads(row["spec"] or "{}"), created_at=row["created_at"], status=row["status"],
-                      winner_run_id=row["winner_run_id"], run_count=row["run_count"])
+                      winner_run_id=row["winner_run_id"], run_count=row["run_count"],
+                      uid=row["uid"] if "uid" in row.keys() else None)
 

@@ -84,6 +84,15 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE INDEX runs_template_variant ON runs(template_name, variant);
     CREATE INDEX runs_modality ON runs(modality, id);
     """),
+    (4, """
+    ALTER TABLE runs ADD COLUMN uid TEXT;
+    ALTER TABLE runs ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;
+    UPDATE runs SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+    CREATE UNIQUE INDEX runs_uid ON runs(uid);
+    ALTER TABLE comparisons ADD COLUMN uid TEXT;
+    UPDATE comparisons SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+    CREATE UNIQUE INDEX comparisons_uid ON comparisons(uid);
+    """),
     # Who made a comparison: a visitor id on a public Space (see playground/visitors.py); NULL means local or shared.
     (7, """
     ALTER TABLE comparisons ADD COLUMN owner TEXT;

@@ -8,13 +8,20 @@ import io
 import json
 import os
 import sqlite3
-import typing
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 
-from .records import _FIELD_NAMES, _JSON_FIELDS, _RATING_FIELDS, ImportReport, RunRecord, _check_rating
-from .schema import COMPARISON_STATUSES, STATUSES
+from .archive import ExportFile, ImportRefused
+from .limits import ImportLimits
+from .records import _JSON_FIELDS, ImportReport, RunRecord, _now
+from .rows import insert_rating, insert_run
+from .schema import COMPARISON_STATUSES
+from .validate import MODALITIES, derived_uid, parse_row
+
+
+RUNS_PER_CELL = 16                     # re-runs of one cell kept in an imported comparison
 
 
 class TransferMixin:
@@ -63,7 +70,7 @@ class TransferMixin:
                     c = self.get_comparison_header(cid)
                     comparisons[cid] = {"title": c.title, "modality": c.modality, "template_name": c.template_name,
                                         "spec": c.spec, "status": c.status, "winner_run_id": c.winner_run_id,
-                                        "created_at": c.created_at}
+                                        "created_at": c.created_at, "uid": c.uid}
                 except KeyError:
                     comparisons[cid] = None
             if cid is not None and comparisons[cid] is not None:
@@ -71,74 +78,140 @@ class TransferMixin:
             rows.append(row)
         return rows
 
-    def import_jsonl(self, path: Path) -> ImportReport:
-        """Add the runs of an export (.jsonl, or a .zip with its media); good rows are kept, bad ones reported with
-        their line number. Comparisons are re-created (old id -> new id), with their title, status and winner."""
-        path = Path(path)
+    def import_jsonl(self, path: Path, limits: ImportLimits | None = None, owner: str | None = None) -> ImportReport:
+        """Add the runs of an export (.jsonl, or a .zip with its media). The file is untrusted: it is held to
+        `limits` while it is read, and every field to the limits of a new comparison; bad lines are reported with
+        their number, good ones kept. Each comparison is added in one transaction (an interrupted import leaves
+        none half-added); runs already here (same uid) are skipped, so importing a file twice adds nothing.
+        Imported runs are marked imported and never served as a cache hit. New comparisons belong to `owner`
+        (the importing visitor on a public deployment)."""
+        limits = limits or ImportLimits()
         report = ImportReport()
-        archive = None
         try:
-            if zipfile.is_zipfile(path):
-                archive = zipfile.ZipFile(path)
-                text = archive.read("runs.jsonl").decode("utf-8-sig")
-            else:
-                text = path.read_text(encoding="utf-8-sig")
-        except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-            if archive is not None:
-                archive.close()
-            report.errors.append((0, f"cannot read {path.name}: {error}"))
+            source = ExportFile(Path(path), limits)
+        except ImportRefused as error:
+            report.errors.append((0, str(error)))
             return report
-        media = set(archive.namelist()) if archive else set()
-        comparisons: dict[int, int] = {}
-        winners: dict[int, int] = {}          # new comparison id -> new winner run id
-        copied: dict[str, str] = {}           # artifact in the export -> artifact here (shared files stay shared)
-        try:
-            # Split on newlines only: str.splitlines() would also split inside text holding U+2028 and kin.
-            for number, line in enumerate(text.split("\n"), start=1):
-                if not line.strip():
-                    continue
+        except (OSError, zipfile.BadZipFile, zlib.error) as error:
+            report.errors.append((0, f"cannot read {Path(path).name}: {getattr(error, 'strerror', None) or error}"))
+            return report
+        with source:
+            groups: dict[object, list[_Row]] = {}
+            cells: dict[object, set] = {}
+            for number, line in source.lines(report.errors):
                 try:
-                    record, ratings, comparison = _parse_export_row(line)
-                    old_id, old_artifact = record.id, record.artifact
-                    record.id = record.cached_from = record.artifact = None
-                    data, ext = None, None
-                    if old_artifact in copied:
-                        record.artifact = copied[old_artifact]
-                    elif old_artifact and f"media/{old_artifact}" in media:
-                        data = archive.read(f"media/{old_artifact}")
-                        ext = Path(old_artifact).suffix.lstrip(".")
-                    old_comparison = record.comparison_id
-                    if old_comparison is not None:
-                        if old_comparison not in comparisons:
-                            comparisons[old_comparison] = self._import_comparison(old_comparison, comparison, record)
-                        record.comparison_id = comparisons[old_comparison]
-                    self.add_run(record, artifact=data, artifact_ext=ext)
-                    if data is not None:
-                        copied[old_artifact] = record.artifact
-                    if any(v is not None for v in ratings.values()):
-                        self.rate(record.id, **ratings)
-                    if old_id is not None and comparison.get("winner_run_id") == old_id \
-                            and record.comparison_id is not None:
-                        winners[record.comparison_id] = record.id
-                    report.imported += 1
-                except (ValueError, TypeError, KeyError, sqlite3.Error, zipfile.BadZipFile) as error:
+                    record, ratings, info = parse_row(line, limits)
+                    key = ("c", record.comparison_id) if record.comparison_id is not None else ("r", number)
+                    group, taken = groups.setdefault(key, []), cells.setdefault(key, set())
+                    cell = (record.row, record.col)
+                    if cell not in taken and len(taken) >= limits.max_cells:
+                        raise ValueError(f"comparison #{record.comparison_id} has more than {limits.max_cells} "
+                                         "cells, the limit of one comparison")
+                    if len(group) >= limits.max_cells * RUNS_PER_CELL:
+                        raise ValueError(f"comparison #{record.comparison_id} has more than "
+                                         f"{limits.max_cells * RUNS_PER_CELL} runs ({RUNS_PER_CELL} per cell)")
+                    taken.add(cell)
+                    group.append(_Row(number, record, ratings, info))
+                except ValueError as error:
                     report.errors.append((number, str(error)))
-        finally:
-            if archive is not None:
-                archive.close()
-        for comparison_id, run_id in winners.items():
-            self.set_winner(comparison_id, run_id)
+            copied: dict[str, str] = {}        # artifact in the export -> artifact here (shared files stay shared)
+            for rows in groups.values():
+                self._import_group(source, rows, copied, report)
+        report.errors.sort(key=lambda item: item[0])
         return report
 
-    def _import_comparison(self, old_id: int, info: dict, record: RunRecord) -> int:
+    def _import_group(self, source: ExportFile, rows: list[_Row], copied: dict, report: ImportReport) -> None:
+        """One comparison (or one loose run): media first, then every row in one transaction."""
+        db = self._db()
+        uids = [row.record.uid for row in rows]
+        present = {r[0] for r in db.execute(f"SELECT uid FROM runs WHERE uid IN ({', '.join('?' * len(uids))})",
+                                            uids)}
+        report.skipped += sum(1 for uid in uids if uid in present)
+        rows = [row for row in rows if row.record.uid not in present]
+        if not rows:
+            return
+        stored: list[Path] = []
+        ready = []
+        for row in rows:
+            old_artifact = row.record.artifact
+            row.old_id, row.record.id, row.record.cached_from, row.record.artifact = row.record.id, None, None, None
+            try:
+                if old_artifact in copied:
+                    row.record.artifact = copied[old_artifact]
+                elif old_artifact:
+                    final = source.store_media(old_artifact, row.record.modality, self.artifacts_dir)
+                    if final is not None:
+                        stored.append(final)
+                        row.record.artifact = copied[old_artifact] = final.relative_to(self.data_dir).as_posix()
+                ready.append(row)
+            except ValueError as error:
+                report.errors.append((row.number, str(error)))
+        if not ready:
+            return
+        try:
+            with self._write() as tx:
+                comparison_id = self._import_comparison(tx, ready[0], owner)
+                added, count = {}, 0
+                for row in ready:
+                    row.record.comparison_id = comparison_id
+                    tx.execute("SAVEPOINT import_row")
+                    try:
+                        insert_run(tx, row.record)
+                        if any(v is not None for v in row.ratings.values()):
+                            insert_rating(tx, row.record.id, **row.ratings)
+                        tx.execute("RELEASE import_row")
+                    except sqlite3.Error as error:
+                        tx.execute("ROLLBACK TO import_row")
+                        tx.execute("RELEASE import_row")
+                        report.errors.append((row.number, f"not stored: {error}"))
+                        continue
+                    count += 1
+                    if row.old_id is not None:
+                        added[row.old_id] = row.record.id
+                winner = ready[0].info.get("winner_run_id")
+                if comparison_id is not None and winner in added and self._new_comparison:
+                    tx.execute("UPDATE comparisons SET winner_run_id = ? WHERE id = ?", (added[winner], comparison_id))
+            report.imported += count
+        except sqlite3.Error as error:
+            for path in stored:                 # no row points at them
+                path.unlink(missing_ok=True)
+            for artifact in [k for k, v in copied.items() if self.data_dir / v in stored]:
+                del copied[artifact]
+            report.errors.extend((row.number, f"not stored: {error}") for row in ready)
+
+    def _import_comparison(self, tx: sqlite3.Connection, row: _Row, owner: str | None = None) -> int | None:
+        """The comparison here for a row's comparison in the export: found by uid, or created."""
+        self._new_comparison = False
+        old_id, info = row.record.comparison_id, row.info
+        if old_id is None:
+            return None
+        uid = info.get("uid") or derived_uid("comparison", old_id, info.get("title"), info.get("created_at"))
+        found = tx.execute("SELECT id FROM comparisons WHERE uid = ? AND owner IS ?", (uid, owner)).fetchone()
+        if found is None and tx.execute("SELECT 1 FROM comparisons WHERE uid = ?", (uid,)).fetchone():
+            uid = derived_uid("comparison", uid, owner)     # another visitor's copy: this one gets its own
+        if found is not None:
+            return found[0]
         spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
-        title = info.get("title") if isinstance(info.get("title"), str) and info.get("title") else None
-        new_id = self.start_comparison(str(info.get("modality") or record.modality), title or f"imported #{old_id}",
-                                       info.get("template_name") if isinstance(info.get("template_name"), str)
-                                       else record.template_name, {**spec, "imported_from": old_id})
-        status = info.get("status")
-        self.finish_comparison(new_id, status if status in COMPARISON_STATUSES[1:] else "done")
-        return new_id
+        title = info.get("title") or f"imported #{old_id}"
+        modality = info.get("modality") if info.get("modality") in MODALITIES else row.record.modality
+        template = info.get("template_name") if isinstance(info.get("template_name"), str) \
+            else row.record.template_name
+        status = info.get("status") if info.get("status") in COMPARISON_STATUSES[1:] else "done"
+        cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, status, created_at, uid, "
+                            "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (modality, title, template, json.dumps({**spec, "imported_from": old_id}, default=str),
+                             status, _now(), uid, owner))
+        self._new_comparison = True
+        return cursor.lastrowid
+
+
+@dataclasses.dataclass
+class _Row:
+    number: int
+    record: RunRecord
+    ratings: dict
+    info: dict
+    old_id: int | None = None
 
 
 def _jsonl(rows: list[dict]) -> str:
@@ -146,6 +219,16 @@ def _jsonl(rows: list[dict]) -> str:
 
 
 _CSV_COLUMNS = [f.name for f in dataclasses.fields(RunRecord)] + ["comparison_title"]
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading ' (OWASP)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _csv(rows: list[dict]) -> str:
@@ -156,48 +239,5 @@ def _csv(rows: list[dict]) -> str:
         row = dict(row, comparison_title=(row.get("comparison") or {}).get("title"))
         for name in _JSON_FIELDS:
             row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True)
-        writer.writerow(row)
+        writer.writerow({name: csv_safe(row.get(name)) for name in _CSV_COLUMNS})
     return buffer.getvalue()
-
-
-# Import checks: the expected type of every field, from RunRecord's annotations.
-_HINTS = typing.get_type_hints(RunRecord)
-_REQUIRED = [f.name for f in dataclasses.fields(RunRecord) if f.default is dataclasses.MISSING
-             and f.default_factory is dataclasses.MISSING]
-
-
-def _check_type(name: str, value) -> None:
-    hint = _HINTS[name]
-    allowed = typing.get_args(hint) or (hint,)
-    if value is None and type(None) in allowed:
-        return
-    if isinstance(value, bool) and bool not in allowed:
-        ok = False
-    elif float in allowed and isinstance(value, int):
-        ok = True                            # 2 is a fine float
-    else:
-        ok = any(isinstance(value, kind) for kind in allowed if isinstance(kind, type))
-    if not ok:
-        expected = " or ".join(k.__name__ for k in allowed if k is not type(None))
-        raise ValueError(f"field {name!r} must be {expected}, got {type(value).__name__}")
-
-
-def _parse_export_row(line: str) -> tuple[RunRecord, dict, dict]:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON: {error.msg} (column {error.colno})") from None
-    if not isinstance(data, dict):
-        raise ValueError("a row must be a JSON object")
-    for name in _REQUIRED:
-        if name not in data:
-            raise ValueError(f"missing required field {name!r}")
-    known = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-    for name, value in known.items():
-        _check_type(name, value)
-    if known.get("status", "ok") not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-    ratings = {k: known.pop(k, None) for k in _RATING_FIELDS}
-    _check_rating(**ratings)
-    comparison = data.get("comparison") if isinstance(data.get("comparison"), dict) else {}
-    return RunRecord(**known), ratings, comparison

@@ -1,0 +1,70 @@
+"""Rows written inside a transaction, shared by the log and by import, and the transaction itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from pathlib import Path
+
+from .records import _JSON_FIELDS, _RUN_COLUMNS, RunRecord, _now, cache_key
+
+
+def insert_run(tx: sqlite3.Connection, record: RunRecord) -> int:
+    """Insert one run inside an open transaction; fills in the record's id, uid and created_at."""
+    record.created_at = record.created_at or _now()
+    record.uid = record.uid or uuid.uuid4().hex
+    values = {name: getattr(record, name) for name in _RUN_COLUMNS}
+    for name in _JSON_FIELDS:
+        values[name] = json.dumps(values[name] or {}, sort_keys=True, ensure_ascii=False, default=str)
+    values["imported"] = int(bool(values["imported"]))
+    values["cache_key"] = cache_key(record)
+    columns = list(values)
+    cursor = tx.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                        [values[c] for c in columns])
+    record.id = cursor.lastrowid
+    return record.id
+
+
+def insert_rating(tx: sqlite3.Connection, run_id: int, stars=None, thumbs=None, note=None) -> None:
+    """A rating row merged with the current one (fields left None keep their value), inside a transaction."""
+    current = tx.execute("SELECT stars, thumbs, note FROM ratings WHERE run_id = ? ORDER BY id DESC LIMIT 1",
+                         (run_id,)).fetchone() or (None, None, None)
+    merged = (current[0] if stars is None else stars, current[1] if thumbs is None else thumbs,
+              current[2] if note is None else note)
+    tx.execute("INSERT INTO ratings (run_id, stars, thumbs, note, created_at) VALUES (?, ?, ?, ?, ?)",
+               (run_id, *merged, _now()))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so concurrent writers queue instead of failing."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.connection.execute("BEGIN IMMEDIATE")
+        return self.connection
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            try:
+                self.connection.execute("COMMIT")
+                return
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+        if self.connection.in_transaction:   # some errors have already rolled it back
+            self.connection.execute("ROLLBACK")
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
