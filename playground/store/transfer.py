@@ -116,11 +116,12 @@ class TransferMixin:
                     report.errors.append((number, str(error)))
             copied: dict[str, str] = {}        # artifact in the export -> artifact here (shared files stay shared)
             for rows in groups.values():
-                self._import_group(source, rows, copied, report)
+                self._import_group(source, rows, copied, report, owner)
         report.errors.sort(key=lambda item: item[0])
         return report
 
-    def _import_group(self, source: ExportFile, rows: list[_Row], copied: dict, report: ImportReport) -> None:
+    def _import_group(self, source: ExportFile, rows: list[_Row], copied: dict, report: ImportReport,
+                      owner: str | None = None) -> None:
         """One comparison (or one loose run): media first, then every row in one transaction."""
         db = self._db()
         uids = [row.record.uid for row in rows]
