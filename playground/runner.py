@@ -403,6 +403,7 @@ def spec_from_runs(records: list[RunRecord], *, title: str = "", new_seeds: list
 def _pinned_revision(record: RunRecord) -> str | None:
     """The hub commit a re-run must load again; built and local models are checked afresh, remote ones can't pin."""
     revision = record.model_revision
-    if not revision or record.backend in ("openai", "hf-text", "hf-image") or ":" in revision:
+    engine = ENGINES.get(record.backend or "")
+    if not revision or (engine is not None and engine.remote) or ":" in revision:
         return None
     return revision
