@@ -1,0 +1,73 @@
+"""Rules of the house: the core modules stay free of gradio and torch, and a new engine is one module plus its
+registration (this file holds a whole engine and runs a grid with it, touching nothing else)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playground.engines.base import Finished, GenerationRequest, Output, Partial
+from playground.registry import ENGINES, Engine, InvalidInput, Options, engine_for, register
+from playground.runner import Runner, build_spec
+from playground.store import RunLog
+from playground.templates import make_template
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ["playground.registry", "playground.runner", "playground.templates", "playground.store", "playground.engines",
+        "playground.engines.catalog", "playground.services", "playground.settings", "playground.cli"]
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_import_neither_gradio_nor_torch(module):
+    code = (f"import sys, {module}; print(sorted(m for m in ('gradio', 'torch', 'transformers', 'diffusers', "
+            "'openai') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---- a whole engine in a few lines --------------------------------------------------------------------------------
+
+class ShoutOptions(Options):
+    exclaim: int = 1
+
+
+class ShoutModel:
+    """Answers with the prompt in capitals: a stand-in for any new remote API."""
+
+    def __init__(self, resolved, settings):
+        self.device, self.dtype = "shout", None
+
+    def stream(self, requests: list[GenerationRequest], options: dict):
+        for index, request in enumerate(requests):
+            text = request.prompt.upper() + "!" * options["exclaim"]
+            yield Partial({index: text[:3]})
+            yield Finished(index, Output(text=text, metrics={"wall_s": 0.001, "revision": "shout-1"}))
+
+
+@pytest.fixture
+def shout():
+    engine = register(Engine("shout", "text", "Shouting test engine", ShoutOptions, "test_house:ShoutModel",
+                             prefix="shout:", streams_text=True, concurrent=True, batch_size=16))
+    yield engine
+    ENGINES.pop("shout")
+
+
+def test_a_new_engine_is_one_module_and_its_registration(shout, catalog, settings, tmp_path):
+    assert engine_for("text", "shout:anything") is shout
+    with pytest.raises(InvalidInput, match="not available for image"):
+        engine_for("image", "shout:anything")
+    log = RunLog(tmp_path)
+    template = make_template(name="shout-test", modality="text", variants={"a": "hello {{ x }}", "b": "bye {{ x }}"},
+                             variables={"x": "you"})
+    spec = build_spec(template, models=["shout:loud", "tiny-text"], seeds=[1], params={"exclaim": 3,
+                                                                                        "max_new_tokens": 2})
+    records = [e.result.record for e in Runner(catalog, log, settings).run(spec) if e.result]
+    shouted = [r for r in records if r.backend == "shout"]
+    assert [r.output_text for r in shouted] == ["HELLO YOU!!!", "BYE YOU!!!"]
+    assert shouted[0].model_revision == "shout-1" and shouted[0].params == {"exclaim": 3}
+    assert all(r.status == "ok" for r in records)
+    log.close()
