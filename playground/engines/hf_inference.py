@@ -4,7 +4,6 @@ PLAYGROUND_HF_PROVIDER (default: auto) and PLAYGROUND_HF_BASE_URL points at a de
 
 from __future__ import annotations
 
-import json
 import os
 from importlib.metadata import version
 
@@ -12,8 +11,8 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
 
 from ..settings import Settings
-from .base import GenerationRequest, Output, Partial, Timer
-from .remote import Stopped, endpoint_slots, scrub, stream_concurrently
+from .base import GenerationRequest, Output, Timer
+from .remote import Stopped, chat_messages, endpoint_slots, read_text_stream, scrub, stream_concurrently, text_output
 
 
 class HFInferenceModel:
@@ -57,34 +56,12 @@ class HFInferenceModel:
 
     def _chat(self, client, index, request, options, emit, stop) -> Output:
         timer = Timer()
-        messages = ([{"role": "system", "content": request.system}] if request.system else []) + \
-            [{"role": "user", "content": request.prompt}]
-        text, finish, usage, served = "", None, None, None
-        for chunk in client.chat_completion(messages, model=self.model, stream=True,
-                                            max_tokens=options["max_new_tokens"], temperature=options["temperature"],
-                                            top_p=options["top_p"], seed=request.seed):
-            if stop.is_set():
-                raise Stopped
-            served = getattr(chunk, "model", None) or served
-            usage = getattr(chunk, "usage", None) or usage
-            for choice in chunk.choices or []:
-                piece = (choice.delta.content if choice.delta else None) or ""
-                if piece:
-                    timer.mark_first()
-                    text += piece
-                    emit(Partial({index: text}))
-                finish = choice.finish_reason or finish
-        if finish is None:
-            raise ConnectionError("the response was cut off mid-stream (no finish_reason); try again")
-        wall = timer.elapsed
-        completion_tokens = getattr(usage, "completion_tokens", None)
-        return Output(text=text, metrics={
-            "wall_s": wall, "ttft_s": timer.first, "prompt_tokens": getattr(usage, "prompt_tokens", None),
-            "completion_tokens": completion_tokens,
-            "tokens_per_s": completion_tokens / wall if completion_tokens and wall > 0 else None,
-            "formatted_prompt": json.dumps(messages, ensure_ascii=False), "finish_reason": finish,
-            "endpoint": self.host, "revision": served or self.model,
-            "seed": "sent; providers honour it on a best-effort basis"})
+        messages = chat_messages(request)
+        chunks = client.chat_completion(messages, model=self.model, stream=True, max_tokens=options["max_new_tokens"],
+                                        temperature=options["temperature"], top_p=options["top_p"], seed=request.seed)
+        result = read_text_stream(chunks, index, emit, stop, timer)
+        return text_output(result, timer, messages, endpoint=self.host, revision=result.served or self.model,
+                           seed="sent; providers honour it on a best-effort basis")
 
     def _image(self, client, index, request, options, emit, stop) -> Output:
         timer = Timer()

@@ -3,14 +3,13 @@ the official `openai` client: chat completions streamed over SSE, or legacy comp
 
 from __future__ import annotations
 
-import json
 from importlib.metadata import version
 
 import openai
 
 from ..settings import Settings
-from .base import GenerationRequest, Output, Partial, Timer
-from .remote import Stopped, endpoint_slots, scrub, stream_concurrently
+from .base import GenerationRequest, Output, Timer
+from .remote import chat_messages, endpoint_slots, read_text_stream, scrub, stream_concurrently, text_output
 
 
 class OpenAICompatModel:
@@ -52,39 +51,18 @@ class OpenAICompatModel:
         if options.get("completions"):
             formatted = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
             stream = client.completions.create(prompt=formatted, **common)
+            piece_of = lambda choice: choice.text      # noqa: E731
         else:
-            messages = ([{"role": "system", "content": request.system}] if request.system else []) + \
-                [{"role": "user", "content": request.prompt}]
-            formatted = json.dumps(messages, ensure_ascii=False)
-            stream = client.chat.completions.create(messages=messages, stream_options={"include_usage": True},
+            formatted = chat_messages(request)
+            stream = client.chat.completions.create(messages=formatted, stream_options={"include_usage": True},
                                                     **common)
-        text, finish, usage, served, fingerprint = "", None, None, None, None
+            piece_of = lambda choice: choice.delta.content if choice.delta else None   # noqa: E731
         with stream:
-            for chunk in stream:
-                if stop.is_set():
-                    raise Stopped
-                served = getattr(chunk, "model", None) or served
-                fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
-                usage = getattr(chunk, "usage", None) or usage
-                for choice in chunk.choices or []:
-                    piece = choice.text if options.get("completions") else (choice.delta.content or "")
-                    if piece:
-                        timer.mark_first()
-                        text += piece
-                        emit(Partial({index: text}))
-                    finish = choice.finish_reason or finish
-        if finish is None:
-            raise ConnectionError("the response was cut off mid-stream (no finish_reason): the server stopped "
-                                  "answering; try again or check the server's log")
-        wall = timer.elapsed
-        completion_tokens = getattr(usage, "completion_tokens", None)
-        return Output(text=text, metrics={
-            "wall_s": wall, "ttft_s": timer.first, "prompt_tokens": getattr(usage, "prompt_tokens", None),
-            "completion_tokens": completion_tokens,
-            "tokens_per_s": completion_tokens / wall if completion_tokens and wall > 0 else None,
-            "formatted_prompt": formatted, "finish_reason": finish, "endpoint": self.endpoint.host,
-            "revision": f"{served or self.model}" + (f"@{fingerprint}" if fingerprint else ""),
-            "seed": "sent; OpenAI-compatible servers honour it on a best-effort basis"})
+            result = read_text_stream(stream, index, emit, stop, timer, piece_of)
+        return text_output(result, timer, formatted, endpoint=self.endpoint.host,
+                           revision=f"{result.served or self.model}" + (f"@{result.fingerprint}"
+                                                                        if result.fingerprint else ""),
+                           seed="sent; OpenAI-compatible servers honour it on a best-effort basis")
 
     def describe(self, error: BaseException) -> str:
         host, key_env = self.endpoint.host, self.endpoint.api_key_env

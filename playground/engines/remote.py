@@ -3,13 +3,15 @@ arrival, Stop that cancels what is still in flight, and error messages that neve
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
-from .base import Event, Failed, Finished, GenerationRequest, Output, check_prompts
+from .base import Event, Failed, Finished, GenerationRequest, Output, Partial, Timer, check_prompts
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +76,52 @@ def scrub(message: str, *secrets: str | None) -> str:
             if len(secret) >= 12:
                 message = message.replace(secret[:8], "***")
     return message
+
+
+def chat_messages(request: GenerationRequest) -> list[dict]:
+    return ([{"role": "system", "content": request.system}] if request.system else []) + \
+        [{"role": "user", "content": request.prompt}]
+
+
+@dataclass
+class StreamedText:
+    text: str = ""
+    finish: str | None = None
+    usage: object = None
+    served: str | None = None          # the model name the server says it ran
+    fingerprint: str | None = None
+
+
+def read_text_stream(chunks: Iterable, index: int, emit: Callable[[Event], None], stop: threading.Event,
+                     timer: Timer, piece_of: Callable = lambda choice: choice.delta.content if choice.delta else None,
+                     ) -> StreamedText:
+    """Accumulate an OpenAI-style stream of chunks (chat or completions), emitting the text so far."""
+    result = StreamedText()
+    for chunk in chunks:
+        if stop.is_set():
+            raise Stopped
+        result.served = getattr(chunk, "model", None) or result.served
+        result.fingerprint = getattr(chunk, "system_fingerprint", None) or result.fingerprint
+        result.usage = getattr(chunk, "usage", None) or result.usage
+        for choice in chunk.choices or []:
+            piece = piece_of(choice)
+            if piece:
+                timer.mark_first()
+                result.text += piece
+                emit(Partial({index: result.text}))
+            result.finish = choice.finish_reason or result.finish
+    if result.finish is None:
+        raise ConnectionError("the response was cut off mid-stream (no finish_reason): the server stopped "
+                              "answering; try again or check the server's log")
+    return result
+
+
+def text_output(result: StreamedText, timer: Timer, formatted, **metrics) -> Output:
+    wall = timer.elapsed
+    completion_tokens = getattr(result.usage, "completion_tokens", None)
+    return Output(text=result.text, metrics={
+        "wall_s": wall, "ttft_s": timer.first, "prompt_tokens": getattr(result.usage, "prompt_tokens", None),
+        "completion_tokens": completion_tokens,
+        "tokens_per_s": completion_tokens / wall if completion_tokens and wall > 0 else None,
+        "formatted_prompt": formatted if isinstance(formatted, str) else json.dumps(formatted, ensure_ascii=False),
+        "finish_reason": result.finish, **metrics})
