@@ -84,6 +84,18 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE INDEX runs_template_variant ON runs(template_name, variant);
     CREATE INDEX runs_modality ON runs(modality, id);
     """),
+    (5, """
+    CREATE TABLE scores (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value REAL,
+        passed INTEGER CHECK (passed IN (0, 1)),
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        UNIQUE (run_id, name)
+    );
+    """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 STATUSES = ("ok", "error", "cancelled")
