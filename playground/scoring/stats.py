@@ -256,18 +256,19 @@ def _sentence(name: str, better: str | None, p: PairStats) -> str:
         return f"{p.a} and {p.b} tie on {name}: equal in all {p.n} pairs."
     if p.clear:
         return f"{p.a} beats {p.b} on {name} by {_fmt(p.mean_diff, True)} ({interval}), {tally} ({test})."
-    head = (f"{p.a} is higher than {p.b} on {name}" if better is None else f"{p.a} leads {p.b} on {name}")
-    reasons = []
     if better is None:
-        reasons.append(f"{name} has no better side")
-    elif p.low is not None and p.low <= 0 <= p.high:
+        return (f"{p.a} is higher than {p.b} on {name} by {_fmt(p.mean_diff, True)} ({interval}), {tally} "
+                f"({test}); {name} is a measurement with no better side.")
+    reasons = []
+    if p.low is not None and p.low <= 0 <= p.high:
         reasons.append("the interval includes 0")
     elif p.p_value is not None and p.p_value >= ALPHA:
         reasons.append("too few pairs for the sign test")
     if p.intervals_overlap:
         reasons.append("the variants' intervals overlap")
-    text = f"{head} by {_fmt(p.mean_diff, True)} ({interval}), {tally} ({test}); not clear: {', '.join(reasons)}"
-    if p.more_seeds and better is not None:
+    text = (f"{p.a} leads {p.b} on {name} by {_fmt(p.mean_diff, True)} ({interval}), {tally} ({test}); "
+            f"not clear: {', '.join(reasons) or 'too little evidence'}")
+    if p.more_seeds:
         text += f"; about {p.more_seeds} more seed{'s' if p.more_seeds != 1 else ''} would likely settle it"
     return text + "."
 
