@@ -101,16 +101,16 @@ SCORE_COLUMN_PREFIX = "score:"
 PASSED_COLUMN_PREFIX = "passed:"
 
 
-def add_score_columns(log, rows: list[dict]) -> list[str]:
+def add_score_columns(log, rows: list[dict], *, flat: bool = True) -> list[str]:
     """Add each exported row's scores, in place: `row["scores"]` (name -> value, passed, detail) for JSONL and zip,
-    and flat `score:<name>` / `passed:<name>` keys for CSV. Rows are export rows (they carry the run's `id`).
-    Returns the flat column names, sorted, for a CSV header."""
+    and, with `flat`, `score:<name>` / `passed:<name>` keys for CSV. Rows are export rows (they carry the run's
+    `id`). Returns the flat column names, sorted, for a CSV header."""
     by_run = scores_for_runs(log, [row["id"] for row in rows if row.get("id") is not None])
     columns: set[str] = set()
     for row in rows:
         scores = by_run.get(row.get("id"), {})
         row["scores"] = {name: score.to_dict() for name, score in scores.items()}
-        for name, score in scores.items():
+        for name, score in scores.items() if flat else ():
             row[SCORE_COLUMN_PREFIX + name] = score.value
             columns.add(SCORE_COLUMN_PREFIX + name)
             if score.passed is not None:
