@@ -108,7 +108,7 @@ class PickScore(ClipScore):
     def score(self, cell, context):
         processor = PICKSCORE_PROCESSOR if not self.options["model"] else None
         model, text, image, detail = self._embeddings(cell, context, processor)
-        scale = float(model.logit_scale.exp())
+        scale = float(model.logit_scale.detach().exp())
         return self.make(round(scale * _cosine(text, image), 6), None, logit_scale=scale, **detail)
 
 
