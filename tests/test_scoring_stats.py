@@ -142,3 +142,13 @@ def test_sign_test_and_sample_size_helpers():
     expected = max(math.ceil((1.959963984540054 * 2.0 / 1.0) ** 2), n_sign) - 4
     assert seeds_needed(diffs, 1.0, 3, 1) == expected
     assert seeds_needed(diffs, 2.0, 3, 1) == math.ceil(expected / 2)
+
+
+def test_even_pairs_and_hopeless_differences_are_said_plainly():
+    even = metric_of(summarize(*table([("a", 1, 1.0), ("b", 1, 2.0), ("a", 2, 2.0), ("b", 2, 1.0)])))
+    assert "are even on s" in even.pairs[0].sentence and even.pairs[0].more_seeds is None
+    rows = []
+    for seed, d in enumerate([0.1, -0.1, 0.1, -0.1, 0.1, -0.1, 0.001]):
+        rows += [("a", seed, 0.5), ("b", seed, 0.5 + d)]
+    pair = metric_of(summarize(*table(rows))).pairs[0]
+    assert pair.more_seeds > 100 and "over 100 more seeds would be needed" in pair.sentence

@@ -20,6 +20,7 @@ from scipy import stats as _stats
 ALPHA = 0.05
 Z95 = 1.959963984540054
 RESAMPLES = 2000
+MANY_SEEDS = 100                  # beyond this, "run more seeds" is no longer useful advice
 SEED = 0
 HUMAN_METRICS = {"stars": "higher", "thumbs": "higher"}
 
@@ -70,6 +71,7 @@ class MetricSummary:
     pairs: list[PairStats] = field(default_factory=list)
     winner: str | None = None
     verdict: str = ""
+    note: str = ""                    # e.g. that the scores came from a meaningless tiny model
 
 
 @dataclass
@@ -166,10 +168,13 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
     failed = {v: sum(1 for r in runs if r.status != "ok" and (r.variant or "prompt") == v) for v in variants}
 
     names: dict[str, tuple[str | None, str]] = {}
+    notes: dict[str, str] = {}
     for run in ok_runs:
         for name, score in sorted((scores.get(run.id) or {}).items()):
             if name not in names:
                 names[name] = (score.detail.get("better", "higher"), "score")
+            if score.detail.get("meaningless"):
+                notes[name] = score.detail.get("note") or "scored by a meaningless tiny model"
     for name, better in HUMAN_METRICS.items():
         if name not in names and any(getattr(r, name) is not None for r in ok_runs):
             names[name] = (better, "human")
@@ -187,6 +192,7 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
                 continue
             values[variant].setdefault(_cell_key(run), []).append((float(value), run))
         metrics.append(_metric(name, better, kind, variants, values, failed, missing, resamples, seed))
+        metrics[-1].note = notes.get(name, "")
     summary = Summary(variants=variants, metrics=metrics, cells=len(runs), failed=sum(failed.values()),
                       resamples=resamples, seed=seed)
     if comparison is not None:
@@ -266,9 +272,14 @@ def _sentence(name: str, better: str | None, p: PairStats) -> str:
         reasons.append("too few pairs for the sign test")
     if p.intervals_overlap:
         reasons.append("the variants' intervals overlap")
-    text = (f"{p.a} leads {p.b} on {name} by {_fmt(p.mean_diff, True)} ({interval}), {tally} ({test}); "
-            f"not clear: {', '.join(reasons) or 'too little evidence'}")
-    if p.more_seeds:
+    if abs(p.mean_diff) < 1e-12:
+        head = f"{p.a} and {p.b} are even on {name} ({_fmt(p.mean_diff, True)}, {interval})"
+    else:
+        head = f"{p.a} leads {p.b} on {name} by {_fmt(p.mean_diff, True)} ({interval})"
+    text = f"{head}, {tally} ({test}); not clear: {', '.join(reasons) or 'too little evidence'}"
+    if p.more_seeds and p.more_seeds > MANY_SEEDS:
+        text += f"; over {MANY_SEEDS} more seeds would be needed, so the difference may well be nothing"
+    elif p.more_seeds:
         text += f"; about {p.more_seeds} more seed{'s' if p.more_seeds != 1 else ''} would likely settle it"
     return text + "."
 
