@@ -57,6 +57,8 @@ def test_clip_score_on_the_tiny_clip(context):
     other = check.score(CellInput(modality="image", prompt="a red fox in a snowy forest", image=image(2)), context)
     assert other.value != first.value                                         # it does look at the pixels
     assert len([k for k in context._models if k[0] == "clip"]) == 1            # loaded once, then cached
+    # the prompt's embedding is computed once for every seed of a variant
+    assert len([k for k in context._memo if k[0] == "clip-text" and k[2] == "a red fox in a snowy forest"]) == 1
 
 
 def test_clip_takes_a_folder_like_a_hub_id(context, models_dir):

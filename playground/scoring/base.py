@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -101,7 +102,9 @@ class ScorerContext:
     generate: Callable[[str], str] | None = None
     generate_for: Callable[[str], Callable[[str], str]] | None = None
     _models: dict = field(default_factory=dict, repr=False)
+    _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    memo_size: int = 512
 
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "ScorerContext":
@@ -114,6 +117,19 @@ class ScorerContext:
             if key not in self._models:
                 self._models[key] = load()
             return self._models[key]
+
+    def remember(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """A small LRU of computed values (e.g. a prompt's text embedding, shared by every seed of a variant)."""
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        value = compute()
+        with self._lock:
+            self._memo[key] = value
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return value
 
     def judge(self, model_id: str | None) -> Callable[[str], str]:
         if model_id and self.generate_for is not None:

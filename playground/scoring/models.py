@@ -33,6 +33,16 @@ def _features(output):
     return getattr(output, "pooler_output", output)
 
 
+def _text_features(model, tokenizer, prompt: str, device: str):
+    """The projected text embedding of a prompt (computed once per prompt and scorer: see ScorerContext.remember)."""
+    import torch
+
+    tokens = tokenizer([prompt], padding=True, truncation=True, return_tensors="pt").to(device)
+    with torch.inference_mode():
+        return _features(model.get_text_features(input_ids=tokens["input_ids"],
+                                                 attention_mask=tokens.get("attention_mask")))
+
+
 def _cosine(a, b) -> float:
     import torch
 
@@ -84,13 +94,11 @@ class ClipScore(_ModelCheck):
             processor_source = None
         model, processor = context.cached(("clip", source, processor_source, context.device),
                                           lambda: load_clip(source, processor_source, context.device))
-        inputs = processor(text=[cell.prompt], images=[cell.image.convert("RGB")], return_tensors="pt",
-                           padding=True, truncation=True)
-        inputs = {k: v.to(context.device) for k, v in inputs.items()}
+        text = context.remember(("clip-text", source, cell.prompt),
+                                lambda: _text_features(model, processor.tokenizer, cell.prompt, context.device))
+        pixels = processor.image_processor(images=[cell.image.convert("RGB")], return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
-            text = _features(model.get_text_features(input_ids=inputs["input_ids"],
-                                                     attention_mask=inputs.get("attention_mask")))
-            image = _features(model.get_image_features(pixel_values=inputs["pixel_values"]))
+            image = _features(model.get_image_features(pixel_values=pixels.to(context.device)))
         return model, text, image, self._detail(source, meaningless)
 
     def score(self, cell, context):
@@ -138,13 +146,12 @@ class ClapScore(_ModelCheck):
             waveform = resample_poly(waveform, target // divisor, rate // divisor).astype(np.float32)
         # CLAP crops clips longer than its window at random; crop the start here so a score is reproducible.
         waveform = waveform[: int(extractor.nb_max_samples)]
-        inputs = processor(text=[cell.prompt], audio=[waveform], sampling_rate=target, return_tensors="pt",
-                           padding=True, truncation=True)
-        inputs = {k: v.to(context.device) for k, v in inputs.items()}
+        text = context.remember(("clap-text", source, cell.prompt),
+                                lambda: _text_features(model, processor.tokenizer, cell.prompt, context.device))
+        inputs = extractor([waveform], sampling_rate=target, return_tensors="pt")
         with torch.inference_mode():
-            text = _features(model.get_text_features(input_ids=inputs["input_ids"],
-                                                     attention_mask=inputs.get("attention_mask")))
-            audio = _features(model.get_audio_features(input_features=inputs["input_features"],
-                                                       is_longer=inputs.get("is_longer")))
+            audio = _features(model.get_audio_features(
+                input_features=inputs["input_features"].to(context.device),
+                is_longer=inputs["is_longer"].to(context.device) if "is_longer" in inputs else None))
         return self.make(round(_cosine(text, audio), 6), None, **self._detail(source, meaningless))
 

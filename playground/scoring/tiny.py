@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-SCORER_TINY_VERSION = 2
+SCORER_TINY_VERSION = 3
 TINY_SCORERS = ("tiny-clip", "tiny-clap")
 MEANINGLESS_NOTE = "tiny random-weight scorer built offline: its scores are meaningless"
 
@@ -73,8 +73,9 @@ def _bpe(vocab_size: int, special: list[str], *, clip_style: bool):
     return tokenizer.get_vocab(), merges
 
 
-def build_tiny_clip(folder: Path, *, text_hidden: int = 32, vision_hidden: int = 32, layers: int = 2,
-                    heads: int = 4, image_size: int = 32, patch_size: int = 8, projection_dim: int = 16) -> None:
+def build_tiny_clip(folder: Path, *, text_hidden: int = 32, text_layers: int = 2, text_heads: int = 4,
+                    vision_hidden: int = 32, vision_layers: int = 2, vision_heads: int = 4, image_size: int = 32,
+                    patch_size: int = 8, projection_dim: int = 16) -> None:
     """CLIPModel + CLIPProcessor from tiny configs; the keyword sizes let a benchmark build a mid-size one."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
@@ -85,36 +86,39 @@ def build_tiny_clip(folder: Path, *, text_hidden: int = 32, vision_hidden: int =
                                          crop_size={"height": image_size, "width": image_size})
     config = CLIPConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=text_hidden * 4,
-                         num_attention_heads=heads, num_hidden_layers=layers, max_position_embeddings=77,
+                         num_attention_heads=text_heads, num_hidden_layers=text_layers, max_position_embeddings=77,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(hidden_size=vision_hidden, intermediate_size=vision_hidden * 4, num_attention_heads=heads,
-                           num_hidden_layers=layers, image_size=image_size, patch_size=patch_size),
+        vision_config=dict(hidden_size=vision_hidden, intermediate_size=vision_hidden * 4,
+                           num_attention_heads=vision_heads, num_hidden_layers=vision_layers, image_size=image_size,
+                           patch_size=patch_size),
         projection_dim=projection_dim)
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(folder)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
-def build_tiny_clap(folder: Path, *, text_hidden: int = 32, layers: int = 2, heads: int = 4,
-                    audio_depths: tuple[int, ...] = (1, 1), audio_embed: int = 16, spec_size: int = 256,
-                    projection_dim: int = 16) -> None:
-    """ClapModel (RoBERTa text side, HTSAT audio side) + ClapProcessor at CLAP's real 48 kHz feature framing."""
+def build_tiny_clap(folder: Path, *, text_hidden: int = 32, text_layers: int = 2, text_heads: int = 4,
+                    audio_depths: tuple[int, ...] = (1, 1), audio_heads: tuple[int, ...] = (2, 2),
+                    audio_embed: int = 16, projection_dim: int = 16, max_length_s: int = 2) -> None:
+    """ClapModel (RoBERTa text side, HTSAT audio side) + ClapProcessor at CLAP's real 48 kHz mel framing.
+
+    The tiny one listens to a 2 s window (the real model: 10 s), which keeps its spectrogram image small."""
     import torch
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizer
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     vocab, merges = _bpe(400, specials, clip_style=False)
     tokenizer = RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=77)
-    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=10,
+    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=max_length_s,
                                      frequency_min=50, frequency_max=14000, truncation="rand_trunc")
     config = ClapConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=text_hidden * 4,
-                         num_attention_heads=heads, num_hidden_layers=layers, max_position_embeddings=80,
+                         num_attention_heads=text_heads, num_hidden_layers=text_layers, max_position_embeddings=80,
                          projection_dim=projection_dim, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id),
-        audio_config=dict(spec_size=spec_size, num_mel_bins=64, patch_size=4, patch_stride=(4, 4), window_size=8,
-                          depths=list(audio_depths), num_attention_heads=[heads // 2 or 1] * len(audio_depths),
+        audio_config=dict(spec_size=_spec_size(max_length_s), num_mel_bins=64, patch_size=4, patch_stride=(4, 4), window_size=8,
+                          depths=list(audio_depths), num_attention_heads=list(audio_heads),
                           patch_embeds_hidden_size=audio_embed,
                           hidden_size=audio_embed * 2 ** (len(audio_depths) - 1), projection_dim=projection_dim,
                           num_hidden_layers=len(audio_depths)),
@@ -122,6 +126,16 @@ def build_tiny_clap(folder: Path, *, text_hidden: int = 32, layers: int = 2, hea
     torch.manual_seed(0)
     ClapModel(config).save_pretrained(folder)
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def _spec_size(max_length_s: int) -> int:
+    """HTSAT folds the mel frames into a square image: spec_size x (spec_size // 64) must hold every frame
+    (100 frames a second at hop 480 and 48 kHz; 10 s -> 256, as in the released checkpoints)."""
+    frames = max_length_s * 100 + 1
+    size = 64
+    while size * (size // 64) < frames:
+        size *= 2
+    return size
 
 
 _BUILDERS: dict[str, Callable[[Path], None]] = {"tiny-clip": build_tiny_clip, "tiny-clap": build_tiny_clap}
