@@ -152,3 +152,9 @@ def test_even_pairs_and_hopeless_differences_are_said_plainly():
         rows += [("a", seed, 0.5), ("b", seed, 0.5 + d)]
     pair = metric_of(summarize(*table(rows))).pairs[0]
     assert pair.more_seeds > 100 and "over 100 more seeds would be needed" in pair.sentence
+
+
+def test_sign_test_sample_size_for_a_slim_majority_uses_the_normal_approximation():
+    # 51 of 100: (1.96 / 0.02)^2 = 9604 pairs, found without thousands of exact tests
+    assert pairs_for_sign_test(51, 49) == math.ceil((1.959963984540054 / 0.02) ** 2)
+    assert pairs_for_sign_test(8, 2) == 12             # exact: 10 of 12 wins, p = 0.039 (9 of 11: 0.065)

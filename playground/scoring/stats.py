@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats as _stats
 
 ALPHA = 0.05
 Z95 = 1.959963984540054
@@ -101,6 +100,8 @@ def bootstrap_interval(values, *, resamples: int = RESAMPLES, seed: int = SEED) 
         return None, None
     if np.all(x == x[0]):
         return float(x[0]), float(x[0])
+    from scipy import stats as _stats      # imported on first use: scipy.stats takes a second to import
+
     result = _stats.bootstrap((x,), np.mean, n_resamples=resamples, method="percentile", confidence_level=0.95,
                               vectorized=True, rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
@@ -108,20 +109,28 @@ def bootstrap_interval(values, *, resamples: int = RESAMPLES, seed: int = SEED) 
 
 def sign_test(wins: int, losses: int) -> float | None:
     """Two-sided binomial sign test over untied pairs; None when every pair is a tie."""
+    from scipy import stats as _stats
+
     if wins + losses == 0:
         return None
     return float(_stats.binomtest(wins, wins + losses, 0.5).pvalue)
 
 
-def pairs_for_sign_test(wins: int, losses: int, limit: int = 10_000) -> int | None:
-    """The fewest untied pairs at which the observed share of wins would pass the sign test at 5%."""
+def pairs_for_sign_test(wins: int, losses: int) -> int | None:
+    """The fewest untied pairs at which the observed share of wins would pass the sign test at 5%: exact
+    binomial search for small counts, the normal approximation n = (1.96 / (2 share - 1))^2 beyond."""
+    from scipy import stats as _stats
+
     if wins + losses == 0 or wins == losses:
         return None
     share = max(wins, losses) / (wins + losses)
-    for n in range(1, limit):
+    approximate = math.ceil((Z95 / (2 * share - 1)) ** 2)
+    if approximate > 200:
+        return approximate
+    for n in range(1, 400):
         if _stats.binomtest(round(share * n), n, 0.5).pvalue < ALPHA:
             return n
-    return None
+    return approximate
 
 
 def seeds_needed(diffs, pairs_per_seed: float, wins: int, losses: int) -> int | None:
