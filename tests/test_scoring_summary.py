@@ -58,3 +58,13 @@ def test_empty_and_flat_summaries():
     flat = summary_of([0.0, 0.0])
     svg = chart_svg(flat.metrics[0], flat.variants)
     assert "nan" not in svg and ET.fromstring(svg) is not None
+
+
+def test_gradio_panel_shows_the_same_html():
+    import gradio as gr
+
+    from playground.ui.summary import summary_panel
+
+    summary = summary_of([0.03, 0.02, 0.04])
+    panel = summary_panel(summary)
+    assert isinstance(panel, gr.HTML) and panel.value == summary_html(summary)
