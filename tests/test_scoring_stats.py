@@ -158,3 +158,8 @@ def test_sign_test_sample_size_for_a_slim_majority_uses_the_normal_approximation
     # 51 of 100: (1.96 / 0.02)^2 = 9604 pairs, found without thousands of exact tests
     assert pairs_for_sign_test(51, 49) == math.ceil((1.959963984540054 / 0.02) ** 2)
     assert pairs_for_sign_test(8, 2) == 12             # exact: 10 of 12 wins, p = 0.039 (9 of 11: 0.065)
+
+
+def test_no_leader_is_named_when_the_best_mean_is_shared():
+    metric = metric_of(summarize(*table([(v, s, 1.0) for s in range(3) for v in ("a", "b")], better="lower")))
+    assert metric.verdict == "No clear winner on s."

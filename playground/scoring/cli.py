@@ -53,10 +53,11 @@ def cmd_stats(args, services) -> int:
     return 0
 
 
-def _num(x: float | None) -> str:
+def _num(x: float | None, signed: bool = False) -> str:
     if x is None:
         return "-"
-    return f"{x:.3f}" if abs(x) < 1000 else f"{x:.0f}"
+    sign = "+" if signed else ""
+    return f"{x:{sign}.3f}" if abs(x) < 1000 else f"{x:{sign}.0f}"
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -77,10 +78,12 @@ def format_summary(summary: Summary) -> str:
         rows = [[v.variant, str(v.n), _num(v.mean), f"{_num(v.low)} to {_num(v.high)}" if v.low is not None else "-",
                  str(v.failed), str(v.missing)] for v in metric.variants]
         out.append(f"\n{metric.name} ({metric.kind}, {direction}): {metric.verdict}")
+        if metric.note:
+            out.append(f"note: {metric.note}")
         out.append(_table(rows, ["variant", "cells", "mean", "95% CI", "failed", "missing"]))
         if metric.pairs:
-            pair_rows = [[f"{p.a} - {p.b}", str(p.n), _num(p.mean_diff),
-                          f"{_num(p.low)} to {_num(p.high)}" if p.low is not None else "-",
+            pair_rows = [[f"{p.a} - {p.b}", str(p.n), _num(p.mean_diff, signed=True),
+                          f"{_num(p.low, True)} to {_num(p.high, True)}" if p.low is not None else "-",
                           f"{p.wins}/{p.losses}/{p.ties}", "-" if p.p_value is None else f"{p.p_value:.3g}",
                           "yes" if p.clear else "no"] for p in metric.pairs]
             out.append(_table(pair_rows, ["pair", "pairs", "mean diff", "95% CI", "win/loss/tie", "sign p",

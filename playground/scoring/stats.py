@@ -306,8 +306,10 @@ def _verdict(metric: MetricSummary, variants: list[str]) -> None:
             metric.winner = variant
             metric.verdict = f"{variant} wins on {metric.name}."
             return
-    leader = max((v for v in metric.variants if v.mean is not None),
-                 key=lambda v: v.mean if metric.better == "higher" else -v.mean, default=None)
+    means = [v for v in metric.variants if v.mean is not None]
+    leader = max(means, key=lambda v: v.mean if metric.better == "higher" else -v.mean, default=None)
+    if leader is not None and sum(1 for v in means if v.mean == leader.mean) > 1:
+        leader = None                     # several share the best mean: naming one would mislead
     metric.verdict = (f"No clear winner on {metric.name}" +
                       (f" (highest mean: {leader.variant})" if leader and metric.better == "higher" else
                        f" (lowest mean: {leader.variant})" if leader else "") + ".")
