@@ -216,6 +216,8 @@ def test_make_checks_errors_say_what_to_change():
         make_checks([{"type": "clip"}], "text")
     with pytest.raises(CheckError, match="two checks are named 'contains=x'"):
         make_checks(["contains=x", "contains=x"])
+    with pytest.raises(CheckError, match="21 checks; the limit is 20"):
+        make_checks([{"type": "contains", "value": str(i)} for i in range(21)])
     checks = make_checks(["contains=x", {"type": "contains", "value": "x", "name": "has x"}], "text")
     assert [c.name for c in checks] == ["contains=x", "has x"]
 

@@ -20,6 +20,7 @@ from ..store.scores import Score
 MODALITIES = ("text", "image", "music")
 ALL = MODALITIES
 BETTER = ("higher", "lower", None)
+MAX_CHECKS = 20                   # per comparison: every check runs on every cell
 
 
 class CheckError(ValueError):
@@ -235,6 +236,9 @@ def make_checks(specs, modality: str | None = None) -> list[Check]:
         return []
     if isinstance(specs, (dict, str)):
         specs = [specs]
+    specs = list(specs)
+    if len(specs) > MAX_CHECKS:
+        raise CheckError(f"{len(specs)} checks; the limit is {MAX_CHECKS} per comparison")
     checks = [spec if isinstance(spec, Check) else make_check(spec) for spec in specs]
     seen: set[str] = set()
     for check in checks:
