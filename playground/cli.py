@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     templates = commands.add_parser("templates", help="list the template library")
     templates.add_argument("--modality", choices=["text", "image", "music"])
     templates.set_defaults(handler=cmd_templates)
+
+    from .scoring.cli import add_parser as add_stats_parser
+    add_stats_parser(commands)
     return parser
 
 

@@ -93,6 +93,18 @@ MIGRATIONS: list[tuple[int, str]] = [
     UPDATE comparisons SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
     CREATE UNIQUE INDEX comparisons_uid ON comparisons(uid);
     """),
+    (5, """
+    CREATE TABLE scores (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value REAL,
+        passed INTEGER CHECK (passed IN (0, 1)),
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        UNIQUE (run_id, name)
+    );
+    """),
     # Who made a comparison: a visitor id on a public Space (see playground/visitors.py); NULL means local or shared.
     (7, """
     ALTER TABLE comparisons ADD COLUMN owner TEXT;

@@ -1,0 +1,157 @@
+"""Scorers that need a model: CLIP score and PickScore for images, CLAP score for music (transformers).
+
+The same loading code takes a hub id online and a tiny random-weight folder offline (`from_pretrained` either way).
+Offline, the presets fall back to the tiny scorers, and every score they make says it is meaningless.
+torch and transformers are imported inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from .base import Arg, CellInput, Check, ScorerContext, register
+from .tiny import MEANINGLESS_NOTE, TINY_SCORERS, tiny_scorer_path
+
+CLIP_PRESET = "openai/clip-vit-base-patch32"
+# PickScore: CLIP-H fine-tuned on Pick-a-Pic human preferences; a CLIPModel checkpoint whose processor lives in
+# the base model's repo (as its model card loads it).
+PICKSCORE_PRESET = "yuvalkirstain/PickScore_v1"
+PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+CLAP_PRESET = "laion/clap-htsat-unfused"
+
+
+def resolve_scorer(context: ScorerContext, model: str | None, preset: str, tiny: str) -> tuple[str, bool]:
+    """(what from_pretrained loads, whether it is a meaningless tiny scorer). Offline, the preset is the tiny one."""
+    model = model or preset
+    if model in TINY_SCORERS:
+        return str(tiny_scorer_path(context.models_dir, model)), True
+    if context.offline and model in (CLIP_PRESET, PICKSCORE_PRESET, CLAP_PRESET):
+        return str(tiny_scorer_path(context.models_dir, tiny)), True
+    return model, False
+
+
+def _features(output):
+    """get_*_features returns a tensor in older transformers and an output with `pooler_output` in newer ones."""
+    return getattr(output, "pooler_output", output)
+
+
+def _text_features(model, tokenizer, prompt: str, device: str):
+    """The projected text embedding of a prompt (computed once per prompt and scorer: see ScorerContext.remember)."""
+    import torch
+
+    tokens = tokenizer([prompt], padding=True, truncation=True, return_tensors="pt").to(device)
+    with torch.inference_mode():
+        return _features(model.get_text_features(input_ids=tokens["input_ids"],
+                                                 attention_mask=tokens.get("attention_mask")))
+
+
+def _cosine(a, b) -> float:
+    import torch
+
+    return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)[0])
+
+
+def load_clip(source: str, processor_source: str | None, device: str):
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(source).to(device).eval()
+    return model, CLIPProcessor.from_pretrained(processor_source or source)
+
+
+def load_clap(source: str, device: str):
+    from transformers import ClapModel, ClapProcessor
+
+    return ClapModel.from_pretrained(source).to(device).eval(), ClapProcessor.from_pretrained(source)
+
+
+class _ModelCheck(Check):
+    needs_model = True
+    preset: str = ""
+    tiny: str = ""
+    args = (Arg("model", str, help="a hub id or folder (default: the preset; offline: a tiny random model)"),)
+
+    def _source(self, context: ScorerContext) -> tuple[str, bool]:
+        return resolve_scorer(context, self.options["model"], self.preset, self.tiny)
+
+    def _detail(self, source: str, meaningless: bool) -> dict:
+        detail = {"model": self.options["model"] or self.preset, "loaded_from": source}
+        if meaningless:
+            detail.update(meaningless=True, note=MEANINGLESS_NOTE)
+        return detail
+
+
+@register
+class ClipScore(_ModelCheck):
+    type, modalities = "clip", ("image",)
+    preset, tiny = CLIP_PRESET, "tiny-clip"
+    description = "prompt-image similarity (cosine of CLIP embeddings, -1 to 1)"
+
+    def _embeddings(self, cell: CellInput, context: ScorerContext, processor_source: str | None = None):
+        import torch
+
+        if cell.image is None:
+            raise ValueError("this cell has no image to score")
+        source, meaningless = self._source(context)
+        if meaningless:
+            processor_source = None
+        model, processor = context.cached(("clip", source, processor_source, context.device),
+                                          lambda: load_clip(source, processor_source, context.device))
+        text = context.remember(("clip-text", source, cell.prompt),
+                                lambda: _text_features(model, processor.tokenizer, cell.prompt, context.device))
+        pixels = processor.image_processor(images=[cell.image.convert("RGB")], return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            image = _features(model.get_image_features(pixel_values=pixels.to(context.device)))
+        return model, text, image, self._detail(source, meaningless)
+
+    def score(self, cell, context):
+        _, text, image, detail = self._embeddings(cell, context)
+        return self.make(round(_cosine(text, image), 6), None, **detail)
+
+
+@register
+class PickScore(ClipScore):
+    type = "pickscore"
+    preset = PICKSCORE_PRESET
+    description = ("predicted human preference for the image given the prompt (PickScore: logit scale x cosine; "
+                   "CLIP-H, wants a GPU)")
+
+    def score(self, cell, context):
+        processor = PICKSCORE_PROCESSOR if not self.options["model"] else None
+        model, text, image, detail = self._embeddings(cell, context, processor)
+        scale = float(model.logit_scale.detach().exp())
+        return self.make(round(scale * _cosine(text, image), 6), None, logit_scale=scale, **detail)
+
+
+@register
+class ClapScore(_ModelCheck):
+    type, modalities = "clap", ("music",)
+    preset, tiny = CLAP_PRESET, "tiny-clap"
+    description = "prompt-audio similarity (cosine of CLAP embeddings, -1 to 1)"
+
+    def score(self, cell, context):
+        import numpy as np
+        import torch
+        from scipy.signal import resample_poly
+
+        from .audio import mono
+
+        if cell.audio is None:
+            raise ValueError("this cell has no audio to score")
+        source, meaningless = self._source(context)
+        model, processor = context.cached(("clap", source, context.device),
+                                          lambda: load_clap(source, context.device))
+        extractor = processor.feature_extractor
+        rate, waveform = int(cell.audio[0]), mono(cell.audio[1])
+        target = int(extractor.sampling_rate)
+        if rate != target:
+            divisor = np.gcd(rate, target)
+            waveform = resample_poly(waveform, target // divisor, rate // divisor).astype(np.float32)
+        # CLAP crops clips longer than its window at random; crop the start here so a score is reproducible.
+        waveform = waveform[: int(extractor.nb_max_samples)]
+        text = context.remember(("clap-text", source, cell.prompt),
+                                lambda: _text_features(model, processor.tokenizer, cell.prompt, context.device))
+        inputs = extractor([waveform], sampling_rate=target, return_tensors="pt")
+        with torch.inference_mode():
+            audio = _features(model.get_audio_features(
+                input_features=inputs["input_features"].to(context.device),
+                is_longer=inputs["is_longer"].to(context.device) if "is_longer" in inputs else None))
+        return self.make(round(_cosine(text, audio), 6), None, **self._detail(source, meaningless))
+
