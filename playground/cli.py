@@ -10,12 +10,14 @@ from pathlib import Path
 
 from .registry import InvalidInput
 from .runner import build_spec, spec_from_runs
+from .scoring import CheckError
+from .scoring.cli import parse_check_args
 from .services import Services
 from .settings import Settings
 from .templates import TemplateError, Template, make_template, parse_template
 
 COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
-                   "negative_prompt", "rerun", "title"}
+                   "negative_prompt", "rerun", "title", "checks"}
 
 
 class UsageError(Exception):
@@ -78,14 +80,16 @@ def cmd_run(args, services: Services) -> int:
     seeds = args.seeds or options.get("seeds") or [1]
     spec = build_spec(template, values=values or None, variants=options.get("variants") if options.get(
         "template") else None, models=models, seeds=seeds, params=params, max_cells=services.settings.max_cells,
-        rerun=args.rerun or bool(options.get("rerun")), title=options.get("title") or "")
+        rerun=args.rerun or bool(options.get("rerun")), title=options.get("title") or "",
+        checks=list(options.get("checks") or []) + parse_check_args(args.check, template.modality))
     return _execute(spec, services, args)
 
 
 def cmd_rerun(args, services: Services) -> int:
     comparison = services.log.get_comparison(args.comparison)
     seeds = args.seeds if args.seeds else None
-    spec = spec_from_runs(comparison.runs, title=f"re-run of #{comparison.id}", new_seeds=seeds)
+    spec = spec_from_runs(comparison.runs, title=f"re-run of #{comparison.id}", new_seeds=seeds,
+                          checks=comparison.spec.get("checks") if isinstance(comparison.spec, dict) else None)
     return _execute(spec, services, args)
 
 
@@ -171,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="VAR=VALUE", help="a variable value (repeat for a list)")
     run.add_argument("--param", action="append", metavar="NAME=VALUE", help="a generation parameter")
     run.add_argument("--rerun", action="store_true", help="ignore cached results")
+    run.add_argument("--check", action="append", metavar="CHECK",
+                     help="score every cell: clip, contains=lantern, length=words, llm_judge=... (repeat for more)")
     run.add_argument("--export", metavar="FILE", help="write the comparison to FILE (.jsonl, .csv or .zip)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(handler=cmd_run)
@@ -206,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     services = Services.create(settings)
     try:
         return args.handler(args, services)
-    except (UsageError, InvalidInput, TemplateError, KeyError, LookupError) as error:
+    except (UsageError, InvalidInput, TemplateError, CheckError, KeyError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -17,6 +17,7 @@ from .engines import gpu
 from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed, to_wav_bytes
 from .engines.catalog import Catalog, Resolved, preset_params
 from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
+from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
 from .settings import Settings
 from .store import RunLog, RunRecord
 from .templates import PromptCell, Template, TemplateError, expand
@@ -57,10 +58,11 @@ class ComparisonSpec:
     template_name: str | None = None
     template_hash: str | None = None
     rerun: bool = False          # True: ignore cached results and generate again
+    checks: list[dict] = field(default_factory=list)   # scored on every cell as it finishes
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "params": self.params, "template_name": self.template_name,
-                "template_hash": self.template_hash, "title": self.title,
+                "template_hash": self.template_hash, "title": self.title, "checks": self.checks,
                 "cells": [vars(c) for c in self.cells]}
 
 
@@ -71,6 +73,7 @@ class CellResult:
     record: RunRecord
     output: Output | None = None     # in-memory output (None when served from the log)
     cached: bool = False
+    scores: list[Score] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,7 +95,8 @@ class Progress:
 
 def build_spec(template: Template, *, modality: str | None = None, values: dict | None = None,
                variants: dict | None = None, models: list[str], seeds: list[int], params: dict | None = None,
-               max_cells: int = 64, rerun: bool = False, title: str = "") -> ComparisonSpec:
+               max_cells: int = 64, rerun: bool = False, title: str = "",
+               checks: list[dict] | None = None) -> ComparisonSpec:
     """Template x values x variants x seeds x models -> cells. Columns are variants; rows the rest."""
     modality = modality or template.modality
     if not models:
@@ -116,7 +120,8 @@ def build_spec(template: Template, *, modality: str | None = None, values: dict 
     merged = {**template.params, **preset_params(models[0], modality), **(params or {})}
     return ComparisonSpec(modality=modality, cells=cells, params=merged, template_name=template.name,
                           template_hash=template.hash, rerun=rerun,
-                          title=title or f"{template.name} · {len(cells)} cells")
+                          title=title or f"{template.name} · {len(cells)} cells",
+                          checks=[dict(c) for c in getattr(template, "checks", ())] + list(checks or []))
 
 
 class Cancelled(Exception):
@@ -139,6 +144,25 @@ class Runner:
         self.catalog = catalog
         self.log = log
         self.settings = settings
+        self.scoring = ScorerContext.from_settings(settings, generate=self._judge_with(None),
+                                                   generate_for=self._judge_with)
+
+    def _judge_with(self, model_id: str | None):
+        """`prompt -> text` on any text engine, local or remote: what an LLM-judge check talks to."""
+        def generate(prompt: str) -> str:
+            chosen = model_id or self.catalog.default_model("text")
+            resolved = self.catalog.resolve("text", chosen)
+            model = self.catalog.remote(resolved) if resolved.engine.remote else self.catalog.get(resolved)
+            options = validate_options(resolved.engine.options, {"max_new_tokens": 256, "temperature": 0.0}
+                                       if "do_sample" not in resolved.engine.options.model_fields else
+                                       {"max_new_tokens": 256, "do_sample": False}, self.settings)
+            for event in self._stream(model, resolved, [GenerationRequest(prompt, 0)], options):
+                if isinstance(event, Finished):
+                    return event.output.text or ""
+                if isinstance(event, Failed):
+                    raise RuntimeError(event.error)
+            return ""
+        return generate
 
     def check(self, spec: ComparisonSpec) -> Checked:
         """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up)."""
@@ -157,6 +181,10 @@ class Runner:
         models = {}
         for key in dict.fromkeys((c.model_id, c.revision) for c in spec.cells):
             models[key] = self.catalog.resolve(spec.modality, key[0], key[1])
+        try:
+            make_checks(spec.checks, spec.modality)
+        except CheckError as error:
+            raise InvalidInput("checks", str(error)) from None
         engines = list(dict.fromkeys(r.engine.name for r in models.values()))
         params = dict(spec.params or {})
         # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this
@@ -191,8 +219,8 @@ class Runner:
                 if cached is not None:
                     record = self._log_cache_hit(cached, record)
                     counts["ok"] += 1
-                    yield Progress(sum(counts.values()), total, comparison_id, CellResult(index, cell, record,
-                                                                                          cached=True))
+                    yield Progress(sum(counts.values()), total, comparison_id, CellResult(
+                        index, cell, record, cached=True, scores=self._score(spec, record, None)))
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
@@ -312,7 +340,17 @@ class Runner:
                            "space there or fix its permissions"
             self.log.add_run(record)
             return CellResult(index, cell, record)
-        return CellResult(index, cell, record, output=output)
+        return CellResult(index, cell, record, output=output, scores=self._score(spec, record, output))
+
+    def _score(self, spec, record: RunRecord, output) -> list[Score]:
+        """The comparison's checks on one logged cell; a scorer that breaks never loses the cell."""
+        if not spec.checks:
+            return []
+        try:
+            return score_and_save(self.log, record, output, spec.checks, self.scoring)
+        except Exception as error:          # e.g. a scorer model that will not load: the cell stays logged
+            log.warning("scoring run %s failed: %s", record.id, error)
+            return []
 
     def _log_cache_hit(self, cached: RunRecord, fresh: RunRecord) -> RunRecord:
         """A cached cell becomes a run of this comparison that points at the original output."""
@@ -383,7 +421,7 @@ def library_versions() -> dict[str, str]:
 
 
 def spec_from_runs(records: list[RunRecord], *, title: str = "", new_seeds: list[int] | None = None,
-                   rerun: bool = True) -> ComparisonSpec:
+                   rerun: bool = True, checks: list[dict] | None = None) -> ComparisonSpec:
     """Rebuild a comparison from its logged runs, to run it again (same seeds, or `new_seeds` per row)."""
     if not records:
         raise InvalidInput("comparison", "has no runs to re-run")
@@ -397,7 +435,8 @@ def spec_from_runs(records: list[RunRecord], *, title: str = "", new_seeds: list
     first = records[0]
     params = {k: v for k, v in first.params.items()}
     return ComparisonSpec(modality=first.modality, cells=cells, params=params, title=title,
-                          template_name=first.template_name, template_hash=first.template_hash, rerun=rerun)
+                          template_name=first.template_name, template_hash=first.template_hash, rerun=rerun,
+                          checks=list(checks or []))
 
 
 def _pinned_revision(record: RunRecord) -> str | None:

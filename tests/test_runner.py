@@ -345,3 +345,32 @@ def test_spaces_installed_off_a_space_changes_nothing():
     assert "SPACES_ZERO_GPU" not in os.environ
     assert spaces.GPU(duration=gpu.lease_seconds)(gpu._stream_on_gpu) is gpu._stream_on_gpu
     assert gpu.stream_on_gpu is gpu._stream_on_gpu
+
+
+# ---- scores ---------------------------------------------------------------------------------------------------------
+
+def test_checks_score_every_cell_as_it_finishes_and_are_exported(runner, log, tmp_path):
+    import csv
+
+    from playground.store.scores import scores_for_runs
+
+    template = tagline("image", checks=({"type": "clip"},))
+    spec = build_spec(template, models=["tiny-image"], seeds=[1, 2], rerun=True,
+                      params={"width": 64, "height": 64, "num_inference_steps": 1}, checks=[{"type": "latency"}])
+    results = [p.result for p in run_all(runner, spec)]
+    assert len(results) == 6 and all({s.name for s in r.scores} == {"clip", "latency"} for r in results)
+    stored = scores_for_runs(log, [r.record.id for r in results])
+    assert all(stored[r.record.id]["clip"].value is not None for r in results)
+    header = next(csv.reader(log.export(tmp_path / "out.csv", "csv", runs=[r.record for r in results]).open()))
+    assert "score:clip" in header and "score:latency" in header
+    # The same cells again come from the cache and are scored too.
+    again = [p.result for p in run_all(runner, replace(spec, rerun=False))]
+    assert all(r.cached and {s.name for s in r.scores} == {"clip", "latency"} for r in again)
+
+
+def test_a_bad_check_is_refused_before_anything_runs(runner, log):
+    before = len(log.list_comparisons())
+    spec = build_spec(tagline(), models=["tiny-text"], seeds=[1], checks=[{"type": "clip"}])
+    with pytest.raises(InvalidInput) as error:
+        list(runner.run(spec))
+    assert error.value.field == "checks" and len(log.list_comparisons()) == before

@@ -17,6 +17,7 @@ from .archive import ExportFile, ImportRefused
 from .limits import ImportLimits
 from .records import _JSON_FIELDS, ImportReport, RunRecord, _now
 from .rows import insert_rating, insert_run
+from .scores import add_score_columns
 from .schema import COMPARISON_STATUSES
 from .validate import MODALITIES, derived_uid, parse_row
 
@@ -37,16 +38,17 @@ class TransferMixin:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         rows = self._export_rows(runs)
+        score_columns = add_score_columns(self, rows)      # every check's value (and pass/fail) per run
         temporary = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             if fmt == "jsonl":
                 temporary.write_text(_jsonl(rows), encoding="utf-8")
             elif fmt == "csv":
-                temporary.write_text(_csv(rows), encoding="utf-8", newline="")
+                temporary.write_text(_csv(rows, score_columns), encoding="utf-8", newline="")
             else:
                 with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
                     archive.writestr("runs.jsonl", _jsonl(rows))
-                    archive.writestr("runs.csv", _csv(rows))
+                    archive.writestr("runs.csv", _csv(rows, score_columns))
                     added = set()
                     for run in runs:
                         path = self.artifact_path(run)
@@ -232,13 +234,14 @@ def csv_safe(value):
     return value
 
 
-def _csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], score_columns: list[str] = ()) -> str:
+    columns = _CSV_COLUMNS + list(score_columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_CSV_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         row = dict(row, comparison_title=(row.get("comparison") or {}).get("title"))
         for name in _JSON_FIELDS:
             row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True)
-        writer.writerow({name: csv_safe(row.get(name)) for name in _CSV_COLUMNS})
+        writer.writerow({name: csv_safe(row.get(name)) for name in columns})
     return buffer.getvalue()
