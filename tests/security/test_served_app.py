@@ -29,8 +29,9 @@ def baseline(client, seconds: float = 2.0) -> float:
 
 
 def answered_in_time(times: list[float], idle: float) -> bool:
-    """Within 1 s, or, on a machine so busy that idle answers take longer, within twice the idle time."""
-    return bool(times) and max(times) < max(1.0, 2 * idle)
+    """Within 1 s, or, on a machine so busy that idle answers take longer, within four times the idle time: a server
+    held up by the hostile request would take as long as that request (seconds), far beyond either bound."""
+    return bool(times) and max(times) < max(1.0, 4 * idle)
 
 
 class Bystander:
