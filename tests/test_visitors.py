@@ -120,8 +120,8 @@ def test_guessing_ids_reads_like_a_missing_run(log, guess):
         with pytest.raises(KeyError) as caught:
             call()
         errors.append(str(caught.value).replace(str(run_id), "N").replace(str(comparison_id), "N"))
-    assert errors == ["'no run #N in the log'", "'no run #N in the log'", "'no comparison #N in the log'",
-                      "'no comparison #N in the log'", "'no run #N in the log'"]
+    assert errors == ["no run #N in the log", "no run #N in the log", "no comparison #N in the log",
+                      "no comparison #N in the log", "no run #N in the log"]
     # Nothing of Bob's changed: no rating, no winner.
     assert log.get_run(bob_run).stars is None and log.get_run(bob_run).note is None
     assert log.get_comparison(bob_comparison).winner_run_id is None
