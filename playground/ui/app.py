@@ -46,6 +46,7 @@ def _about(services: Services) -> str:
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
     with gr.Blocks(title="Prompt Playground") as demo:
+        register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
@@ -67,7 +68,6 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
-        register_api(services)
 
         def restore(remembered):
             """On page load: each tab shows its template and the last comparison it ran, from the log."""
@@ -109,6 +109,7 @@ def launch_kwargs(settings: Settings) -> dict:
                                 font=["Inter", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
                                 font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]),
         "css_paths": [ASSETS / "style.css"],
-        "allowed_paths": [str(settings.artifacts_dir), str(settings.data_dir / "exports")],
+        # Only the generated media; exports reach their client through Gradio's per-request file cache.
+        "allowed_paths": [str(settings.artifacts_dir)],
         "favicon_path": str(ASSETS / "logo.svg"),
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -137,7 +136,6 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                         server_functions=grid.server_functions(services.log), elem_id=f"{modality}-grid",
                         elem_classes="pp-results")
     run_state = gr.State(None)     # {"spec": ComparisonSpec, "views": [...], "comparison_id": int}
-    session_key = gr.State(lambda: uuid.uuid4().hex)   # one per page: Stop cancels this page's run only
 
     param_names = list(params)
     param_components = [params[n] for n in param_names]
@@ -264,7 +262,8 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
 
-    def run(key, *values):
+    def run(*values, request: gr.Request):
+        key = _page_key(request)
         values = list(values)
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
@@ -279,16 +278,17 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             raise gr.Error(str(error), title="Fix the input") from None
         yield from _stream(services, modality, spec, _cancel_flag(cancel_events, key), remembered)
 
-    def stop(key):
-        _cancel_flag(cancel_events, key, fresh=False).set()
+    def stop(request: gr.Request):
+        _cancel_flag(cancel_events, _page_key(request), fresh=False).set()
 
-    run_inputs = [session_key] + form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
+    run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
     run_outputs = [grid_html, run_state, browser_state]
-    run_btn.click(run, run_inputs, run_outputs, api_name=f"run_{modality}", show_progress="minimal",
-                              concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
-    stop_btn.click(stop, session_key, None, api_name=f"stop_{modality}", queue=False)
+    run_btn.click(run, run_inputs, run_outputs, api_visibility="private", show_progress="minimal",
+                  concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
+    stop_btn.click(stop, None, None, api_visibility="private", queue=False)
 
-    def rerun_cell(key, state, remembered, event: gr.EventData):
+    def rerun_cell(state, remembered, event: gr.EventData, request: gr.Request):
+        key = _page_key(request)
         data = getattr(event, "_data", None) or {}
         if not state or "index" not in data:
             raise gr.Error("Run a comparison first")
@@ -296,19 +296,21 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         index = int(data["index"])
         cell: Cell = spec.cells[index]
         new_cell = replace(cell, seed=random.randrange(2**31) if data.get("new_seed") else cell.seed)
-        single = replace(spec, cells=[new_cell], rerun=True, title=f"re-run of {cell.label}")
+        parent = f" of #{state['comparison_id']}" if state.get("comparison_id") else ""
+        single = replace(spec, cells=[new_cell], rerun=True, title=f"re-run{parent}: {new_cell.label}")
         views = state["views"]
-        show_model = len({c.model_id for c in spec.cells}) > 1
+        # The re-run replaces its cell in place; the row keeps its label and the cell says what changed.
+        badge = f"re-run · seed {new_cell.seed}"
         for _, inner, _ in _stream(services, modality, single, _cancel_flag(cancel_events, key), remembered,
                                    remember=False):
             fresh = inner["views"][0]
             fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
-            fresh.row_label = grid.row_label(new_cell.values, new_cell.seed, new_cell.model_id, show_model)
+            fresh.row_label, fresh.badge = views[index].row_label, badge
             views[index] = fresh
             yield grid.render_grid(views, modality, comparison_id=state["comparison_id"]), state, remembered
-        spec.cells[index] = new_cell
+        spec.cells[index] = new_cell       # a later "same seed" re-run of this cell repeats this one
 
-    grid_html.rerun(rerun_cell, [session_key, run_state, browser_state], run_outputs, api_visibility="private",
+    grid_html.rerun(rerun_cell, [run_state, browser_state], run_outputs, api_visibility="private",
                     concurrency_id=MODEL_QUEUE, show_progress="hidden")
 
     # ---- save as a user template ----------------------------------------------------------------------------------
@@ -328,7 +330,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         return (f"Saved **{saved.name}** to `{path}`",
                 gr.update(choices=_template_choices(services, modality), value=saved.name))
 
-    save_btn.click(save, [save_name] + form_inputs, [save_status, template_dd], api_name=f"save_{modality}_template")
+    save_btn.click(save, [save_name] + form_inputs, [save_status, template_dd], api_visibility="private")
 
     def refresh():
         return gr.update(choices=_template_choices(services, modality))
@@ -356,6 +358,11 @@ def _edited_template(base: Template | None, modality: str, variants: dict, names
                          system=changes.get("system", base.system if base else None),
                          negative_prompt=changes.get("negative_prompt", base.negative_prompt if base else None),
                          description=base.description if base else "", techniques=base.techniques if base else ())
+
+
+def _page_key(request: gr.Request | None) -> str:
+    """One key per open page (Gradio's session hash): Stop cancels that page's run only."""
+    return getattr(request, "session_hash", None) or "api"
 
 
 def _cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
