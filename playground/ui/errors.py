@@ -53,8 +53,9 @@ def data_dir_label(data_dir: Path) -> str:
     return f"the data dir '{Path(data_dir).name}' (--data-dir / PLAYGROUND_DATA_DIR)"
 
 
-def storage_message(error: BaseException, data_dir: Path) -> str:
-    """One sentence for a disk or database failure: where (the data dir) and what to do."""
+def storage_message(error: BaseException, data_dir: Path, *, full_path: bool = False) -> str:
+    """One sentence for a disk or database failure: where (the data dir) and what to do. `full_path` names the
+    folder in full (for the person starting the server, not for web clients)."""
     advice = None
     if isinstance(error, OSError):
         advice = _OS_ADVICE.get(error.errno or 0)
@@ -65,10 +66,11 @@ def storage_message(error: BaseException, data_dir: Path) -> str:
         advice = next((a for key, a in _SQLITE_ADVICE if key in text), None)
     if advice is None:
         advice = f"{type(error).__name__}: {scrub(str(error), data_dir)}"
-    return f"Could not read or write {data_dir_label(data_dir)}: {advice}."
+    where = f"the data dir {data_dir}" if full_path else data_dir_label(data_dir)
+    return f"Could not read or write {where}: {advice}."
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(/(?:[\w.@+-]+/)+)([\w.@+-]*)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/>])(/(?:[\w.@+-]+/)+)([\w.@+-]*)")
 
 
 def scrub(message: str, data_dir: Path | None = None) -> str:
