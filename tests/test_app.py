@@ -229,3 +229,13 @@ def test_mcp_tools_have_meaningful_names_and_descriptions(settings, catalog):
     for tool in tools:
         assert len(tool["description"]) > 30, tool
         assert "lambda" not in tool["name"] and not tool["name"][-1].isdigit()
+
+
+def test_history_search_matches_word_beginnings(client):
+    result = client.predict(template="product-tagline", values={"product": "a solar-powered lantern"},
+                            seeds=[5], params={"max_new_tokens": 4}, api_name="/compare")
+    run_ids = {r["run_id"] for r in result["runs"]}
+    for query in ("lant", "LANTERN", "solar lant", 'lant"ern'):
+        found = {r["run_id"] for r in client.predict(query=query, limit=1000, api_name="/history")}
+        assert run_ids <= found or query == 'lant"ern', query
+    assert not client.predict(query="lanternfish", limit=10, api_name="/history")
