@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sqlite3
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import gradio as gr
 from .. import __version__
 from ..services import Services
 from ..settings import Settings
-from . import grid
+from . import grid, validate
 from .api import register_api
-from .history import build_history_tab
+from .history import build_history_tab, when
 from .image import build_image_tab
 from .library import build_library_tab
 from .music import build_music_tab
@@ -70,36 +71,43 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             gr.Markdown(_about(services))
 
         def restore(remembered):
-            """On page load: each tab shows its template and the last comparison it ran, from the log."""
+            """On page load: each tab shows the form and the last comparison it ran (first page), from the log."""
+            remembered = remembered if isinstance(remembered, dict) else {}
+            forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
             updates = []
             for modality, tab in compare_tabs.items():
-                updates += tab.fill(tab.template.value, [services.catalog.default_model(modality)])
-                comparison_id = (remembered or {}).get(modality)
-                html_, state = grid.render_grid([], modality), None
-                if comparison_id:
-                    try:
-                        comparison = services.log.get_comparison(int(comparison_id))
-                        views = grid.views_for_records(comparison.runs, services.log)
-                        from ..runner import spec_from_runs
-
-                        state = {"spec": spec_from_runs(comparison.runs), "views": views,
-                                 "comparison_id": comparison.id}
-                        html_ = grid.render_grid(views, modality, comparison_id=comparison.id,
-                                                 winner_run_id=comparison.winner_run_id,
-                                                 message=f"last run: #{comparison.id} · {comparison.created_at}")
-                    except (KeyError, LookupError, ValueError):
-                        pass
-                updates += [html_, state]
+                updates += tab.restore(forms.get(modality))
+                updates += _last_grid(services, modality, remembered.get(modality))
             updates += list(history.search("all", "all", "", 0, "any time", ""))
             return updates
 
         outputs = []
         for tab in compare_tabs.values():
-            outputs += tab.fill_outputs + [tab.grid_html, tab.run_state]
+            outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
         demo.load(restore, browser_state, outputs + history.tables, api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.services = services
     return demo
+
+
+def _last_grid(services: Services, modality: str, comparison_id) -> list:
+    """The grid and run state of the comparison a tab ran last (its first page), or the empty grid."""
+    from ..runner import spec_from_runs
+
+    try:
+        header = services.log.get_comparison_header(validate.record_id(comparison_id))
+        runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
+                                      newest_first=False)
+        views = grid.views_for_records(runs, services.log)
+    except (KeyError, LookupError, ValueError, OSError, sqlite3.Error):
+        return [grid.render_grid([], modality), None]
+    try:
+        state = {"spec": spec_from_runs(runs), "views": views, "comparison_id": header.id}
+    except ValueError:
+        state = None
+    html_ = grid.render_grid(views, modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
+                             message=f"last run: #{header.id} · {when(header.created_at)}")
+    return [html_, state]
 
 
 def launch_kwargs(settings: Settings) -> dict:

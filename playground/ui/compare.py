@@ -20,12 +20,14 @@ from ..runner import Cell, ComparisonSpec, build_spec
 from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
 from . import grid
+from .errors import at_boundary
+from .form import (blank_values, edited_template, form_variables, fresh_name, parse_seeds, remembered_form)
+from .streaming import stream_grid
 
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
 MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
-_STREAM_EVERY_S = 0.25
 
 
 @dataclass
@@ -37,7 +39,9 @@ class CompareTab:
     fill_outputs: list
     grid_html: gr.HTML
     run_state: gr.State
-
+    restore: Callable                # remembered form (or None) -> updates for restore_outputs
+    restore_outputs: list
+    open_template: Callable          # template name -> updates for fill_outputs, no-ops if another modality
 
 def _template_choices(services: Services, modality: str) -> list[tuple[str, str]]:
     templates = services.library.by_modality(modality)
@@ -47,23 +51,6 @@ def _template_choices(services: Services, modality: str) -> list[tuple[str, str]
 
 def _model_choices(services: Services, modality: str) -> list[tuple[str, str]]:
     return [(f"{p.label} · {p.id}" if not p.tiny else p.label, p.id) for p in services.catalog.presets(modality)]
-
-
-def _parse_seeds(raw: str) -> list[int]:
-    seeds = []
-    for part in str(raw or "").replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            seed = int(part)
-        except ValueError:
-            raise InvalidInput("seeds", f"{part!r} is not a whole number; write seeds like 1, 2, 3") from None
-        if not 0 <= seed < 2**32:
-            raise InvalidInput("seeds", f"{seed} is out of range; seeds go from 0 to {2**32 - 1}")
-        seeds.append(seed)
-    if not seeds:
-        raise InvalidInput("seeds", "give at least one seed, e.g. 1 or 1, 2, 3")
-    return seeds
 
 
 def build_compare_tab(modality: str, services: Services, make_params: Callable[[], dict[str, gr.Component]],
@@ -83,6 +70,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             var_names = gr.State([])
             var_boxes = [gr.Textbox(visible=False, lines=1, max_lines=6, elem_id=f"{modality}-var-{i}",
                                     info="Several values: one per line") for i in range(MAX_VARIABLES)]
+            vars_md = gr.Markdown(elem_classes="pp-var-warning", elem_id=f"{modality}-var-warning")
             models_dd = gr.Dropdown(_model_choices(services, modality),
                                     value=[services.catalog.default_model(modality)], multiselect=True,
                                     allow_custom_value=True, label="Models",
@@ -131,7 +119,9 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                     save_name = gr.Textbox(label="Template name", placeholder="my-tagline-test", scale=3,
                                            elem_id=f"{modality}-save-name")
                     save_btn = gr.Button("Save", scale=1, elem_id=f"{modality}-save")
-                save_status = gr.Markdown()
+                overwrite_cb = gr.Checkbox(False, label="Replace my template of the same name", visible=False,
+                                           elem_id=f"{modality}-save-overwrite")
+                save_status = gr.Markdown(elem_id=f"{modality}-save-status")
     grid_html = gr.HTML(grid.render_grid([], modality), js_on_load=grid.GRID_JS,
                         server_functions=grid.server_functions(services.log), elem_id=f"{modality}-grid",
                         elem_classes="pp-results")
@@ -175,7 +165,15 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     template_outputs = ([template_md, var_names, n_variants] + var_boxes + name_boxes + text_boxes + columns
                         + extra_components + param_components)
-    template_dd.change(load_template, [template_dd, models_dd], template_outputs, api_visibility="private")
+    # .input, not .change: a restored or library-opened template must not re-fill (and reset) the form.
+    template_dd.input(load_template, [template_dd, models_dd], template_outputs, api_visibility="private")
+
+    def open_template(name):
+        """Library "Open in its tab": fill the form if the template is this tab's; otherwise change nothing."""
+        template = services.library.templates.get(name)
+        if template is None or template.modality != modality:
+            return [gr.update()] * len(template_outputs)
+        return load_template(name, None)
 
     # ---- variant editor -------------------------------------------------------------------------------------------
     def edit_variants(action: str, slot: int):
@@ -186,7 +184,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                 if n >= MAX_VARIANTS:
                     gr.Warning(f"At most {MAX_VARIANTS} variants side by side")
                 else:
-                    names.insert(slot + 1, _fresh_name(names[slot] or "variant", names))
+                    names.insert(slot + 1, fresh_name(names[slot] or "variant", names))
                     texts.insert(slot + 1, texts[slot])
             elif action == "remove":
                 if n <= 1:
@@ -209,7 +207,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
     form_inputs = ([template_dd, var_names, n_variants] + var_boxes + [models_dd] + name_boxes + text_boxes
                    + extra_components)
 
-    def read_form(values) -> tuple[Template, dict, dict, list[str]]:
+    def read_form(values) -> tuple[Template, dict, dict, list[str], list[str]]:
         name, names, n = values[0], values[1], values[2]
         var_values = values[3:3 + MAX_VARIABLES]
         models = values[3 + MAX_VARIABLES]
@@ -225,13 +223,42 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         if not variants:
             raise InvalidInput("variants", "add at least one variant")
         base = services.library.get(name) if name else None
-        edited = _edited_template(base, modality, variants, names, extras)
+        texts = list(variants.values()) + [v for v in extras.values() if v]
+        warnings, blanks = blank_values(base, names, var_values, texts)
+        if blanks:
+            raise InvalidInput("variables", f"{', '.join(blanks)} {'is' if len(blanks) == 1 else 'are'} blank and "
+                               "a variant uses it with no default; type a value in its box")
+        edited = edited_template(base, modality, variants, names, extras)
         values_by_name = {n_: parse_values(v or "") or [""] for n_, v in zip(names, var_values)}
-        return edited, values_by_name, variants, [m for m in (models or []) if m]
+        return edited, values_by_name, variants, [m for m in (models or []) if m], warnings
+
+    def sync_variables(template_name, names, *values):
+        """Variables typed into a variant get an input box; a blank one a variant needs gets a warning."""
+        boxes, texts = list(values[:MAX_VARIABLES]), list(values[MAX_VARIABLES:])
+        base = services.library.templates.get(template_name) if template_name else None
+        template_vars = [n for n in names if base is not None and n in base.variables]
+        wanted = form_variables(template_vars, texts, MAX_VARIABLES)
+        current = dict(zip(names, boxes))
+        updates = []
+        for i in range(MAX_VARIABLES):
+            if i < len(wanted):
+                name = wanted[i]
+                new = name not in current
+                updates.append(gr.update(visible=True, label=name, value=current.get(name, ""),
+                                         **({"info": "Used in a variant: type a value (one per line for several)",
+                                             "placeholder": f"value for {name}"} if new else {})))
+            else:
+                updates.append(gr.update(visible=False, value=""))
+        values_now = [current.get(n, "") for n in wanted]
+        warnings, blanks = blank_values(base, wanted, values_now, texts)
+        notes = [f"⚠️ **{b}** is blank: type a value, or the prompt will not render" for b in blanks]
+        notes += [f"ℹ️ {w}" for w in warnings]
+        return [wanted] + updates + ["\n\n".join(notes)]
+
 
     def preview(*values):
         try:
-            template, values_by_name, variants, _ = read_form(list(values))
+            template, values_by_name, variants, _, _ = read_form(list(values))
             cells = expand(template, values={k: v[:1] for k, v in values_by_name.items()},
                            max_cells=services.settings.max_cells)
         except (InvalidInput, TemplateError) as error:
@@ -248,6 +275,9 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
     for box in var_boxes + text_boxes + name_boxes + extra_components:
         box.blur(preview, form_inputs, preview_md, api_visibility="private", queue=False)
     template_dd.change(preview, form_inputs, preview_md, api_visibility="private", queue=False)
+    for box in text_boxes + var_boxes + extra_components:
+        box.blur(sync_variables, [template_dd, var_names] + var_boxes + text_boxes + extra_components,
+                 [var_names] + var_boxes + [vars_md], api_visibility="private", queue=False)
 
     # ---- run ------------------------------------------------------------------------------------------------------
     def randomize():
@@ -262,21 +292,33 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
 
-    def run(*values, request: gr.Request):
+    def run(request: gr.Request, *values):
+        started = time.perf_counter()
         key = _page_key(request)
         values = list(values)
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
         remembered = values[-1] or {}
         try:
-            template, values_by_name, variants, models = read_form(form)
+            template, values_by_name, variants, models, warnings = read_form(form)
             spec = build_spec(template, modality=modality, values=values_by_name, models=models,
-                              seeds=_parse_seeds(seeds_raw), params=param_values,
+                              seeds=parse_seeds(seeds_raw), params=param_values,
                               max_cells=services.settings.max_cells, rerun=bool(rerun))
             services.runner.check(spec)
         except (InvalidInput, TemplateError) as error:
             raise gr.Error(str(error), title="Fix the input") from None
-        yield from _stream(services, modality, spec, _cancel_flag(cancel_events, key), remembered)
+        for warning in warnings:
+            gr.Warning(warning)
+        # The browser keeps the form that produced these results, so a reload shows both together.
+        n = form[2]
+        names = form[1]
+        saved = remembered_form(form[0], names, form[3:3 + len(names)], list(zip(
+            form[4 + MAX_VARIABLES:4 + MAX_VARIABLES + n], form[4 + MAX_VARIABLES + MAX_VARIANTS:
+                                                               4 + MAX_VARIABLES + MAX_VARIANTS + n])),
+            form[3 + MAX_VARIABLES], seeds_raw, dict(zip(extra_names, form[4 + MAX_VARIABLES + 2 * MAX_VARIANTS:])))
+        remembered = {**remembered, "forms": {**(remembered.get("forms") or {}), modality: saved}}
+        yield from stream_grid(services, modality, spec, _cancel_flag(cancel_events, key), remembered,
+                               started=started)
 
     def stop(request: gr.Request):
         _cancel_flag(cancel_events, _page_key(request), fresh=False).set()
@@ -301,7 +343,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         views = state["views"]
         # The re-run replaces its cell in place; the row keeps its label and the cell says what changed.
         badge = f"re-run · seed {new_cell.seed}"
-        for _, inner, _ in _stream(services, modality, single, _cancel_flag(cancel_events, key), remembered,
+        for _, inner, _ in stream_grid(services, modality, single, _cancel_flag(cancel_events, key), remembered,
                                    remember=False):
             fresh = inner["views"][0]
             fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
@@ -314,50 +356,77 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                     concurrency_id=MODEL_QUEUE, show_progress="hidden")
 
     # ---- save as a user template ----------------------------------------------------------------------------------
-    def save(name, *values):
+    def save(name, overwrite, *values):
         try:
-            template, _, _, _ = read_form(list(values))
+            template, _, _, _, _ = read_form(list(values))
             saved = replace(make_template(name=(name or "").strip(), modality=modality,
                                           variants=template.variants,
                                           variables={k: v.default for k, v in template.variables.items()},
                                           params=template.params, system=template.system,
                                           negative_prompt=template.negative_prompt,
                                           description=template.description, techniques=template.techniques))
-            path = save_user_template(saved, services.settings.user_templates_dir, services.library)
+            save_user_template(saved, services.settings.user_templates_dir, services.library,
+                               overwrite=bool(overwrite))
         except (InvalidInput, TemplateError) as error:
-            return f"⚠️ {error}", gr.update()
+            taken = "already have a template named" in str(error)
+            return (f"⚠️ {error}" + (" — tick *Replace my template of the same name* and save again." if taken
+                                     else ""), gr.update(), gr.update(visible=True) if taken else gr.update())
         services.reload_library()
-        return (f"Saved **{saved.name}** to `{path}`",
-                gr.update(choices=_template_choices(services, modality), value=saved.name))
+        return (f"Saved **{saved.name}** to your templates{' (replaced the old one)' if overwrite else ''}.",
+                gr.update(choices=_template_choices(services, modality), value=saved.name),
+                gr.update(visible=False, value=False))
 
-    save_btn.click(save, [save_name] + form_inputs, [save_status, template_dd], api_visibility="private")
+    save_btn.click(save, [save_name, overwrite_cb] + form_inputs, [save_status, template_dd, overwrite_cb],
+                   api_visibility="private")
 
     def refresh():
         return gr.update(choices=_template_choices(services, modality))
 
+    # ---- page reload: the form that produced the remembered results ---------------------------------------------
+    restore_outputs = [template_dd, models_dd, seeds_box] + template_outputs
+
+    def restore(form: dict | None):
+        default_models = [services.catalog.default_model(modality)]
+        name = (form or {}).get("template")
+        if not isinstance(form, dict) or name not in services.library.templates:
+            return [gr.update(), default_models, gr.update()] + load_template(template_dd.value, default_models)
+        models = [m for m in form.get("models") or [] if isinstance(m, str)] or default_models
+        updates = load_template(name, models)
+        variables = [(str(n), str(v)) for n, v in (form.get("variables") or [])][:MAX_VARIABLES]
+        variants = [(str(n), str(t)) for n, t in (form.get("variants") or [])][:MAX_VARIANTS] or None
+        extras = form.get("extras") or {}
+        var_start, names_start = 3, 3 + MAX_VARIABLES
+        texts_start, cols_start = names_start + MAX_VARIANTS, names_start + 2 * MAX_VARIANTS
+        extras_start = cols_start + MAX_VARIANTS
+        if variables:
+            updates[1] = [n for n, _ in variables]
+            template = services.library.templates[name]
+            for i in range(MAX_VARIABLES):
+                if i < len(variables):
+                    known = template.variables.get(variables[i][0])
+                    updates[var_start + i] = gr.update(visible=True, label=variables[i][0], value=variables[i][1],
+                                                       info=(known.description if known and known.description
+                                                             else "Several values: one per line"))
+                else:
+                    updates[var_start + i] = gr.update(visible=False, value="")
+        if variants:
+            updates[2] = len(variants)
+            for i in range(MAX_VARIANTS):
+                updates[names_start + i] = gr.update(value=variants[i][0] if i < len(variants) else "")
+                updates[texts_start + i] = gr.update(value=variants[i][1] if i < len(variants) else "")
+                updates[cols_start + i] = gr.update(visible=i < len(variants))
+        for j, extra in enumerate(extra_names):
+            if extra in extras:
+                updates[extras_start + j] = gr.update(value=str(extras[extra]))
+        return [name, models, str(form.get("seeds") or "1")] + updates
+
+    # Results come into view as soon as Run is pressed.
+    run_btn.click(None, None, None, js=f"() => document.getElementById('{modality}-grid')"
+                  "?.scrollIntoView({behavior: 'smooth', block: 'start'})")
+
     return CompareTab(modality=modality, template=template_dd, refresh=refresh, fill=load_template,
-                      fill_outputs=template_outputs, grid_html=grid_html, run_state=run_state)
-
-
-def _fresh_name(base: str, taken: list[str]) -> str:
-    for n in range(2, 100):
-        candidate = f"{base}-{n}"
-        if candidate not in taken:
-            return candidate
-    return f"{base}-{len(taken) + 1}"
-
-
-def _edited_template(base: Template | None, modality: str, variants: dict, names: list[str], extras: dict) -> Template:
-    """The template exactly as run: the library one when untouched, else an edited copy with its own hash."""
-    changes = {"variants": variants, **{k: (v or None) for k, v in extras.items()}}
-    if base is not None and all(getattr(base, k) == v for k, v in changes.items()):
-        return base
-    variables = {n: base.variables[n] for n in names} if base else {}
-    return make_template(name=base.name if base else "ad-hoc", modality=modality, variants=variants,
-                         variables=variables, params=base.params if base else {},
-                         system=changes.get("system", base.system if base else None),
-                         negative_prompt=changes.get("negative_prompt", base.negative_prompt if base else None),
-                         description=base.description if base else "", techniques=base.techniques if base else ())
+                      fill_outputs=template_outputs, grid_html=grid_html, run_state=run_state, restore=restore,
+                      restore_outputs=restore_outputs, open_template=open_template)
 
 
 def _page_key(request: gr.Request | None) -> str:
@@ -371,43 +440,3 @@ def _cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.
     if fresh or key not in flags:
         flags[key] = threading.Event()
     return flags[key]
-
-
-def _stream(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event, remembered: dict,
-            remember: bool = True, cell_reruns: bool = True):
-    """Run the spec, yielding (grid html, run state, browser state) as cells finish and text streams in."""
-    views = grid.views_for_cells(spec.cells)
-    state = {"spec": spec, "views": views, "comparison_id": None}
-    last = 0.0
-    comparison_id = None
-    done = 0
-    started = time.perf_counter()
-    for progress in services.runner.run(spec, cancel=cancel):
-        comparison_id = state["comparison_id"] = progress.comparison_id
-        if progress.result is not None:
-            done = progress.done
-            grid.apply_record(views[progress.result.index], progress.result.record, services.log)
-        for index, text in progress.partial.items():
-            views[index].status, views[index].text = "running", text
-        if progress.step:
-            for view in views:
-                if view.status == "pending" and view.run_id is None and progress.step[0] < progress.step[1]:
-                    view.status = "running"
-        now = time.perf_counter()
-        if progress.result is None and now - last < _STREAM_EVERY_S:
-            continue
-        last = now
-        message = f"{now - started:.1f} s"
-        yield (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                                message=message, cell_reruns=cell_reruns), state, remembered)
-    for view in views:
-        if view.status in ("pending", "running") and view.run_id is None:
-            view.status = "cancelled"
-            view.text = None
-    if remember and comparison_id:
-        remembered = {**(remembered or {}), modality: comparison_id}
-    stopped = cancel.is_set()
-    message = (f"stopped after {time.perf_counter() - started:.1f} s" if stopped
-               else f"done in {time.perf_counter() - started:.1f} s")
-    yield (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                            message=message, cell_reruns=cell_reruns), state, remembered)

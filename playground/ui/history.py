@@ -16,7 +16,8 @@ from ..backends.base import InvalidInput
 from ..runner import spec_from_runs
 from ..services import Services
 from . import exports, grid, validate as v
-from .compare import MODEL_QUEUE, _stream
+from .compare import MODEL_QUEUE
+from .streaming import stream_grid
 from .errors import at_boundary
 
 ALL = "all"
@@ -218,7 +219,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
             seeds = [random.randrange(2**31) for _ in range(last_row + 1)]   # one per row, by row number
         spec = spec_from_runs(comparison.runs, title=f"re-run of #{comparison.id}", new_seeds=seeds)
         services.runner.check(spec)
-        for html_, state, _ in _stream(services, spec.modality, spec, threading.Event(), remembered,
+        for html_, state, _ in stream_grid(services, spec.modality, spec, threading.Event(), remembered,
                                        remember=False, cell_reruns=False):
             new_id = state["comparison_id"]
             yield html_, new_id, str(new_id) if new_id else gr.update(), 0

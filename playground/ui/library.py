@@ -133,8 +133,10 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
         updates[index] = gr.update(choices=compare_tabs[template.modality].refresh()["choices"], value=name)
         return [gr.Tabs(selected=template.modality)] + updates
 
-    open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
-                   api_visibility="private")
+    opened = open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
+                            api_visibility="private")
+    for tab in compare_tabs.values():
+        opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private")
 
     @boundary
     def export(name):
