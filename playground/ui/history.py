@@ -121,7 +121,8 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                                column_widths=["7%", "18%", "10%", "35%", "8%", "10%", "12%"],
                                elem_id="history-comparisons")
     runs = gr.Dataframe(headers=RUN_HEADERS, interactive=False, wrap=True, label="Matching runs (click one to open it)",
-                        max_height=300, elem_id="history-runs")
+                        max_height=300, column_widths=["6%", "5%", "15%", "12%", "11%", "7%", "7%", "19%", "18%"],
+                        elem_id="history-runs")
     with gr.Row(elem_classes="pp-open-bar", equal_height=True):
         open_id = gr.Textbox(label="Comparison #", placeholder="e.g. 12", min_width=120, max_lines=1,
                              elem_id="history-open-id")
