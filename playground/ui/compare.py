@@ -66,10 +66,16 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             template_dd = gr.Dropdown(_template_choices(services, modality), value=first.name if first else None,
                                       label="Template", info="From the library; edit the variants freely",
                                       elem_id=f"{modality}-template")
-            template_md = gr.Markdown(elem_classes="pp-template-info")
-            var_names = gr.State([])
-            var_boxes = [gr.Textbox(visible=False, lines=1, max_lines=6, elem_id=f"{modality}-var-{i}",
-                                    info="Several values: one per line") for i in range(MAX_VARIABLES)]
+            # The form starts filled from the default template: nothing to wait for after the page loads.
+            start_vars = list(first.variables.values())[:MAX_VARIABLES] if first else []
+            start_variants = list(first.variants.items())[:MAX_VARIANTS] if first else []
+            template_md = gr.Markdown(_template_info(first) if first else "", elem_classes="pp-template-info")
+            var_names = gr.State([v.name for v in start_vars])
+            var_boxes = [gr.Textbox(start_vars[i].default if i < len(start_vars) else "",
+                                    label=start_vars[i].name if i < len(start_vars) else None,
+                                    visible=i < len(start_vars), lines=1, max_lines=6, elem_id=f"{modality}-var-{i}",
+                                    info=(start_vars[i].description if i < len(start_vars) else "")
+                                    or "Several values: one per line") for i in range(MAX_VARIABLES)]
             vars_md = gr.Markdown(elem_classes="pp-var-warning", elem_id=f"{modality}-var-warning")
             models_dd = gr.Dropdown(_model_choices(services, modality),
                                     value=[services.catalog.default_model(modality)], multiselect=True,
@@ -87,16 +93,20 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         with gr.Column(scale=3, min_width=320):
             extra_boxes = {}
             if "system" in prompt_boxes:
-                extra_boxes["system"] = gr.Textbox(label="System prompt", lines=1, max_lines=4,
+                extra_boxes["system"] = gr.Textbox((first.system or "") if first else "", label="System prompt",
+                                                   lines=1, max_lines=4,
                                                    elem_id=f"{modality}-system")
-            n_variants = gr.State(0)
+            n_variants = gr.State(len(start_variants))
             name_boxes, text_boxes, columns, dup_btns, del_btns = [], [], [], [], []
             with gr.Row(elem_classes="pp-variants"):
                 for i in range(MAX_VARIANTS):
-                    with gr.Column(visible=False, min_width=200, elem_classes="pp-variant") as column:
-                        name_boxes.append(gr.Textbox(show_label=False, placeholder="variant name", max_lines=1,
+                    start = start_variants[i] if i < len(start_variants) else ("", "")
+                    with gr.Column(visible=i < len(start_variants), min_width=200,
+                                   elem_classes="pp-variant") as column:
+                        name_boxes.append(gr.Textbox(start[0], show_label=False, placeholder="variant name",
+                                                     max_lines=1,
                                                      elem_id=f"{modality}-variant-name-{i}", container=False))
-                        text_boxes.append(gr.Textbox(show_label=False, lines=4, max_lines=12,
+                        text_boxes.append(gr.Textbox(start[1], show_label=False, lines=4, max_lines=12,
                                                      placeholder="Prompt; use {{ variable }}",
                                                      elem_id=f"{modality}-variant-{i}", container=False))
                         with gr.Row(elem_classes="pp-variant-tools"):
@@ -107,6 +117,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                     columns.append(column)
             if "negative_prompt" in prompt_boxes:
                 extra_boxes["negative_prompt"] = gr.Textbox(
+                    (first.negative_prompt or "") if first else "",
                     label="Negative prompt", lines=1, max_lines=3, elem_id=f"{modality}-negative",
                     info="What to steer away from (used when guidance > 1)")
             with gr.Accordion("Rendered prompts (first row)", open=False):
@@ -151,9 +162,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             else:
                 var_updates.append(gr.update(visible=False, value=""))
         variants = list(template.variants.items())[:MAX_VARIANTS]
-        info = (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
-                + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
-                   if template.notes.strip() else ""))
+        info = _template_info(template)
         extra_updates = [gr.update(value=getattr(template, n) or "") for n in extra_names]
         chosen = {**template.params, **preset_params((models or [""])[0] or "", modality)}
         param_updates = [gr.update(value=chosen[n]) if n in chosen else gr.update() for n in param_names]
@@ -389,7 +398,10 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         default_models = [services.catalog.default_model(modality)]
         name = (form or {}).get("template")
         if not isinstance(form, dict) or name not in services.library.templates:
-            return [gr.update(), default_models, gr.update()] + load_template(template_dd.value, default_models)
+            # The form was built filled; only the template's parameters are applied (the controls start generic).
+            params_only = load_template(first.name, default_models)[-len(param_components):] if first and \
+                param_components else []
+            return [gr.update()] * (len(restore_outputs) - len(params_only)) + params_only
         models = [m for m in form.get("models") or [] if isinstance(m, str)] or default_models
         updates = load_template(name, models)
         variables = [(str(n), str(v)) for n, v in (form.get("variables") or [])][:MAX_VARIABLES]
@@ -427,6 +439,12 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
     return CompareTab(modality=modality, template=template_dd, refresh=refresh, fill=load_template,
                       fill_outputs=template_outputs, grid_html=grid_html, run_state=run_state, restore=restore,
                       restore_outputs=restore_outputs, open_template=open_template)
+
+
+def _template_info(template: Template) -> str:
+    return (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
+            + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
+               if template.notes.strip() else ""))
 
 
 def _page_key(request: gr.Request | None) -> str:
