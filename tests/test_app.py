@@ -239,3 +239,39 @@ def test_history_search_matches_word_beginnings(client):
         found = {r["run_id"] for r in client.predict(query=query, limit=1000, api_name="/history")}
         assert run_ids <= found or query == 'lant"ern', query
     assert not client.predict(query="lanternfish", limit=10, api_name="/history")
+
+
+def test_a_run_shows_its_stage_and_wall_time_before_the_first_event(served_app):
+    """The first redraw comes before the runner has said anything (a model may be loading or building)."""
+    import threading
+
+    from playground.runner import build_spec
+    from playground.ui.streaming import stream_grid
+
+    services = served_app.services
+    spec = build_spec(services.library.get("product-tagline"), models=["tiny-text"], seeds=[11],
+                      params={"max_new_tokens": 3}, rerun=True)
+    frames = [html for html, _, _ in stream_grid(services, "text", spec, threading.Event(), {})]
+    assert "loading tiny-text" in frames[0] and "0 / 3 cells" in frames[0]
+    assert "done in" in frames[-1] and "3 / 3 cells" in frames[-1]
+
+
+def test_history_opens_a_huge_comparison_one_page_at_a_time(tmp_path, catalog):
+    from playground.services import Services
+    from playground.settings import Settings
+    from playground.store import RunRecord
+    from playground.ui.history import PAGE_CELLS, render_page
+
+    services = Services.create(Settings(data_dir=tmp_path, offline=True), catalog=catalog)
+    comparison_id = services.log.start_comparison("text", "imported giant")
+    for i in range(1500):
+        services.log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt=f"p{i}", seed=i, params={},
+                                       comparison_id=comparison_id, row=i // 3, col=i % 3, variant=f"v{i % 3}",
+                                       output_text=f"out {i}"))
+    html_, shown_id, typed, page = render_page(services, f"#{comparison_id}", 0)
+    assert shown_id == comparison_id and typed == str(comparison_id) and page == 0
+    assert html_.count('class="pp-cell ') == PAGE_CELLS and "of 1,500" in html_ and len(html_) < 200_000
+    html_, _, _, page = render_page(services, comparison_id, 10**6)       # past the end: the last page
+    assert page == -(-1500 // PAGE_CELLS) - 1 and "out 1499" in html_
+    with pytest.raises(ValueError, match="comparison number"):
+        render_page(services, "12; DROP TABLE runs", 0)

@@ -237,6 +237,10 @@ def test_cell_actions_are_svg_icons_with_labels(page, served_app):
         assert action.get_attribute("title") and action.get_attribute("aria-label")
     text = cell.locator(".pp-actions").inner_text()
     assert not any(ord(ch) > 0x2000 for ch in text), text       # no emoji or symbol glyphs left
+    star = cell.locator(".pp-star svg").first.bounding_box()
+    assert star["width"] >= 12 and star["height"] >= 12          # the shared icon symbols are on the page
+    assert page.evaluate("document.querySelectorAll('symbol[id^=pp-i-]').length") >= 10
+    cell.screenshot(path=str(OUTPUT / "text-cell-actions.png"))
 
 
 def test_eight_variants_fit_and_duplicates_get_plain_names(page, served_app):

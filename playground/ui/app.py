@@ -49,6 +49,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
     with gr.Blocks(title="Prompt Playground") as demo:
         register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
+        gr.HTML(grid.ICON_SPRITE, container=False, padding=False, elem_id="pp-icons")
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
         if services.catalog.offline:

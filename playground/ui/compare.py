@@ -20,7 +20,7 @@ from ..runner import Cell, ComparisonSpec, build_spec
 from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
 from . import grid
-from .errors import at_boundary
+from .errors import at_boundary, scrub
 from .form import (blank_values, edited_template, form_variables, fresh_name, parse_seeds, remembered_form)
 from .streaming import stream_grid
 
@@ -148,7 +148,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         try:
             template = services.library.get(name)
         except TemplateError as error:
-            gr.Warning(str(error))
+            gr.Warning(scrub(str(error), services.settings.data_dir))
             return [gr.update()] * (3 + 3 * MAX_VARIANTS + MAX_VARIABLES + len(extra_components)
                                     + len(param_components))
         names = list(template.variables)[:MAX_VARIABLES]
@@ -301,6 +301,9 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
 
+    boundary = at_boundary(services.settings.data_dir)
+
+    @boundary
     def run(request: gr.Request, *values):
         started = time.perf_counter()
         key = _page_key(request)
@@ -308,14 +311,11 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
         remembered = values[-1] or {}
-        try:
-            template, values_by_name, variants, models, warnings = read_form(form)
-            spec = build_spec(template, modality=modality, values=values_by_name, models=models,
-                              seeds=parse_seeds(seeds_raw), params=param_values,
-                              max_cells=services.settings.max_cells, rerun=bool(rerun))
-            services.runner.check(spec)
-        except (InvalidInput, TemplateError) as error:
-            raise gr.Error(str(error), title="Fix the input") from None
+        template, values_by_name, variants, models, warnings = read_form(form)
+        spec = build_spec(template, modality=modality, values=values_by_name, models=models,
+                          seeds=parse_seeds(seeds_raw), params=param_values, max_cells=services.settings.max_cells,
+                          rerun=bool(rerun))
+        services.runner.check(spec)
         for warning in warnings:
             gr.Warning(warning)
         # The browser keeps the form that produced these results, so a reload shows both together.
@@ -338,6 +338,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
                   concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
     stop_btn.click(stop, None, None, api_visibility="private", queue=False)
 
+    @boundary
     def rerun_cell(state, remembered, event: gr.EventData, request: gr.Request):
         key = _page_key(request)
         data = getattr(event, "_data", None) or {}

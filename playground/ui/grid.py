@@ -160,7 +160,7 @@ def _metrics_text(view: CellView) -> str:
         bits.append("cached")
     elif m.get("wall_s") is not None:
         bits.append(f"{m['wall_s']:.2f} s batch")
-    if m.get("load_s"):
+    if (m.get("load_s") or 0) >= 0.05:
         bits.append(f"+{m['load_s']:.1f} s load")
     return " · ".join(bits)
 
@@ -188,10 +188,17 @@ _ICON_PATHS = {
 }
 
 
+# Drawn once per page (app.py puts it in the header); each button refers to its symbol, which keeps a big grid's
+# HTML small.
+ICON_SPRITE = ('<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0" style="position:absolute" '
+               'aria-hidden="true">' + "".join(
+                   f'<symbol id="pp-i-{name}" viewBox="0 0 24 24">{path}</symbol>' for name, path in _ICON_PATHS.items())
+               + '</svg>')
+
+
 def icon(name: str) -> str:
-    return (f'<svg class="pp-icon" viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" '
-            f'stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">'
-            f'{_ICON_PATHS[name]}</svg>')
+    return (f'<svg class="pp-icon" width="16" height="16" fill="none" stroke="currentColor" stroke-width="1.8" '
+            f'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><use href="#pp-i-{name}"/></svg>')
 
 
 def _button(action: str, icon_name: str, title: str, attrs: str, text: str = "", classes: str = "") -> str:

@@ -10,7 +10,7 @@ from ..services import Services
 from ..templates import TemplateError, expand, import_template, template_to_text
 from . import exports
 from .compare import CompareTab
-from .errors import at_boundary
+from .errors import at_boundary, scrub
 
 ALL = "all"
 HEADERS = ["name", "modality", "technique", "variants", "source", "description"]
@@ -54,7 +54,8 @@ def _errors_md(services: Services) -> str:
     errors = services.library.errors
     if not errors:
         return ""
-    lines = [f"- `{e.path}`: {e.message}" for e in errors]
+    # File names only: the server's folders are nobody's business on a public deployment.
+    lines = [f"- `{Path(e.path).name}`: {scrub(str(e.message), services.settings.data_dir)}" for e in errors]
     return "**Templates that did not load** (fix these files; the rest of the library works):\n" + "\n".join(lines)
 
 
