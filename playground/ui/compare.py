@@ -21,8 +21,9 @@ from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
 from . import grid
 from .errors import at_boundary, scrub
-from .form import (blank_values, edited_template, form_variables, fresh_name, parse_seeds, remembered_form)
-from .streaming import stream_grid
+from .form import (apply_remembered, blank_values, edited_template, form_variables, fresh_name, parse_seeds,
+                   remembered_form, template_info)
+from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stream_grid
 
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
@@ -69,7 +70,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             # The form starts filled from the default template: nothing to wait for after the page loads.
             start_vars = list(first.variables.values())[:MAX_VARIABLES] if first else []
             start_variants = list(first.variants.items())[:MAX_VARIANTS] if first else []
-            template_md = gr.Markdown(_template_info(first) if first else "", elem_classes="pp-template-info")
+            template_md = gr.Markdown(template_info(first) if first else "", elem_classes="pp-template-info")
             var_names = gr.State([v.name for v in start_vars])
             var_boxes = [gr.Textbox(start_vars[i].default if i < len(start_vars) else "",
                                     label=start_vars[i].name if i < len(start_vars) else None,
@@ -162,7 +163,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             else:
                 var_updates.append(gr.update(visible=False, value=""))
         variants = list(template.variants.items())[:MAX_VARIANTS]
-        info = _template_info(template)
+        info = template_info(template)
         extra_updates = [gr.update(value=getattr(template, n) or "") for n in extra_names]
         chosen = {**template.params, **preset_params((models or [""])[0] or "", modality)}
         param_updates = [gr.update(value=chosen[n]) if n in chosen else gr.update() for n in param_names]
@@ -405,32 +406,8 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
             return [gr.update()] * (len(restore_outputs) - len(params_only)) + params_only
         models = [m for m in form.get("models") or [] if isinstance(m, str)] or default_models
         updates = load_template(name, models)
-        variables = [(str(n), str(v)) for n, v in (form.get("variables") or [])][:MAX_VARIABLES]
-        variants = [(str(n), str(t)) for n, t in (form.get("variants") or [])][:MAX_VARIANTS] or None
-        extras = form.get("extras") or {}
-        var_start, names_start = 3, 3 + MAX_VARIABLES
-        texts_start, cols_start = names_start + MAX_VARIANTS, names_start + 2 * MAX_VARIANTS
-        extras_start = cols_start + MAX_VARIANTS
-        if variables:
-            updates[1] = [n for n, _ in variables]
-            template = services.library.templates[name]
-            for i in range(MAX_VARIABLES):
-                if i < len(variables):
-                    known = template.variables.get(variables[i][0])
-                    updates[var_start + i] = gr.update(visible=True, label=variables[i][0], value=variables[i][1],
-                                                       info=(known.description if known and known.description
-                                                             else "Several values: one per line"))
-                else:
-                    updates[var_start + i] = gr.update(visible=False, value="")
-        if variants:
-            updates[2] = len(variants)
-            for i in range(MAX_VARIANTS):
-                updates[names_start + i] = gr.update(value=variants[i][0] if i < len(variants) else "")
-                updates[texts_start + i] = gr.update(value=variants[i][1] if i < len(variants) else "")
-                updates[cols_start + i] = gr.update(visible=i < len(variants))
-        for j, extra in enumerate(extra_names):
-            if extra in extras:
-                updates[extras_start + j] = gr.update(value=str(extras[extra]))
+        updates = apply_remembered(updates, form, services.library.templates[name], MAX_VARIABLES, MAX_VARIANTS,
+                                   extra_names)
         return [name, models, str(form.get("seeds") or "1")] + updates
 
     # Results come into view as soon as Run is pressed.
@@ -440,22 +417,3 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
     return CompareTab(modality=modality, template=template_dd, refresh=refresh, fill=load_template,
                       fill_outputs=template_outputs, grid_html=grid_html, run_state=run_state, restore=restore,
                       restore_outputs=restore_outputs, open_template=open_template)
-
-
-def _template_info(template: Template) -> str:
-    return (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
-            + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
-               if template.notes.strip() else ""))
-
-
-def _page_key(request: gr.Request | None) -> str:
-    """One key per open page (Gradio's session hash): Stop cancels that page's run only."""
-    return getattr(request, "session_hash", None) or "api"
-
-
-def _cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
-    """The cancel flag of one page: a run starts a fresh one, Stop sets the current one."""
-    key = key or "api"
-    if fresh or key not in flags:
-        flags[key] = threading.Event()
-    return flags[key]

@@ -108,3 +108,16 @@ def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel:
         remembered = {**(remembered or {}), modality: comparison_id}
     elapsed = time.perf_counter() - started
     yield frame(f"stopped after {elapsed:.1f} s" if cancel.is_set() else f"done in {elapsed:.1f} s")
+
+
+def page_key(request) -> str:
+    """One key per open page (Gradio's session hash): Stop cancels that page's run only."""
+    return getattr(request, "session_hash", None) or "api"
+
+
+def cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
+    """The cancel flag of one page: a run starts a fresh one, Stop sets the current one."""
+    key = key or "api"
+    if fresh or key not in flags:
+        flags[key] = threading.Event()
+    return flags[key]
