@@ -145,3 +145,29 @@ def test_cli_flags_work_before_and_after_the_subcommand(tmp_path, argv):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "d" / "runs.db").exists()
+
+
+def test_duplicate_names_count_up_instead_of_nesting():
+    from playground.ui.form import fresh_name
+
+    assert fresh_name("role", ["plain", "role"]) == "role-2"
+    assert fresh_name("role-2", ["role", "role-2"]) == "role-3"
+    assert fresh_name("role-constrained-2", ["role-constrained", "role-constrained-2", "role-constrained-3"]) == \
+        "role-constrained-4"
+    assert fresh_name("v2", ["v2"]) == "v2-2"
+
+
+def test_variables_typed_into_variants_are_found_and_blanks_reported():
+    from playground.templates import Template
+    from playground.ui.form import blank_values, form_variables, used_variables
+
+    texts = ["Write for {{ audience }} about {{ product }}.", "{{ product }} in {{ tone|upper }}", "{{ broken"]
+    assert used_variables(texts) == ["audience", "product", "tone"]
+    assert form_variables(["product"], texts, 6) == ["product", "audience", "tone"]
+    assert form_variables(["product"], texts, 2) == ["product", "audience"]
+    from playground.templates import LIBRARY_DIR, load_library
+
+    base: Template = load_library(LIBRARY_DIR).get("product-tagline")
+    warnings, errors = blank_values(base, ["product", "audience", "tone"], ["", "", "calm"], texts)
+    assert errors == ["audience"]
+    assert warnings and "product is blank: using its default" in warnings[0]
