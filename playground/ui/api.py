@@ -17,6 +17,7 @@ from ..templates import expand, import_template, template_to_text
 from . import exports, validate as v
 from .errors import at_boundary
 from .compare import MODEL_QUEUE
+from .streaming import stage_text
 
 MAX_PAGE = 1000
 
@@ -27,16 +28,6 @@ def run_json(record) -> dict:
             "file": record.artifact, "error": record.error, "cached": record.cached_from is not None,
             "row": record.row, "col": record.col, "stars": record.stars, "note": record.note,
             "wall_s": record.wall_s, "tokens_per_s": record.tokens_per_s}
-
-
-def _stage(progress) -> str:
-    """What the runner is doing now, in words (events may carry a `stage`; older ones only a step count)."""
-    stage = getattr(progress, "stage", None)
-    if stage:
-        return str(stage)
-    if progress.step:
-        return f"step {progress.step[0]}/{progress.step[1]}"
-    return "generating"
 
 
 def register_api(services: Services) -> None:
@@ -92,7 +83,7 @@ def register_api(services: Services) -> None:
                 continue
             last = now
             yield {"status": "running", "comparison_id": comparison_id, "done": progress.done,
-                   "total": progress.total, "stage": _stage(progress), "elapsed_s": round(now - started, 2),
+                   "total": progress.total, "stage": stage_text(progress), "elapsed_s": round(now - started, 2),
                    "run": run_json(progress.result.record) if progress.result is not None else None}
         yield comparison_json(comparison_id, 0, MAX_PAGE) | {"elapsed_s": round(time.perf_counter() - started, 2)}
 

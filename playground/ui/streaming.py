@@ -7,6 +7,8 @@ the elapsed wall time, counted from the moment the handler started.
 
 from __future__ import annotations
 
+import contextvars
+import os
 import queue
 import threading
 import time
@@ -20,7 +22,7 @@ _HEARTBEAT_S = 0.5
 _DONE = object()
 
 
-def stage_text(progress, spec: ComparisonSpec) -> str:
+def stage_text(progress) -> str:
     """The stage an event reports (`progress.stage` when the runner gives one), else what can be inferred."""
     stage = getattr(progress, "stage", None)
     if stage:
@@ -38,7 +40,13 @@ def _first_stage(spec: ComparisonSpec) -> str:
 
 
 def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event):
-    """Runner events from a worker thread; None while nothing new arrived for a heartbeat."""
+    """Runner events from a worker thread; None while nothing new arrived for a heartbeat.
+
+    On ZeroGPU Spaces GPU calls must come from the request's own thread, so there the runner is driven inline
+    (no heartbeats; the runner's own stage events still show)."""
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}:
+        yield from services.runner.run(spec, cancel=cancel)
+        return
     events: queue.Queue = queue.Queue()
 
     def drive():
@@ -50,7 +58,9 @@ def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event):
         finally:
             events.put(_DONE)
 
-    worker = threading.Thread(target=drive, name="comparison-run", daemon=True)
+    # The worker runs in a copy of the request's context (Gradio keeps the request in context variables).
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(drive,), name="comparison-run",
+                              daemon=True)
     worker.start()
     try:
         while True:
@@ -86,7 +96,7 @@ def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel:
         now = time.perf_counter()
         if progress is not None:
             comparison_id = state["comparison_id"] = progress.comparison_id
-            stage = stage_text(progress, spec)
+            stage = stage_text(progress)
             if progress.result is not None:
                 done = progress.done
                 grid.apply_record(views[progress.result.index], progress.result.record, services.log)
