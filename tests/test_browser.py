@@ -156,6 +156,7 @@ def test_library_and_phone_width(page, served_app):
     page.locator("#library-preview h3").wait_for()
     assert "product-tagline" in page.locator("#library-preview").inner_text()
     assert "variants:" in page.locator("#library-source").inner_text()
+    page.screenshot(path=str(OUTPUT / "library-selected.png"), full_page=True)
     page.click("#library-open")
     page.wait_for_function("document.querySelector('#text-template input')?.value.startsWith('product-tagline')")
     page.screenshot(path=str(OUTPUT / "library-tab.png"), full_page=True)

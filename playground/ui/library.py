@@ -137,7 +137,7 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
     opened = open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
                             api_visibility="private")
     for tab in compare_tabs.values():
-        opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private")
+        opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private", show_progress="hidden")
 
     @boundary
     def export(name):
