@@ -128,7 +128,7 @@ def register_api(services: Services) -> None:
                                v.whole_number(offset, "offset"), v.whole_number(limit, "limit", low=1, high=MAX_PAGE))
 
     @boundary
-    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50) -> list[dict]:
+    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50, offset: int = 0) -> list[dict]:
         """Logged runs, newest first, filtered. `query` searches prompts and text outputs (word prefixes match).
 
         Args:
@@ -136,13 +136,15 @@ def register_api(services: Services) -> None:
             template: a template name; empty for all
             query: words to search for; empty for no search
             limit: how many runs, 1..1000
+            offset: runs to skip (for paging)
         """
         if modality:
             v.choice(modality, "modality", ("text", "image", "music"))
         records = log.list_runs(modality=modality or None,
                                 template=v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None,
                                 query=v.text(query, "query", max_chars=v.MAX_QUERY_CHARS) or None,
-                                limit=v.whole_number(limit, "limit", low=1, high=MAX_PAGE))
+                                limit=v.whole_number(limit, "limit", low=1, high=MAX_PAGE),
+                                offset=v.whole_number(offset, "offset"))
         return [run_json(r) | {"comparison_id": r.comparison_id, "prompt": r.prompt} for r in records]
 
     @boundary
