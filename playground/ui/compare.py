@@ -22,7 +22,7 @@ from ..templates import TemplateError, Template, expand, make_template, parse_va
 from . import grid
 from .errors import at_boundary, scrub
 from .form import (apply_remembered, blank_values, edited_template, form_variables, fresh_name, parse_seeds,
-                   remembered_form, template_info)
+                   remembered_form, template_info, used_variables)
 from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stream_grid
 
 MAX_VARIANTS = 8
@@ -235,6 +235,7 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         base = services.library.get(name) if name else None
         texts = list(variants.values()) + [v for v in extras.values() if v]
         warnings, blanks = blank_values(base, names, var_values, texts)
+        blanks += [n for n in used_variables(texts) if n not in names and n not in blanks]   # no box yet
         if blanks:
             raise InvalidInput("variables", f"{', '.join(blanks)} {'is' if len(blanks) == 1 else 'are'} blank and "
                                "a variant uses it with no default; type a value in its box")
@@ -264,7 +265,6 @@ def build_compare_tab(modality: str, services: Services, make_params: Callable[[
         notes = [f"⚠️ **{b}** is blank: type a value, or the prompt will not render" for b in blanks]
         notes += [f"ℹ️ {w}" for w in warnings]
         return [wanted] + updates + ["\n\n".join(notes)]
-
 
     def preview(*values):
         try:
