@@ -275,3 +275,19 @@ def test_history_opens_a_huge_comparison_one_page_at_a_time(tmp_path, catalog):
     assert page == -(-1500 // PAGE_CELLS) - 1 and "out 1499" in html_
     with pytest.raises(ValueError, match="comparison number"):
         render_page(services, "12; DROP TABLE runs", 0)
+
+
+def test_import_runs_takes_a_file_and_reports(client):
+    from gradio_client import handle_file
+
+    result = client.predict(template="product-tagline", seeds=[8], params={"max_new_tokens": 3}, api_name="/compare")
+    exported = client.predict(comparison_id=result["comparison_id"], fmt="jsonl", api_name="/export_comparison")
+    report = client.predict(file=handle_file(exported), api_name="/import_runs")
+    assert isinstance(report["imported"], int) and report["errors"] == []
+    saved = client.predict(text=Path(client.predict(template="product-tagline", api_name="/export_template"))
+                           .read_text(encoding="utf-8").replace("name: product-tagline", "name: my-copy"),
+                           api_name="/save_template")
+    assert saved["name"] == "my-copy"
+    again = client.predict(text=Path(client.predict(template="my-copy", api_name="/export_template"))
+                           .read_text(encoding="utf-8"), overwrite=True, api_name="/save_template")
+    assert again["name"] == "my-copy"
