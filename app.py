@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 
 from playground.settings import Settings
 
@@ -27,10 +28,17 @@ def main(argv=None) -> None:
 
         if importlib.util.find_spec("mcp") is None:
             raise SystemExit("--mcp needs the MCP extra: pip install \"gradio[mcp]\"")
-    settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
+    try:
+        settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     from playground.ui.app import build_app, launch_kwargs   # after settings: keeps --help instant
+    from playground.ui.errors import storage_message
 
-    demo = build_app(settings)
+    try:
+        demo = build_app(settings)
+    except (OSError, sqlite3.Error) as error:
+        raise SystemExit(f"error: {storage_message(error, settings.data_dir, full_path=True)}") from None
     demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp or None,
                 **launch_kwargs(settings))
 

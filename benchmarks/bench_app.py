@@ -93,7 +93,7 @@ def log_figures() -> dict:
 
 def cached_cell_latency() -> float:
     """A whole cached comparison cell through the runner: spec -> cache hit -> logged -> yielded."""
-    from playground.backends.catalog import Catalog
+    from playground.engines.catalog import Catalog
     from playground.runner import Runner, build_spec
     from playground.settings import Settings
     from playground.store import RunLog

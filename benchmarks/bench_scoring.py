@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from playground.backends.base import GenerationRequest  # noqa: E402
-from playground.backends.catalog import Catalog  # noqa: E402
+from playground.engines.base import Finished, GenerationRequest  # noqa: E402
+from playground.engines.catalog import Catalog  # noqa: E402
+from playground.registry import validate_options  # noqa: E402
 from playground.runner import _artifact  # noqa: E402
 from playground.scoring import ScorerContext, score_cell  # noqa: E402
 from playground.scoring.tiny import build_tiny_clap, build_tiny_clip  # noqa: E402
@@ -58,14 +59,20 @@ def _built(folder: Path, build) -> Path:
     return folder
 
 
+def generate(model, requests, options) -> list:
+    finished = sorted((e for e in model.stream(requests, options) if isinstance(e, Finished)), key=lambda e: e.index)
+    return [e.output for e in finished]
+
+
 def bench(catalog: Catalog, modality: str, model_id: str, params: dict, scorer: str, checks: list, n: int,
           context: ScorerContext, repeats: int) -> dict:
-    backend = catalog.get(modality, model_id)
-    params = backend.validate(params)
+    resolved = catalog.resolve(modality, model_id)
+    model = catalog.get(resolved)
+    params = validate_options(resolved.engine.options, params)
     requests = [GenerationRequest(PROMPTS[modality][i % 4], seed=i + 1) for i in range(n)]
-    backend.generate(requests[:1], params)                      # first-call allocations out of the timings
+    generate(model, requests[:1], params)                       # first-call allocations out of the timings
     started = time.perf_counter()
-    outputs = backend.generate(requests, params)
+    outputs = generate(model, requests, params)
     generate_per_cell = (time.perf_counter() - started) / n
     records = [RunRecord(modality=modality, model_id=model_id, prompt=r.prompt, seed=r.seed, params=params,
                          wall_s=generate_per_cell) for r in requests]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -162,11 +163,20 @@ def _json_or_text(value: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__)
-    parser.add_argument("--offline", action="store_true", default=None, help="tiny local models only")
-    parser.add_argument("--data-dir", help="where the run log and media live")
-    parser.add_argument("--device", help="cuda, mps or cpu")
+    # The global flags work before or after the subcommand: `--data-dir X run f.md` and `run f.md --data-dir X`.
+    # SUPPRESS keeps a flag given in one place from being reset by the other's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--offline", action="store_true", default=argparse.SUPPRESS, help="tiny local models only")
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="where the run log and media live")
+    common.add_argument("--device", default=argparse.SUPPRESS, help="cuda, mps or cpu")
+    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__, parents=[common])
     commands = parser.add_subparsers(dest="command", required=True)
+    add_parser = commands.add_parser
+
+    def with_common(name, **kwargs):
+        return add_parser(name, parents=[common], **kwargs)
+
+    commands.add_parser = with_common
 
     run = commands.add_parser("run", help="run a template file or a comparison JSON")
     run.add_argument("file", help="prompts/text/<name>.md, or a comparison .json")
@@ -208,8 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
-    services = Services.create(settings)
+    settings = Settings.from_env(offline=getattr(args, "offline", None), data_dir=getattr(args, "data_dir", None),
+                                 device=getattr(args, "device", None))
+    try:
+        services = Services.create(settings)
+    except (OSError, sqlite3.Error) as error:
+        reason = error.strerror if isinstance(error, OSError) else error
+        print(f"error: cannot use the data dir {settings.data_dir}: {reason}; pass --data-dir with a writable "
+              "folder", file=sys.stderr)
+        return 2
     try:
         return args.handler(args, services)
     except (UsageError, InvalidInput, TemplateError, CheckError, KeyError, LookupError) as error:

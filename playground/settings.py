@@ -19,7 +19,7 @@ def _hub_offline_from_env() -> bool:
 class Settings:
     """Everything the app needs to know about where it runs and how far a request may go.
 
-    Limits are enforced in server code (backends and runner), so API callers who skip the UI get them too.
+    Limits are enforced in server code (engines and runner), so API callers who skip the UI get them too.
     """
 
     data_dir: Path = Path.home() / ".prompt-playground"

@@ -36,9 +36,10 @@ def _bound(value, *, end: bool) -> str:
 
 
 def _fts_query(text: str) -> str:
-    """User text as FTS5 terms: each word quoted, so operators and stray quotes are plain words (all must match)."""
+    """User text as FTS5 prefix terms: each word quoted (operators and stray quotes are plain words) and matched as
+    a word beginning ("lant" finds "lantern"); all words must match."""
     words = [w.replace('"', '""') for w in text.replace("\x00", " ").split()]
-    return " ".join(f'"{w}"' for w in words if w.strip('"'))
+    return " ".join(f'"{w}"*' for w in words if w.strip('"'))
 
 
 def _like(text: str) -> str:

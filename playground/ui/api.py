@@ -1,19 +1,28 @@
-"""Plain API endpoints (gradio_client, MCP): the same runner and log the tabs use, with JSON-friendly arguments."""
+"""The public API (gradio_client, "Use via API", MCP tools): named arguments, JSON in and out, files as files.
+
+Every endpoint checks its arguments here (types, ranges, sizes) and answers bad input with a gr.Error that says
+what to send; the tabs' own event handlers are private and not part of this surface.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import gradio as gr
 
-from ..registry import InvalidInput
 from ..runner import build_spec
 from ..services import Services
-from ..templates import TemplateError, expand
+from ..templates import expand, import_template, template_to_text
+from . import exports, validate as v
+from .errors import at_boundary
 from .compare import MODEL_QUEUE
+from .streaming import stage_text
+
+MAX_PAGE = 1000
 
 
-def _run_json(record) -> dict:
+def run_json(record) -> dict:
     return {"run_id": record.id, "variant": record.variant, "values": record.variables, "seed": record.seed,
             "model": record.model_id, "status": record.status, "text": record.output_text,
             "file": record.artifact, "error": record.error, "cached": record.cached_from is not None,
@@ -22,88 +31,219 @@ def _run_json(record) -> dict:
 
 
 def register_api(services: Services) -> None:
-    """Call inside the Blocks context."""
+    """Call inside the Blocks context, before the tabs, so that `compare` leads the API page."""
+    log, settings = services.log, services.settings
+    boundary = at_boundary(settings.data_dir)
 
+    def comparison_json(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE) -> dict:
+        header = log.get_comparison_header(comparison_id)
+        runs = log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
+        return {"comparison_id": header.id, "modality": header.modality, "title": header.title,
+                "template": header.template_name, "status": header.status, "created_at": header.created_at,
+                "winner_run_id": header.winner_run_id, "run_count": header.run_count, "offset": offset,
+                "runs": [run_json(r) for r in runs]}
+
+    @boundary
     def compare(template: str, values: dict | None = None, variants: dict | None = None,
                 models: list[str] | None = None, seeds: list[int] | None = None, params: dict | None = None,
                 rerun: bool = False) -> dict:
-        """Run a comparison of a library template's variants and return every cell.
+        """Run a comparison of a library template's variants; streams progress, then returns every cell.
+
+        While it runs, each update is {"status": "running", "done", "total", "stage", "elapsed_s", "run"} ("run":
+        the cell that just finished, if any); the last one is the whole comparison, as /comparison returns it.
 
         Args:
             template: library template name (see list_templates)
             values: variable name -> value or list of values (each list multiplies the grid)
             variants: variant name -> prompt text, replacing the template's variants
-            models: model ids (presets, hub ids, or local folders); default: the tab's default model
-            seeds: one or more seeds; default [1]
-            params: generation parameters; default: the template's
-            rerun: true to ignore cached results
+            models: list of model ids (presets, hub ids); default: the modality's default model
+            seeds: list of seeds 0..4294967295; default [1]
+            params: generation parameters (numbers, true/false); default: the template's
+            rerun: true to generate again instead of serving cached results
         """
-        try:
-            tpl = services.library.get(template)
-            spec = build_spec(tpl, values=values, variants=variants,
-                              models=models or [services.catalog.default_model(tpl.modality)],
-                              seeds=seeds or [1], params=params, max_cells=services.settings.max_cells,
-                              rerun=rerun)
-            comparison_id = None
-            for progress in services.runner.run(spec):
-                comparison_id = progress.comparison_id
-        except (InvalidInput, TemplateError) as error:
-            raise gr.Error(str(error)) from None
-        return comparison(comparison_id)
+        name = v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False)
+        values_ = v.variable_values(values)
+        variants_ = v.variants(variants)
+        models_ = (v.text_list(models, "models", max_items=v.MAX_MODELS, max_chars=v.MAX_MODEL_ID_CHARS)
+                   if models is not None else [])
+        seeds_ = v.seeds(seeds) if seeds is not None else [1]
+        params_ = v.params(params)
+        rerun_ = v.flag(rerun, "rerun")
+        tpl = services.library.get(name)
+        spec = build_spec(tpl, values=values_ or None, variants=variants_,
+                          models=models_ or [services.catalog.default_model(tpl.modality)], seeds=seeds_,
+                          params=params_, max_cells=settings.max_cells, rerun=rerun_)
+        services.runner.check(spec)
+        started = time.perf_counter()
+        comparison_id, last = None, 0.0
+        for progress in services.runner.run(spec):
+            comparison_id = progress.comparison_id
+            now = time.perf_counter()
+            if progress.result is None and now - last < 0.5:
+                continue
+            last = now
+            yield {"status": "running", "comparison_id": comparison_id, "done": progress.done,
+                   "total": progress.total, "stage": stage_text(progress), "elapsed_s": round(now - started, 2),
+                   "run": run_json(progress.result.record) if progress.result is not None else None}
+        yield comparison_json(comparison_id, 0, MAX_PAGE) | {"elapsed_s": round(time.perf_counter() - started, 2)}
 
+    @boundary
     def list_templates(modality: str = "") -> list[dict]:
-        """The template library (one modality, or all when empty)."""
+        """The template library: name, modality, description, techniques, variables, variants and params.
+
+        Args:
+            modality: text, image or music; empty for all
+        """
+        if modality:
+            v.choice(modality, "modality", ("text", "image", "music"))
         return [{"name": t.name, "modality": t.modality, "description": t.description,
-                 "techniques": list(t.techniques), "variables": {n: v.default for n, v in t.variables.items()},
+                 "techniques": list(t.techniques), "variables": {n: x.default for n, x in t.variables.items()},
                  "variants": t.variants, "params": t.params, "source": t.source}
                 for t in services.library.templates.values() if not modality or t.modality == modality]
 
+    @boundary
     def render_template(template: str, values: dict | None = None) -> list[dict]:
-        """The prompts a template renders to, one per variant and value combination."""
-        try:
-            cells = expand(services.library.get(template), values=values, max_cells=services.settings.max_cells)
-        except TemplateError as error:
-            raise gr.Error(str(error)) from None
+        """The prompts a template renders to, one per variant and value combination (nothing is generated).
+
+        Args:
+            template: library template name
+            values: variable name -> value or list of values
+        """
+        name = v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False)
+        cells = expand(services.library.get(name), values=v.variable_values(values) or None,
+                       max_cells=settings.max_cells)
         return [{"variant": c.variant, "values": c.values, "prompt": c.prompt, "system": c.system,
                  "negative_prompt": c.negative_prompt} for c in cells]
 
-    def comparison(comparison_id: int) -> dict:
-        """A logged comparison with all its runs."""
-        try:
-            c = services.log.get_comparison(int(comparison_id))
-        except (KeyError, LookupError, ValueError) as error:
-            raise gr.Error(f"no comparison #{comparison_id}: {error}") from None
-        return {"comparison_id": c.id, "modality": c.modality, "title": c.title, "template": c.template_name,
-                "status": c.status, "created_at": c.created_at, "winner_run_id": c.winner_run_id,
-                "runs": [_run_json(r) for r in c.runs]}
+    @boundary
+    def comparison(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE) -> dict:
+        """A logged comparison and one page of its runs (in grid order); run_count says how many there are.
 
-    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50) -> list[dict]:
-        """Logged runs, newest first, filtered; `query` searches prompts and text outputs."""
-        records = services.log.list_runs(modality=modality or None, template=template or None,
-                                         query=query or None, limit=max(1, min(int(limit), 1000)))
-        return [_run_json(r) | {"comparison_id": r.comparison_id, "prompt": r.prompt} for r in records]
+        Args:
+            comparison_id: the comparison's number
+            offset: runs to skip (for paging)
+            limit: runs to return, 1..1000
+        """
+        return comparison_json(v.record_id(comparison_id, "comparison_id"),
+                               v.whole_number(offset, "offset"), v.whole_number(limit, "limit", low=1, high=MAX_PAGE))
 
+    @boundary
+    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50, offset: int = 0) -> list[dict]:
+        """Logged runs, newest first, filtered. `query` searches prompts and text outputs (word prefixes match).
+
+        Args:
+            modality: text, image or music; empty for all
+            template: a template name; empty for all
+            query: words to search for; empty for no search
+            limit: how many runs, 1..1000
+            offset: runs to skip (for paging)
+        """
+        if modality:
+            v.choice(modality, "modality", ("text", "image", "music"))
+        records = log.list_runs(modality=modality or None,
+                                template=v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None,
+                                query=v.text(query, "query", max_chars=v.MAX_QUERY_CHARS) or None,
+                                limit=v.whole_number(limit, "limit", low=1, high=MAX_PAGE),
+                                offset=v.whole_number(offset, "offset"))
+        return [run_json(r) | {"comparison_id": r.comparison_id, "prompt": r.prompt} for r in records]
+
+    @boundary
     def rate(run_id: int, stars: int | None = None, thumbs: int | None = None, note: str | None = None) -> dict:
-        """Rate a run: stars 1-5, thumbs -1/0/1, and/or a note."""
-        try:
-            services.log.rate(int(run_id), stars=stars, thumbs=thumbs, note=note)
-            record = services.log.get_run(int(run_id))
-        except (ValueError, KeyError, LookupError) as error:
-            raise gr.Error(str(error)) from None
-        return _run_json(record)
+        """Rate a run; fields left out keep their value.
 
-    def export(comparison_id: int, fmt: str = "jsonl") -> str:
-        """Export a comparison as jsonl, csv or zip (with media); returns the file."""
-        if fmt not in ("jsonl", "csv", "zip"):
-            raise gr.Error("fmt must be jsonl, csv or zip")
-        runs = comparison(comparison_id)["runs"] and services.log.get_comparison(int(comparison_id)).runs
-        folder = services.settings.data_dir / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"comparison-{int(comparison_id)}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
-        return str(services.log.export(dest, fmt, runs=runs))
+        Args:
+            run_id: the run's number
+            stars: 1 to 5
+            thumbs: -1 (bad), 0 (none) or 1 (good)
+            note: free text
+        """
+        run_id = v.record_id(run_id, "run_id")
+        log.rate(run_id, stars=v.optional_int(stars, "stars", low=1, high=5),
+                 thumbs=v.optional_int(thumbs, "thumbs", low=-1, high=1),
+                 note=v.optional_text(note, "note", max_chars=v.MAX_NOTE_CHARS))
+        return run_json(log.get_run(run_id))
 
-    gr.api(compare, api_name="compare", concurrency_id=MODEL_QUEUE,
-           concurrency_limit=services.settings.concurrency)
-    for fn in (list_templates, render_template, comparison, history, rate):
+    @boundary
+    def pick_winner(comparison_id: int, run_id: int) -> dict:
+        """Mark one run as the winner of its comparison.
+
+        Args:
+            comparison_id: the comparison's number
+            run_id: a run of that comparison
+        """
+        comparison_id = v.record_id(comparison_id, "comparison_id")
+        log.set_winner(comparison_id, v.record_id(run_id, "run_id"))
+        return {"comparison_id": comparison_id, "winner_run_id": run_id}
+
+    @boundary
+    def variant_summary(template: str = "") -> list[dict]:
+        """Which variant wins: runs, ratings, thumbs and wins per template variant.
+
+        Args:
+            template: a template name; empty for all
+        """
+        return log.variant_summary(v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None)
+
+    @boundary
+    def save_template(text: str, overwrite: bool = False) -> dict:
+        """Save a template (Markdown with YAML front matter) to the user's templates.
+
+        Args:
+            text: the template file's text
+            overwrite: true to replace your own template of the same name
+        """
+        source = v.text(text, "text", max_chars=200_000, allow_empty=False)
+        saved = import_template(source, settings.user_templates_dir, services.library,
+                                overwrite=v.flag(overwrite, "overwrite"))
+        services.reload_library()
+        return {"name": saved.name, "modality": saved.modality, "variants": list(saved.variants)}
+
+    # gr.api publishes names and docstrings (MCP tool names are the function names).
+    gr.api(compare, api_name="compare", concurrency_id=MODEL_QUEUE, concurrency_limit=settings.concurrency)
+    for fn in (list_templates, render_template, comparison, history, rate, pick_winner, variant_summary,
+               save_template):
         gr.api(fn, api_name=fn.__name__)
-    gr.api(export, api_name="export_comparison")
+
+    # Endpoints with files in or out need real File components so Gradio moves the files through its cache.
+    @boundary
+    def export_comparison(comparison_id: int, fmt: str = "jsonl") -> str:
+        """Export one comparison as a file: jsonl, csv, or zip (jsonl + csv + the media files).
+
+        Args:
+            comparison_id: the comparison's number
+            fmt: jsonl, csv or zip
+        """
+        comparison_id = v.record_id(comparison_id, "comparison_id")
+        fmt = v.choice(fmt, "fmt", exports.FORMATS)
+        runs = log.get_comparison(comparison_id).runs
+        return exports.export_runs(log, runs, f"comparison-{comparison_id}", fmt)
+
+    @boundary
+    def export_template(template: str) -> str:
+        """A template as a Markdown file, ready to share or import elsewhere.
+
+        Args:
+            template: library template name
+        """
+        t = services.library.get(v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False))
+        return exports.export_text(template_to_text(t), t.name, "md")
+
+    @boundary
+    def import_runs(file: str) -> dict:
+        """Add the runs of an export (.jsonl, or .zip with media) to the log; bad rows are reported by line.
+
+        Args:
+            file: the export file
+        """
+        if not file:
+            raise v.BadInput("file is missing: send an export (.jsonl or .zip)")
+        report = log.import_jsonl(Path(file))
+        return {"imported": report.imported, "errors": [{"line": n, "message": m} for n, m in report.errors]}
+
+    with gr.Column(visible=False):
+        cid_in, fmt_in, name_in = gr.JSON(), gr.Textbox(), gr.Textbox()
+        file_out, file_in, report_out = gr.File(), gr.File(type="filepath"), gr.JSON()
+        triggers = [gr.Button() for _ in range(3)]
+    triggers[0].click(export_comparison, [cid_in, fmt_in], file_out, api_name="export_comparison")
+    triggers[1].click(export_template, name_in, file_out, api_name="export_template")
+    triggers[2].click(import_runs, file_in, report_out, api_name="import_runs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sqlite3
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from .. import __version__
 from ..registry import MODALITIES
 from ..services import Services
 from ..settings import Settings
-from . import grid
+from . import grid, validate
 from .api import register_api
-from .history import build_history_tab
 from .compare import build_compare_tab
+from .history import build_history_tab, when
 from .library import build_library_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -45,7 +46,9 @@ def _about(services: Services) -> str:
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
     with gr.Blocks(title="Prompt Playground") as demo:
+        register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
+        gr.HTML(grid.ICON_SPRITE, container=False, padding=False, elem_id="pp-icons")
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
         if services.catalog.offline:
@@ -63,39 +66,45 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
-        register_api(services)
 
         def restore(remembered):
-            """On page load: each tab shows its template and the last comparison it ran, from the log."""
+            """On page load: each tab shows the form and the last comparison it ran (first page), from the log."""
+            remembered = remembered if isinstance(remembered, dict) else {}
+            forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
             updates = []
             for modality, tab in compare_tabs.items():
-                updates += tab.fill(tab.template.value, [services.catalog.default_model(modality)])
-                comparison_id = (remembered or {}).get(modality)
-                html_, state = grid.render_grid([], modality), None
-                if comparison_id:
-                    try:
-                        comparison = services.log.get_comparison(int(comparison_id))
-                        views = grid.views_for_records(comparison.runs, services.log)
-                        from ..runner import spec_from_runs
-
-                        state = {"spec": spec_from_runs(comparison.runs), "views": views,
-                                 "comparison_id": comparison.id}
-                        html_ = grid.render_grid(views, modality, comparison_id=comparison.id,
-                                                 winner_run_id=comparison.winner_run_id,
-                                                 message=f"last run: #{comparison.id} · {comparison.created_at}")
-                    except (KeyError, LookupError, ValueError):
-                        pass
-                updates += [html_, state]
+                updates += tab.restore(forms.get(modality))
+                updates += _last_grid(services, modality, remembered.get(modality))
             updates += list(history.search("all", "all", "", 0, "any time", ""))
             return updates
 
         outputs = []
         for tab in compare_tabs.values():
-            outputs += tab.fill_outputs + [tab.grid_html, tab.run_state]
+            outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
         demo.load(restore, browser_state, outputs + history.tables, api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.services = services
     return demo
+
+
+def _last_grid(services: Services, modality: str, comparison_id) -> list:
+    """The grid and run state of the comparison a tab ran last (its first page), or the empty grid."""
+    from ..runner import spec_from_runs
+
+    try:
+        header = services.log.get_comparison_header(validate.record_id(comparison_id))
+        runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
+                                      newest_first=False)
+        views = grid.views_for_records(runs, services.log)
+    except (KeyError, LookupError, ValueError, OSError, sqlite3.Error):
+        return [grid.render_grid([], modality), None]
+    try:
+        state = {"spec": spec_from_runs(runs), "views": views, "comparison_id": header.id}
+    except ValueError:
+        state = None
+    html_ = grid.render_grid(views, modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
+                             message=f"last run: #{header.id} · {when(header.created_at)}")
+    return [html_, state]
 
 
 def launch_kwargs(settings: Settings) -> dict:
@@ -105,6 +114,7 @@ def launch_kwargs(settings: Settings) -> dict:
                                 font=["Inter", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
                                 font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]),
         "css_paths": [ASSETS / "style.css"],
-        "allowed_paths": [str(settings.artifacts_dir), str(settings.data_dir / "exports")],
+        # Only the generated media; exports reach their client through Gradio's per-request file cache.
+        "allowed_paths": [str(settings.artifacts_dir)],
         "favicon_path": str(ASSETS / "logo.svg"),
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -22,12 +21,15 @@ from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
 from . import grid
 from .params import param_controls
+from .errors import at_boundary, scrub
+from .form import (apply_remembered, blank_values, edited_template, form_variables, fresh_name, parse_seeds,
+                   remembered_form, template_info, used_variables)
+from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stream_grid
 
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
 MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
-_STREAM_EVERY_S = 0.25
 
 
 @dataclass
@@ -39,7 +41,9 @@ class CompareTab:
     fill_outputs: list
     grid_html: gr.HTML
     run_state: gr.State
-
+    restore: Callable                # remembered form (or None) -> updates for restore_outputs
+    restore_outputs: list
+    open_template: Callable          # template name -> updates for fill_outputs, no-ops if another modality
 
 def _template_choices(services: Services, modality: str) -> list[tuple[str, str]]:
     templates = services.library.by_modality(modality)
@@ -49,23 +53,6 @@ def _template_choices(services: Services, modality: str) -> list[tuple[str, str]
 
 def _model_choices(services: Services, modality: str) -> list[tuple[str, str]]:
     return services.catalog.model_choices(modality)
-
-
-def _parse_seeds(raw: str) -> list[int]:
-    seeds = []
-    for part in str(raw or "").replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            seed = int(part)
-        except ValueError:
-            raise InvalidInput("seeds", f"{part!r} is not a whole number; write seeds like 1, 2, 3") from None
-        if not 0 <= seed < 2**32:
-            raise InvalidInput("seeds", f"{seed} is out of range; seeds go from 0 to {2**32 - 1}")
-        seeds.append(seed)
-    if not seeds:
-        raise InvalidInput("seeds", "give at least one seed, e.g. 1 or 1, 2, 3")
-    return seeds
 
 
 def build_compare_tab(modality: str, services: Services, browser_state: gr.BrowserState) -> CompareTab:
@@ -80,10 +67,17 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
             template_dd = gr.Dropdown(_template_choices(services, modality), value=first.name if first else None,
                                       label="Template", info="From the library; edit the variants freely",
                                       elem_id=f"{modality}-template")
-            template_md = gr.Markdown(elem_classes="pp-template-info")
-            var_names = gr.State([])
-            var_boxes = [gr.Textbox(visible=False, lines=1, max_lines=6, elem_id=f"{modality}-var-{i}",
-                                    info="Several values: one per line") for i in range(MAX_VARIABLES)]
+            # The form starts filled from the default template: nothing to wait for after the page loads.
+            start_vars = list(first.variables.values())[:MAX_VARIABLES] if first else []
+            start_variants = list(first.variants.items())[:MAX_VARIANTS] if first else []
+            template_md = gr.Markdown(template_info(first) if first else "", elem_classes="pp-template-info")
+            var_names = gr.State([v.name for v in start_vars])
+            var_boxes = [gr.Textbox(start_vars[i].default if i < len(start_vars) else "",
+                                    label=start_vars[i].name if i < len(start_vars) else None,
+                                    visible=i < len(start_vars), lines=1, max_lines=6, elem_id=f"{modality}-var-{i}",
+                                    info=(start_vars[i].description if i < len(start_vars) else "")
+                                    or "Several values: one per line") for i in range(MAX_VARIABLES)]
+            vars_md = gr.Markdown(elem_classes="pp-var-warning", elem_id=f"{modality}-var-warning")
             models_dd = gr.Dropdown(_model_choices(services, modality),
                                     value=[services.catalog.default_model(modality)], multiselect=True,
                                     allow_custom_value=True, label="Models",
@@ -101,16 +95,20 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         with gr.Column(scale=3, min_width=320):
             extra_boxes = {}
             if "system" in prompt_boxes:
-                extra_boxes["system"] = gr.Textbox(label="System prompt", lines=1, max_lines=4,
+                extra_boxes["system"] = gr.Textbox((first.system or "") if first else "", label="System prompt",
+                                                   lines=1, max_lines=4,
                                                    elem_id=f"{modality}-system")
-            n_variants = gr.State(0)
+            n_variants = gr.State(len(start_variants))
             name_boxes, text_boxes, columns, dup_btns, del_btns = [], [], [], [], []
             with gr.Row(elem_classes="pp-variants"):
                 for i in range(MAX_VARIANTS):
-                    with gr.Column(visible=False, min_width=200, elem_classes="pp-variant") as column:
-                        name_boxes.append(gr.Textbox(show_label=False, placeholder="variant name", max_lines=1,
+                    start = start_variants[i] if i < len(start_variants) else ("", "")
+                    with gr.Column(visible=i < len(start_variants), min_width=200,
+                                   elem_classes="pp-variant") as column:
+                        name_boxes.append(gr.Textbox(start[0], show_label=False, placeholder="variant name",
+                                                     max_lines=1,
                                                      elem_id=f"{modality}-variant-name-{i}", container=False))
-                        text_boxes.append(gr.Textbox(show_label=False, lines=4, max_lines=12,
+                        text_boxes.append(gr.Textbox(start[1], show_label=False, lines=4, max_lines=12,
                                                      placeholder="Prompt; use {{ variable }}",
                                                      elem_id=f"{modality}-variant-{i}", container=False))
                         with gr.Row(elem_classes="pp-variant-tools"):
@@ -121,6 +119,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                     columns.append(column)
             if "negative_prompt" in prompt_boxes:
                 extra_boxes["negative_prompt"] = gr.Textbox(
+                    (first.negative_prompt or "") if first else "",
                     label="Negative prompt", lines=1, max_lines=3, elem_id=f"{modality}-negative",
                     info="What to steer away from (used when guidance > 1)")
             with gr.Accordion("Rendered prompts (first row)", open=False):
@@ -133,12 +132,13 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                     save_name = gr.Textbox(label="Template name", placeholder="my-tagline-test", scale=3,
                                            elem_id=f"{modality}-save-name")
                     save_btn = gr.Button("Save", scale=1, elem_id=f"{modality}-save")
-                save_status = gr.Markdown()
+                overwrite_cb = gr.Checkbox(False, label="Replace my template of the same name", visible=False,
+                                           elem_id=f"{modality}-save-overwrite")
+                save_status = gr.Markdown(elem_id=f"{modality}-save-status")
     grid_html = gr.HTML(grid.render_grid([], modality), js_on_load=grid.GRID_JS,
                         server_functions=grid.server_functions(services.log), elem_id=f"{modality}-grid",
                         elem_classes="pp-results")
     run_state = gr.State(None)     # {"spec": ComparisonSpec, "views": [...], "comparison_id": int}
-    session_key = gr.State(lambda: uuid.uuid4().hex)   # one per page: Stop cancels this page's run only
 
     param_names = list(params)
     param_components = [params[n] for n in param_names]
@@ -150,7 +150,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         try:
             template = services.library.get(name)
         except TemplateError as error:
-            gr.Warning(str(error))
+            gr.Warning(scrub(str(error), services.settings.data_dir))
             return [gr.update()] * (3 + 3 * MAX_VARIANTS + MAX_VARIABLES + len(extra_components)
                                     + len(param_components))
         names = list(template.variables)[:MAX_VARIABLES]
@@ -164,9 +164,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
             else:
                 var_updates.append(gr.update(visible=False, value=""))
         variants = list(template.variants.items())[:MAX_VARIANTS]
-        info = (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
-                + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
-                   if template.notes.strip() else ""))
+        info = template_info(template)
         extra_updates = [gr.update(value=getattr(template, n) or "") for n in extra_names]
         chosen = {**template.params, **preset_params((models or [""])[0] or "", modality)}
         param_updates = [gr.update(value=chosen[n]) if n in chosen else gr.update() for n in param_names]
@@ -178,7 +176,15 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
 
     template_outputs = ([template_md, var_names, n_variants] + var_boxes + name_boxes + text_boxes + columns
                         + extra_components + param_components)
-    template_dd.change(load_template, [template_dd, models_dd], template_outputs, api_visibility="private")
+    # .input, not .change: a restored or library-opened template must not re-fill (and reset) the form.
+    template_dd.input(load_template, [template_dd, models_dd], template_outputs, api_visibility="private")
+
+    def open_template(name):
+        """Library "Open in its tab": fill the form if the template is this tab's; otherwise change nothing."""
+        template = services.library.templates.get(name)
+        if template is None or template.modality != modality:
+            return [gr.update()] * len(template_outputs)
+        return load_template(name, None)
 
     # ---- variant editor -------------------------------------------------------------------------------------------
     def edit_variants(action: str, slot: int):
@@ -189,7 +195,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                 if n >= MAX_VARIANTS:
                     gr.Warning(f"At most {MAX_VARIANTS} variants side by side")
                 else:
-                    names.insert(slot + 1, _fresh_name(names[slot] or "variant", names))
+                    names.insert(slot + 1, fresh_name(names[slot] or "variant", names))
                     texts.insert(slot + 1, texts[slot])
             elif action == "remove":
                 if n <= 1:
@@ -212,7 +218,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     form_inputs = ([template_dd, var_names, n_variants] + var_boxes + [models_dd] + name_boxes + text_boxes
                    + extra_components)
 
-    def read_form(values) -> tuple[Template, dict, dict, list[str]]:
+    def read_form(values) -> tuple[Template, dict, dict, list[str], list[str]]:
         name, names, n = values[0], values[1], values[2]
         var_values = values[3:3 + MAX_VARIABLES]
         models = values[3 + MAX_VARIABLES]
@@ -228,13 +234,42 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         if not variants:
             raise InvalidInput("variants", "add at least one variant")
         base = services.library.get(name) if name else None
-        edited = _edited_template(base, modality, variants, names, extras)
+        texts = list(variants.values()) + [v for v in extras.values() if v]
+        warnings, blanks = blank_values(base, names, var_values, texts)
+        blanks += [n for n in used_variables(texts) if n not in names and n not in blanks]   # no box yet
+        if blanks:
+            raise InvalidInput("variables", f"{', '.join(blanks)} {'is' if len(blanks) == 1 else 'are'} blank and "
+                               "a variant uses it with no default; type a value in its box")
+        edited = edited_template(base, modality, variants, names, extras)
         values_by_name = {n_: parse_values(v or "") or [""] for n_, v in zip(names, var_values)}
-        return edited, values_by_name, variants, [m for m in (models or []) if m]
+        return edited, values_by_name, variants, [m for m in (models or []) if m], warnings
+
+    def sync_variables(template_name, names, *values):
+        """Variables typed into a variant get an input box; a blank one a variant needs gets a warning."""
+        boxes, texts = list(values[:MAX_VARIABLES]), list(values[MAX_VARIABLES:])
+        base = services.library.templates.get(template_name) if template_name else None
+        template_vars = [n for n in names if base is not None and n in base.variables]
+        wanted = form_variables(template_vars, texts, MAX_VARIABLES)
+        current = dict(zip(names, boxes))
+        updates = []
+        for i in range(MAX_VARIABLES):
+            if i < len(wanted):
+                name = wanted[i]
+                new = name not in current
+                updates.append(gr.update(visible=True, label=name, value=current.get(name, ""),
+                                         **({"info": "Used in a variant: type a value (one per line for several)",
+                                             "placeholder": f"value for {name}"} if new else {})))
+            else:
+                updates.append(gr.update(visible=False, value=""))
+        values_now = [current.get(n, "") for n in wanted]
+        warnings, blanks = blank_values(base, wanted, values_now, texts)
+        notes = [f"⚠️ **{b}** is blank: type a value, or the prompt will not render" for b in blanks]
+        notes += [f"ℹ️ {w}" for w in warnings]
+        return [wanted] + updates + ["\n\n".join(notes)]
 
     def preview(*values):
         try:
-            template, values_by_name, variants, _ = read_form(list(values))
+            template, values_by_name, variants, _, _ = read_form(list(values))
             cells = expand(template, values={k: v[:1] for k, v in values_by_name.items()},
                            max_cells=services.settings.max_cells)
         except (InvalidInput, TemplateError) as error:
@@ -251,6 +286,9 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     for box in var_boxes + text_boxes + name_boxes + extra_components:
         box.blur(preview, form_inputs, preview_md, api_visibility="private", queue=False)
     template_dd.change(preview, form_inputs, preview_md, api_visibility="private", queue=False)
+    for box in text_boxes + var_boxes + extra_components:
+        box.blur(sync_variables, [template_dd, var_names] + var_boxes + text_boxes + extra_components,
+                 [var_names] + var_boxes + [vars_md], api_visibility="private", queue=False)
 
     # ---- run ------------------------------------------------------------------------------------------------------
     def randomize():
@@ -265,31 +303,46 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
 
     models_dd.input(model_defaults, models_dd, param_components, api_visibility="private", queue=False)
 
-    def run(key, *values):
+    boundary = at_boundary(services.settings.data_dir)
+
+    @boundary
+    def run(request: gr.Request, *values):
+        started = time.perf_counter()
+        key = _page_key(request)
         values = list(values)
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
         remembered = values[-1] or {}
-        try:
-            template, values_by_name, variants, models = read_form(form)
-            spec = build_spec(template, modality=modality, values=values_by_name, models=models,
-                              seeds=_parse_seeds(seeds_raw), params=param_values,
-                              max_cells=services.settings.max_cells, rerun=bool(rerun))
-            services.runner.check(spec)
-        except (InvalidInput, TemplateError) as error:
-            raise gr.Error(str(error), title="Fix the input") from None
-        yield from _stream(services, modality, spec, _cancel_flag(cancel_events, key), remembered)
+        template, values_by_name, variants, models, warnings = read_form(form)
+        spec = build_spec(template, modality=modality, values=values_by_name, models=models,
+                          seeds=parse_seeds(seeds_raw), params=param_values, max_cells=services.settings.max_cells,
+                          rerun=bool(rerun))
+        services.runner.check(spec)
+        for warning in warnings:
+            gr.Warning(warning)
+        # The browser keeps the form that produced these results, so a reload shows both together.
+        n = form[2]
+        names = form[1]
+        saved = remembered_form(form[0], names, form[3:3 + len(names)], list(zip(
+            form[4 + MAX_VARIABLES:4 + MAX_VARIABLES + n], form[4 + MAX_VARIABLES + MAX_VARIANTS:
+                                                               4 + MAX_VARIABLES + MAX_VARIANTS + n])),
+            form[3 + MAX_VARIABLES], seeds_raw, dict(zip(extra_names, form[4 + MAX_VARIABLES + 2 * MAX_VARIANTS:])))
+        remembered = {**remembered, "forms": {**(remembered.get("forms") or {}), modality: saved}}
+        yield from stream_grid(services, modality, spec, _cancel_flag(cancel_events, key), remembered,
+                               started=started)
 
-    def stop(key):
-        _cancel_flag(cancel_events, key, fresh=False).set()
+    def stop(request: gr.Request):
+        _cancel_flag(cancel_events, _page_key(request), fresh=False).set()
 
-    run_inputs = [session_key] + form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
+    run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
     run_outputs = [grid_html, run_state, browser_state]
-    run_btn.click(run, run_inputs, run_outputs, api_name=f"run_{modality}", show_progress="minimal",
-                              concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
-    stop_btn.click(stop, session_key, None, api_name=f"stop_{modality}", queue=False)
+    run_btn.click(run, run_inputs, run_outputs, api_visibility="private", show_progress="minimal",
+                  concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
+    stop_btn.click(stop, None, None, api_visibility="private", queue=False)
 
-    def rerun_cell(key, state, remembered, event: gr.EventData):
+    @boundary
+    def rerun_cell(state, remembered, event: gr.EventData, request: gr.Request):
+        key = _page_key(request)
         data = getattr(event, "_data", None) or {}
         if not state or "index" not in data:
             raise gr.Error("Run a comparison first")
@@ -297,111 +350,71 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         index = int(data["index"])
         cell: Cell = spec.cells[index]
         new_cell = replace(cell, seed=random.randrange(2**31) if data.get("new_seed") else cell.seed)
-        single = replace(spec, cells=[new_cell], rerun=True, title=f"re-run of {cell.label}")
+        parent = f" of #{state['comparison_id']}" if state.get("comparison_id") else ""
+        single = replace(spec, cells=[new_cell], rerun=True, title=f"re-run{parent}: {new_cell.label}")
         views = state["views"]
-        show_model = len({c.model_id for c in spec.cells}) > 1
-        for _, inner, _ in _stream(services, modality, single, _cancel_flag(cancel_events, key), remembered,
+        # The re-run replaces its cell in place; the row keeps its label and the cell says what changed.
+        badge = f"re-run · seed {new_cell.seed}"
+        for _, inner, _ in stream_grid(services, modality, single, _cancel_flag(cancel_events, key), remembered,
                                    remember=False):
             fresh = inner["views"][0]
             fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
-            fresh.row_label = grid.row_label(new_cell.values, new_cell.seed, new_cell.model_id, show_model)
+            fresh.row_label, fresh.badge = views[index].row_label, badge
             views[index] = fresh
             yield grid.render_grid(views, modality, comparison_id=state["comparison_id"]), state, remembered
-        spec.cells[index] = new_cell
+        spec.cells[index] = new_cell       # a later "same seed" re-run of this cell repeats this one
 
-    grid_html.rerun(rerun_cell, [session_key, run_state, browser_state], run_outputs, api_visibility="private",
+    grid_html.rerun(rerun_cell, [run_state, browser_state], run_outputs, api_visibility="private",
                     concurrency_id=MODEL_QUEUE, show_progress="hidden")
 
     # ---- save as a user template ----------------------------------------------------------------------------------
-    def save(name, *values):
+    def save(name, overwrite, *values):
         try:
-            template, _, _, _ = read_form(list(values))
+            template, _, _, _, _ = read_form(list(values))
             saved = replace(make_template(name=(name or "").strip(), modality=modality,
                                           variants=template.variants,
                                           variables={k: v.default for k, v in template.variables.items()},
                                           params=template.params, system=template.system,
                                           negative_prompt=template.negative_prompt,
                                           description=template.description, techniques=template.techniques))
-            path = save_user_template(saved, services.settings.user_templates_dir, services.library)
+            save_user_template(saved, services.settings.user_templates_dir, services.library,
+                               overwrite=bool(overwrite))
         except (InvalidInput, TemplateError) as error:
-            return f"⚠️ {error}", gr.update()
+            taken = "already have a template named" in str(error)
+            return (f"⚠️ {error}" + (" — tick *Replace my template of the same name* and save again." if taken
+                                     else ""), gr.update(), gr.update(visible=True) if taken else gr.update())
         services.reload_library()
-        return (f"Saved **{saved.name}** to `{path}`",
-                gr.update(choices=_template_choices(services, modality), value=saved.name))
+        return (f"Saved **{saved.name}** to your templates{' (replaced the old one)' if overwrite else ''}.",
+                gr.update(choices=_template_choices(services, modality), value=saved.name),
+                gr.update(visible=False, value=False))
 
-    save_btn.click(save, [save_name] + form_inputs, [save_status, template_dd], api_name=f"save_{modality}_template")
+    save_btn.click(save, [save_name, overwrite_cb] + form_inputs, [save_status, template_dd, overwrite_cb],
+                   api_visibility="private")
 
     def refresh():
         return gr.update(choices=_template_choices(services, modality))
 
+    # ---- page reload: the form that produced the remembered results ---------------------------------------------
+    restore_outputs = [template_dd, models_dd, seeds_box] + template_outputs
+
+    def restore(form: dict | None):
+        default_models = [services.catalog.default_model(modality)]
+        name = (form or {}).get("template")
+        if not isinstance(form, dict) or name not in services.library.templates:
+            # The form was built filled; only the template's parameters are applied (the controls start generic).
+            params_only = load_template(first.name, default_models)[-len(param_components):] if first and \
+                param_components else []
+            return [gr.update()] * (len(restore_outputs) - len(params_only)) + params_only
+        models = [m for m in form.get("models") or [] if isinstance(m, str)] or default_models
+        updates = load_template(name, models)
+        updates = apply_remembered(updates, form, services.library.templates[name], MAX_VARIABLES, MAX_VARIANTS,
+                                   extra_names)
+        return [name, models, str(form.get("seeds") or "1")] + updates
+
+    # Results come into view as soon as Run is pressed.
+    run_btn.click(None, None, None, js=f"() => document.getElementById('{modality}-grid')"
+                  "?.scrollIntoView({behavior: 'smooth', block: 'start'})")
+
     return CompareTab(modality=modality, template=template_dd, refresh=refresh, fill=load_template,
-                      fill_outputs=template_outputs, grid_html=grid_html, run_state=run_state)
-
-
-def _fresh_name(base: str, taken: list[str]) -> str:
-    for n in range(2, 100):
-        candidate = f"{base}-{n}"
-        if candidate not in taken:
-            return candidate
-    return f"{base}-{len(taken) + 1}"
-
-
-def _edited_template(base: Template | None, modality: str, variants: dict, names: list[str], extras: dict) -> Template:
-    """The template exactly as run: the library one when untouched, else an edited copy with its own hash."""
-    changes = {"variants": variants, **{k: (v or None) for k, v in extras.items()}}
-    if base is not None and all(getattr(base, k) == v for k, v in changes.items()):
-        return base
-    variables = {n: base.variables[n] for n in names} if base else {}
-    return make_template(name=base.name if base else "ad-hoc", modality=modality, variants=variants,
-                         variables=variables, params=base.params if base else {},
-                         system=changes.get("system", base.system if base else None),
-                         negative_prompt=changes.get("negative_prompt", base.negative_prompt if base else None),
-                         description=base.description if base else "", techniques=base.techniques if base else ())
-
-
-def _cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
-    """The cancel flag of one page: a run starts a fresh one, Stop sets the current one."""
-    key = key or "api"
-    if fresh or key not in flags:
-        flags[key] = threading.Event()
-    return flags[key]
-
-
-def _stream(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event, remembered: dict,
-            remember: bool = True, cell_reruns: bool = True):
-    """Run the spec, yielding (grid html, run state, browser state) as cells finish and text streams in."""
-    views = grid.views_for_cells(spec.cells)
-    state = {"spec": spec, "views": views, "comparison_id": None}
-    last = 0.0
-    comparison_id = None
-    done = 0
-    started = time.perf_counter()
-    for progress in services.runner.run(spec, cancel=cancel):
-        comparison_id = state["comparison_id"] = progress.comparison_id
-        if progress.result is not None:
-            done = progress.done
-            grid.apply_record(views[progress.result.index], progress.result.record, services.log)
-        for index, text in progress.partial.items():
-            views[index].status, views[index].text = "running", text
-        if progress.step:
-            for view in views:
-                if view.status == "pending" and view.run_id is None and progress.step[0] < progress.step[1]:
-                    view.status = "running"
-        now = time.perf_counter()
-        if progress.result is None and now - last < _STREAM_EVERY_S:
-            continue
-        last = now
-        message = f"{now - started:.1f} s"
-        yield (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                                message=message, cell_reruns=cell_reruns), state, remembered)
-    for view in views:
-        if view.status in ("pending", "running") and view.run_id is None:
-            view.status = "cancelled"
-            view.text = None
-    if remember and comparison_id:
-        remembered = {**(remembered or {}), modality: comparison_id}
-    stopped = cancel.is_set()
-    message = (f"stopped after {time.perf_counter() - started:.1f} s" if stopped
-               else f"done in {time.perf_counter() - started:.1f} s")
-    yield (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                            message=message, cell_reruns=cell_reruns), state, remembered)
+                      fill_outputs=template_outputs, grid_html=grid_html, run_state=run_state, restore=restore,
+                      restore_outputs=restore_outputs, open_template=open_template)

@@ -35,6 +35,7 @@ class CellView:
     cached: bool = False
     error: str | None = None
     metrics: dict = field(default_factory=dict)
+    badge: str | None = None         # e.g. "re-run · seed 123" when the cell no longer matches its row label
 
 
 def row_label(values: dict, seed: int, model_id: str, show_model: bool) -> str:
@@ -90,7 +91,13 @@ def render_grid(views: list[CellView], modality: str, *, done: int | None = None
                 'Outputs appear here side by side, one column per variant.</div>')
     columns = sorted({(v.col, v.variant) for v in views})
     col_index = {col: i for i, (col, _) in enumerate(columns)}
-    rows = sorted({(v.row, v.row_label) for v in views})
+    labels: dict[int, str] = {}
+    for view in sorted(views, key=lambda v: (v.row, v.col)):
+        if view.badge is None:
+            labels.setdefault(view.row, view.row_label)
+    for view in views:
+        labels.setdefault(view.row, view.row_label)
+    rows = sorted(labels.items())
     header = "".join(f'<div class="pp-colhead">{html.escape(name)}</div>' for _, name in columns)
     body = []
     by_pos = {(v.row, v.col): v for v in views}
@@ -118,6 +125,8 @@ def _cell(view: CellView, modality: str, comparison_id: int | None, winner_run_i
     label = html.escape(f"{view.variant} · {view.row_label}")
     parts = [f'<div class="{classes}" data-index="{view.index}" data-run="{view.run_id or ""}" '
              f'aria-label="{label}"><div class="pp-label">{label}</div>']
+    if view.badge:
+        parts.append(f'<div class="pp-badge">{html.escape(view.badge)}</div>')
     if view.status == "error":
         parts.append(f'<div class="pp-error">{html.escape(view.error or "failed")}</div>')
     elif view.text is not None:
@@ -146,38 +155,83 @@ def _metrics_text(view: CellView) -> str:
     if m.get("tokens_per_s"):
         bits.append(f"{m['tokens_per_s']:.0f} tok/s")
     if m.get("realtime_factor"):
-        bits.append(f"{m['realtime_factor']:.2f}× real time")
+        bits.append(realtime_text(m["realtime_factor"]))
     if view.cached:
         bits.append("cached")
     elif m.get("wall_s") is not None:
         bits.append(f"{m['wall_s']:.2f} s batch")
-    if m.get("load_s"):
+    if (m.get("load_s") or 0) >= 0.05:
         bits.append(f"+{m['load_s']:.1f} s load")
     return " · ".join(bits)
 
 
+def realtime_text(factor: float) -> str:
+    """Audio seconds per wall-clock second, said plainly: above 1 the clip was made faster than it plays."""
+    if factor >= 1:
+        return f"{factor:.1f}× faster than real time"
+    return f"{1 / factor:.1f}× slower than real time"
+
+
+# Icons drawn inline (24x24, stroke = currentColor): they ship with the page, so no emoji font is needed.
+_ICON_PATHS = {
+    "star": '<path d="M12 3.5l2.6 5.3 5.9.9-4.3 4.1 1 5.8L12 16.9l-5.2 2.7 1-5.8-4.3-4.1 5.9-.9z"/>',
+    "up": '<path d="M7 11v9H4v-9zM7 11l4-7c1.7 0 2.5 1 2.2 2.6L12.7 10H19a2 2 0 0 1 2 2.3l-1.2 6A2 2 0 0 1 17.8 20H7"/>',
+    "down": '<path d="M7 13V4H4v9zM7 13l4 7c1.7 0 2.5-1 2.2-2.6l-.5-3.4H19a2 2 0 0 0 2-2.3l-1.2-6A2 2 0 0 0 17.8 4H7"/>',
+    "note": '<path d="M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4"/>',
+    "copy": '<rect x="8" y="8" width="12" height="12" rx="2"/><path d="M16 8V6a2 2 0 0 0-2-2H6a2 2 0 0 0-2 2v8a2 2 0 0 0 2 2h2"/>',
+    "check": '<path d="M5 12l5 5 9-10"/>',
+    "download": '<path d="M12 4v11M7 10l5 5 5-5M5 20h14"/>',
+    "rerun": '<path d="M20 12a8 8 0 1 1-2.3-5.7M20 4v5h-5"/>',
+    "dice": '<rect x="4" y="4" width="16" height="16" rx="3"/><circle cx="9" cy="9" r="1.2"/>'
+            '<circle cx="15" cy="15" r="1.2"/><circle cx="15" cy="9" r="1.2"/><circle cx="9" cy="15" r="1.2"/>',
+    "trophy": '<path d="M8 4h8v5a4 4 0 0 1-8 0zM8 6H4v1a3 3 0 0 0 4 3M16 6h4v1a3 3 0 0 1-4 3M12 13v4M8 20h8"/>',
+}
+
+
+# Drawn once per page (app.py puts it in the header); each button refers to its symbol, which keeps a big grid's
+# HTML small.
+ICON_SPRITE = ('<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0" style="position:absolute" '
+               'aria-hidden="true">' + "".join(
+                   f'<symbol id="pp-i-{name}" viewBox="0 0 24 24">{path}</symbol>' for name, path in _ICON_PATHS.items())
+               + '</svg>')
+
+
+def icon(name: str) -> str:
+    return (f'<svg class="pp-icon" width="16" height="16" fill="none" stroke="currentColor" stroke-width="1.8" '
+            f'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><use href="#pp-i-{name}"/></svg>')
+
+
+def _button(action: str, icon_name: str, title: str, attrs: str, text: str = "", classes: str = "") -> str:
+    label = f'<span class="pp-btn-text">{html.escape(text)}</span>' if text else ""
+    return (f'<button type="button" class="pp-act {classes}" data-action="{action}" {attrs} '
+            f'title="{html.escape(title)}" aria-label="{html.escape(title)}">{icon(icon_name)}{label}</button>')
+
+
 def _actions(view: CellView, comparison_id: int | None, cell_reruns: bool) -> str:
     run = view.run_id
-    stars = "".join(
-        f'<button class="pp-star{" on" if view.stars and s <= view.stars else ""}" data-action="rate" '
-        f'data-run="{run}" data-stars="{s}" title="{s} star{"s" if s > 1 else ""}">★</button>' for s in range(1, 6))
-    thumbs = (f'<button class="pp-thumb{" on" if view.thumbs == 1 else ""}" data-action="thumb" data-run="{run}" '
-              f'data-value="1" title="Good">👍</button>'
-              f'<button class="pp-thumb{" on" if view.thumbs == -1 else ""}" data-action="thumb" data-run="{run}" '
-              f'data-value="-1" title="Bad">👎</button>')
-    tools = [f'<button data-action="note" data-run="{run}" title="Add a note">✎</button>']
+    stars = "".join(_button("rate", "star", f"{s} star{'s' if s > 1 else ''}", f'data-run="{run}" data-stars="{s}"',
+                            classes="pp-star" + (" on" if view.stars and s <= view.stars else ""))
+                    for s in range(1, 6))
+    thumbs = (_button("thumb", "up", "Good output", f'data-run="{run}" data-value="1"',
+                      classes="pp-thumb" + (" on" if view.thumbs == 1 else ""))
+              + _button("thumb", "down", "Bad output", f'data-run="{run}" data-value="-1"',
+                        classes="pp-thumb" + (" on" if view.thumbs == -1 else "")))
+    tools = [_button("note", "note", "Add a note", f'data-run="{run}"', "Note")]
     if view.text is not None:
-        tools.append(f'<button data-action="copy" data-run="{run}" title="Copy the text">📋</button>')
+        tools.append(_button("copy", "copy", "Copy the text", f'data-run="{run}"', "Copy"))
     if view.media:
-        tools.append(f'<a class="pp-download" href="{file_url(view.media)}" download title="Download">⤓</a>')
+        tools.append(f'<a class="pp-act pp-download" href="{file_url(view.media)}" download title="Download the file" '
+                     f'aria-label="Download the file">{icon("download")}<span class="pp-btn-text">Save</span></a>')
     if cell_reruns:
-        tools.append(f'<button data-action="rerun" data-index="{view.index}" '
-                     f'title="Re-run this cell (same seed)">↻</button>')
-        tools.append(f'<button data-action="reseed" data-index="{view.index}" title="Re-run with a new seed">🎲</button>')
+        tools.append(_button("rerun", "rerun", "Re-run this cell with the same seed", f'data-index="{view.index}"',
+                             "Re-run"))
+        tools.append(_button("reseed", "dice", "Re-run this cell with a new random seed",
+                             f'data-index="{view.index}"', "New seed"))
     if comparison_id:
-        tools.append(f'<button data-action="winner" data-run="{run}" data-comparison="{comparison_id}" '
-                     f'title="Pick as the winner of this comparison">🏆</button>')
-    return f'<div class="pp-actions"><span class="pp-stars">{stars}</span>{thumbs}{"".join(tools)}</div>'
+        tools.append(_button("winner", "trophy", "Pick as the winner of this comparison",
+                             f'data-run="{run}" data-comparison="{comparison_id}"', "Winner"))
+    return (f'<div class="pp-actions"><span class="pp-stars" role="group" aria-label="Stars">{stars}</span>'
+            f'<span class="pp-thumbs">{thumbs}</span><span class="pp-tools">{"".join(tools)}</span></div>')
 
 
 def _waveform_svg(path: str, bars: int = 96) -> str:
@@ -198,9 +252,19 @@ def _waveform_svg(path: str, bars: int = 96) -> str:
     return f'<svg class="pp-wave" viewBox="0 0 {bars * 3} 40" preserveAspectRatio="none">{rects}</svg>'
 
 
-# Delegated listener: survives every redraw of the grid's inner HTML.
+# Delegated listener: survives every redraw of the grid's inner HTML. Server answers are {ok, error}.
 GRID_JS = """
 const cellOf = (el) => el.closest('.pp-cell');
+const say = (cell, message) => {
+  let box = cell.querySelector('.pp-cell-msg');
+  if (!box) { box = document.createElement('div'); box.className = 'pp-cell-msg'; cell.appendChild(box); }
+  box.innerText = message;
+};
+const ok = (cell, answer) => {
+  if (answer && answer.ok) return true;
+  say(cell, (answer && answer.error) || 'Could not save this; try again.');
+  return false;
+};
 element.addEventListener('click', async (event) => {
   const button = event.target.closest('[data-action]');
   if (!button) return;
@@ -209,27 +273,27 @@ element.addEventListener('click', async (event) => {
   const cell = cellOf(button);
   if (action === 'rate') {
     const stars = Number(button.dataset.stars);
-    await server.rate_cell({run: run, stars: stars});
+    if (!ok(cell, await server.rate_cell({run: run, stars: stars}))) return;
     cell.querySelectorAll('.pp-star').forEach((s) => s.classList.toggle('on', Number(s.dataset.stars) <= stars));
   } else if (action === 'thumb') {
     const value = Number(button.dataset.value);
-    await server.rate_cell({run: run, thumbs: value});
+    if (!ok(cell, await server.rate_cell({run: run, thumbs: value}))) return;
     cell.querySelectorAll('.pp-thumb').forEach((t) => t.classList.toggle('on', t === button));
   } else if (action === 'note') {
     const current = cell.querySelector('.pp-note');
     const note = window.prompt('Note for this output', current ? current.innerText : '');
     if (note === null) return;
-    await server.rate_cell({run: run, note: note});
+    if (!ok(cell, await server.rate_cell({run: run, note: note}))) return;
     let box = current;
     if (!box) { box = document.createElement('div'); box.className = 'pp-note'; cell.appendChild(box); }
     box.innerText = note;
   } else if (action === 'copy') {
     const text = cell.querySelector('.pp-text');
     if (text && navigator.clipboard) { await navigator.clipboard.writeText(text.innerText); }
-    button.innerText = '✓';
-    setTimeout(() => { button.innerText = '📋'; }, 1200);
+    const label = button.querySelector('.pp-btn-text');
+    if (label) { label.innerText = 'Copied'; setTimeout(() => { label.innerText = 'Copy'; }, 1200); }
   } else if (action === 'winner') {
-    await server.pick_winner({comparison: Number(button.dataset.comparison), run: run});
+    if (!ok(cell, await server.pick_winner({comparison: Number(button.dataset.comparison), run: run}))) return;
     element.querySelectorAll('.pp-cell').forEach((c) => c.classList.toggle('pp-winner', c === cell));
   } else if (action === 'rerun' || action === 'reseed') {
     trigger('rerun', {index: Number(button.dataset.index), new_seed: action === 'reseed'});
@@ -239,16 +303,33 @@ element.addEventListener('click', async (event) => {
 
 
 def server_functions(log):
-    """The functions GRID_JS calls; each takes one payload dict from the page."""
+    """The functions GRID_JS calls; each takes one payload dict from the page and answers {ok, error}: a bad
+    payload (any JSON a client can send) gets a readable refusal, never a server error."""
+    from . import validate as v
+    from .errors import user_error
+
+    def answer(work) -> dict:
+        try:
+            work()
+        except Exception as error:          # the boundary of the page's own calls: always answer in words
+            return {"ok": False, "error": user_error(error, log.data_dir).message}
+        return {"ok": True}
 
     def rate_cell(payload: dict) -> dict:
-        log.rate(int(payload["run"]), stars=payload.get("stars"), thumbs=payload.get("thumbs"),
-                 note=payload.get("note"))
-        return {"ok": True}
+        def work():
+            if not isinstance(payload, dict):
+                raise v.BadInput("expected {run, stars | thumbs | note}")
+            log.rate(v.record_id(payload.get("run"), "run"),
+                     stars=v.optional_int(payload.get("stars"), "stars", low=1, high=5),
+                     thumbs=v.optional_int(payload.get("thumbs"), "thumbs", low=-1, high=1),
+                     note=v.optional_text(payload.get("note"), "note", max_chars=v.MAX_NOTE_CHARS))
+        return answer(work)
 
     def pick_winner(payload: dict) -> dict:
-        log.set_winner(int(payload["comparison"]), int(payload["run"]))
-        return {"ok": True}
+        def work():
+            if not isinstance(payload, dict):
+                raise v.BadInput("expected {comparison, run}")
+            log.set_winner(v.record_id(payload.get("comparison"), "comparison"), v.record_id(payload.get("run"), "run"))
+        return answer(work)
 
     return [rate_cell, pick_winner]
-

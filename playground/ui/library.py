@@ -8,7 +8,9 @@ import gradio as gr
 
 from ..services import Services
 from ..templates import TemplateError, expand, import_template, template_to_text
+from . import exports
 from .compare import CompareTab
+from .errors import at_boundary, scrub
 
 ALL = "all"
 HEADERS = ["name", "modality", "technique", "variants", "source", "description"]
@@ -52,7 +54,8 @@ def _errors_md(services: Services) -> str:
     errors = services.library.errors
     if not errors:
         return ""
-    lines = [f"- `{e.path}`: {e.message}" for e in errors]
+    # File names only: the server's folders are nobody's business on a public deployment.
+    lines = [f"- `{Path(e.path).name}`: {scrub(str(e.message), services.settings.data_dir)}" for e in errors]
     return "**Templates that did not load** (fix these files; the rest of the library works):\n" + "\n".join(lines)
 
 
@@ -64,17 +67,20 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
                                    elem_id="library-technique")
         query_box = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2,
                                elem_id="library-query")
-    table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=320,
+    table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=360, wrap=True,
+                         column_widths=["20%", "9%", "15%", "8%", "8%", "40%"],
                          label="Templates (click one to read it)", elem_id="library-table")
     errors_md = gr.Markdown(_errors_md(services), elem_id="library-errors")
     selected = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            source_code = gr.Code(language="markdown", label="Template file", interactive=False,
-                                  elem_id="library-source")
+            empty_md = gr.Markdown("**Click a template in the table** to read its file here, see its prompts "
+                                   "rendered, open it in its tab or export it.", elem_classes="pp-empty",
+                                   elem_id="library-empty")
+            source_code = gr.Code(language="markdown", label="Template file", interactive=False, visible=False,
+                                  wrap_lines=True, elem_id="library-source")
         with gr.Column(scale=2):
-            preview_md = gr.Markdown("Select a template to see its prompts rendered with the default values.",
-                                     elem_id="library-preview")
+            preview_md = gr.Markdown(elem_id="library-preview", elem_classes="pp-preview")
             with gr.Row():
                 open_btn = gr.Button("Open in its tab", variant="primary", elem_id="library-open")
                 export_btn = gr.Button("Export file", elem_id="library-export")
@@ -85,7 +91,10 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
             with gr.Column(scale=3):
                 new_code = gr.Code(NEW_TEMPLATE, language="markdown", interactive=True, label="Template text",
                                    elem_id="library-new")
-                save_btn = gr.Button("Save to my templates", elem_id="library-save")
+                with gr.Row():
+                    overwrite_cb = gr.Checkbox(False, label="Replace my template of the same name",
+                                               elem_id="library-overwrite")
+                    save_btn = gr.Button("Save to my templates", elem_id="library-save")
             with gr.Column(scale=2):
                 upload = gr.File(label="Import a template file (.md)", file_types=[".md"], type="filepath",
                                  elem_id="library-import")
@@ -100,18 +109,21 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
         control.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
     query_box.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
 
+    boundary = at_boundary(services.settings.data_dir)
+
+    @boundary
     def show(name):
         template = services.library.get(name)
         cells = expand(template, max_cells=services.settings.max_cells)
         rendered = "\n\n".join(f"**{c.variant}**\n```text\n{c.prompt}\n```" for c in cells)
         header = f"### {template.name}\n{template.description}\n\n*{template.modality} · " \
                  f"{', '.join(template.techniques)} · {template.source}*"
-        return template.text, f"{header}\n\n{rendered}", name
+        return gr.update(value=template.text, visible=True), f"{header}\n\n{rendered}", name, gr.update(visible=False)
 
     def select(event: gr.SelectData):
         return show(event.row_value[0])
 
-    table.select(select, None, [source_code, preview_md, selected], api_visibility="private")
+    table.select(select, None, [source_code, preview_md, selected, empty_md], api_visibility="private")
 
     def open_in_tab(name):
         if not name:
@@ -122,20 +134,19 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
         updates[index] = gr.update(choices=compare_tabs[template.modality].refresh()["choices"], value=name)
         return [gr.Tabs(selected=template.modality)] + updates
 
-    open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
-                   api_visibility="private")
+    opened = open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
+                            api_visibility="private")
+    for tab in compare_tabs.values():
+        opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private", show_progress="hidden")
 
+    @boundary
     def export(name):
         if not name:
             raise gr.Error("Select a template first")
         template = services.library.get(name)
-        folder = services.settings.data_dir / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{template.name}.md"
-        path.write_text(template_to_text(template), encoding="utf-8")
-        return gr.update(value=str(path), visible=True)
+        return gr.update(value=exports.export_text(template_to_text(template), template.name, "md"), visible=True)
 
-    export_btn.click(export, selected, export_file, api_name="export_template")
+    export_btn.click(export, selected, export_file, api_visibility="private")
 
     def after_change(message: str, name: str | None, filters):
         services.reload_library()
@@ -145,16 +156,19 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
 
     change_outputs = [status_md, table, errors_md, technique_dd] + [t.template for t in compare_tabs.values()]
 
-    def save(text, modality, technique, query):
+    @boundary
+    def save(text, overwrite, modality, technique, query):
         try:
-            template = import_template(text, services.settings.user_templates_dir, services.library)
+            template = import_template(text, services.settings.user_templates_dir, services.library,
+                                       overwrite=bool(overwrite))
         except TemplateError as error:
             return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
         return after_change(f"Saved **{template.name}** to your templates.", template.name,
                             (modality, technique, query))
 
-    save_btn.click(save, [new_code] + filter_inputs, change_outputs, api_name="save_template")
+    save_btn.click(save, [new_code, overwrite_cb] + filter_inputs, change_outputs, api_visibility="private")
 
+    @boundary
     def do_import(path, modality, technique, query):
         if not path:
             return [gr.update()] * len(change_outputs)

@@ -1,0 +1,138 @@
+"""The comparison form as data: seeds typed by a person, variant names, variables found in edited variants, the
+edited template, and the form remembered in the browser so a reload shows what produced the results."""
+
+from __future__ import annotations
+
+import re
+
+import gradio as gr
+
+from ..registry import InvalidInput
+from ..templates import Template, TemplateError, Variable, make_template, variables_used
+
+
+def parse_seeds(raw: str) -> list[int]:
+    seeds = []
+    for part in str(raw or "").replace(";", ",").replace(" ", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            seed = int(part)
+        except ValueError:
+            raise InvalidInput("seeds", f"{part!r} is not a whole number; write seeds like 1, 2, 3") from None
+        if not 0 <= seed < 2**32:
+            raise InvalidInput("seeds", f"{seed} is out of range; seeds go from 0 to {2**32 - 1}")
+        seeds.append(seed)
+    if not seeds:
+        raise InvalidInput("seeds", "give at least one seed, e.g. 1 or 1, 2, 3")
+    return seeds
+
+
+def fresh_name(base: str, taken: list[str]) -> str:
+    """A name for a duplicate: `role` -> `role-2`; duplicating `role-2` gives `role-3`, not `role-2-2`."""
+    stem = re.sub(r"-\d+$", "", base) or base
+    for n in range(2, 1000):
+        candidate = f"{stem}-{n}"
+        if candidate not in taken:
+            return candidate
+    return f"{stem}-{len(taken) + 1}"
+
+
+def used_variables(texts) -> list[str]:
+    """Variables the given variant texts read, in order of first use; text with a syntax error adds none."""
+    found: list[str] = []
+    for text in texts:
+        if not text:
+            continue
+        try:
+            names = variables_used(text)
+        except TemplateError:
+            continue
+        position = {name: text.find(name) for name in names}
+        found += [n for n in sorted(names, key=lambda n: position[n]) if n not in found]
+    return found
+
+
+def form_variables(template_vars: list[str], texts, limit: int) -> list[str]:
+    """The variable boxes to show: the template's own, then any new `{{ name }}` typed into a variant."""
+    names = list(template_vars)
+    names += [n for n in used_variables(texts) if n not in names]
+    return names[:limit]
+
+
+def blank_values(base: Template | None, names: list[str], raw_values: list, texts) -> tuple[list[str], list[str]]:
+    """(warnings, errors) for variables left blank: a blank with a default says it uses the default; a blank that
+    a variant reads and that has no default is an error."""
+    used = set(used_variables(texts))
+    warnings, errors = [], []
+    for name, raw in zip(names, raw_values):
+        if (raw or "").strip() or name not in used:
+            continue
+        default = base.variables[name].default if base is not None and name in base.variables else ""
+        if default:
+            warnings.append(f"{name} is blank: using its default {default!r}")
+        else:
+            errors.append(name)
+    return warnings, errors
+
+
+def edited_template(base: Template | None, modality: str, variants: dict, names: list[str],
+                    extras: dict) -> Template:
+    """The template exactly as run: the library one when untouched, else an edited copy with its own hash."""
+    changes = {"variants": variants, **{k: (v or None) for k, v in extras.items()}}
+    if base is not None and all(getattr(base, k) == v for k, v in changes.items()):
+        return base
+    variables = {n: (base.variables[n] if base is not None and n in base.variables else Variable(n, ""))
+                 for n in names}
+    return make_template(name=base.name if base else "ad-hoc", modality=modality, variants=variants,
+                         variables=variables, params=base.params if base else {},
+                         system=changes.get("system", base.system if base else None),
+                         negative_prompt=changes.get("negative_prompt", base.negative_prompt if base else None),
+                         description=base.description if base else "", techniques=base.techniques if base else ())
+
+
+def remembered_form(template: str | None, names: list[str], raw_values: list, variants: list[tuple[str, str]],
+                    models: list[str], seeds: str, extras: dict) -> dict:
+    """What the browser keeps of the form (plain JSON)."""
+    return {"template": template, "variables": [[n, v or ""] for n, v in zip(names, raw_values)],
+            "variants": [[n or "", t or ""] for n, t in variants], "models": list(models or []),
+            "seeds": str(seeds or ""), "extras": {k: v or "" for k, v in extras.items()}}
+
+
+def template_info(template: Template) -> str:
+    return (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
+            + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
+               if template.notes.strip() else ""))
+
+
+def apply_remembered(updates: list, form: dict, template: Template, max_variables: int, max_variants: int,
+                     extra_names: list[str]) -> list:
+    """Overlay a remembered form on the updates that fill the form from its template. The layout of `updates`:
+    [info, variable names, variant count] + variable boxes + variant names + variant texts + variant columns
+    + extra prompt boxes + parameters."""
+    variables = [(str(n), str(v)) for n, v in (form.get("variables") or [])][:max_variables]
+    variants = [(str(n), str(t)) for n, t in (form.get("variants") or [])][:max_variants]
+    extras = form.get("extras") if isinstance(form.get("extras"), dict) else {}
+    var_start, names_start = 3, 3 + max_variables
+    texts_start, cols_start = names_start + max_variants, names_start + 2 * max_variants
+    extras_start = cols_start + max_variants
+    if variables:
+        updates[1] = [n for n, _ in variables]
+        for i in range(max_variables):
+            if i < len(variables):
+                known = template.variables.get(variables[i][0])
+                updates[var_start + i] = gr.update(visible=True, label=variables[i][0], value=variables[i][1],
+                                                   info=(known.description if known and known.description
+                                                         else "Several values: one per line"))
+            else:
+                updates[var_start + i] = gr.update(visible=False, value="")
+    if variants:
+        updates[2] = len(variants)
+        for i in range(max_variants):
+            updates[names_start + i] = gr.update(value=variants[i][0] if i < len(variants) else "")
+            updates[texts_start + i] = gr.update(value=variants[i][1] if i < len(variants) else "")
+            updates[cols_start + i] = gr.update(visible=i < len(variants))
+    for j, extra in enumerate(extra_names):
+        if extra in extras:
+            updates[extras_start + j] = gr.update(value=str(extras[extra]))
+    return updates

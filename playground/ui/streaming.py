@@ -1,0 +1,133 @@
+"""A running comparison as a stream of grid redraws, with what is happening now and the real time since Run.
+
+The runner is driven in a worker thread so the page keeps hearing from the server while a model loads or builds
+(which can take seconds before the first event): every half second the grid is redrawn with the current stage and
+the elapsed wall time, counted from the moment the handler started.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import queue
+import threading
+import time
+
+from ..runner import ComparisonSpec
+from ..services import Services
+from . import grid
+
+_STREAM_EVERY_S = 0.25
+_HEARTBEAT_S = 0.5
+_DONE = object()
+
+
+def stage_text(progress) -> str:
+    """The stage an event reports (`progress.stage` when the runner gives one), else what can be inferred."""
+    stage = getattr(progress, "stage", None)
+    if stage:
+        return str(stage)
+    if progress.step:
+        return f"step {progress.step[0]}/{progress.step[1]}"
+    if progress.partial:
+        return "generating"
+    return "running"
+
+
+def _first_stage(spec: ComparisonSpec) -> str:
+    models = sorted({c.model_id for c in spec.cells})
+    return f"loading {', '.join(models[:2])}{'…' if len(models) > 2 else ''} (the first run also builds or downloads it)"
+
+
+def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event):
+    """Runner events from a worker thread; None while nothing new arrived for a heartbeat.
+
+    On ZeroGPU Spaces GPU calls must come from the request's own thread, so there the runner is driven inline
+    (no heartbeats; the runner's own stage events still show)."""
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}:
+        yield from services.runner.run(spec, cancel=cancel)
+        return
+    events: queue.Queue = queue.Queue()
+
+    def drive():
+        try:
+            for progress in services.runner.run(spec, cancel=cancel):
+                events.put(progress)
+        except BaseException as error:           # re-raised in the handler's thread below
+            events.put(error)
+        finally:
+            events.put(_DONE)
+
+    # The worker runs in a copy of the request's context (Gradio keeps the request in context variables).
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(drive,), name="comparison-run",
+                              daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = events.get(timeout=_HEARTBEAT_S)
+            except queue.Empty:
+                yield None
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        cancel.set() if worker.is_alive() else None     # the page went away: stop the rest of the grid
+
+
+def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event,
+                remembered: dict, remember: bool = True, cell_reruns: bool = True, started: float | None = None):
+    """Run the spec, yielding (grid html, run state, browser state) as cells finish, text streams in, and
+    every heartbeat while the model loads."""
+    started = started or time.perf_counter()
+    views = grid.views_for_cells(spec.cells)
+    state = {"spec": spec, "views": views, "comparison_id": None}
+    comparison_id, done, stage, last = None, 0, _first_stage(spec), 0.0
+
+    def frame(message: str):
+        return (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
+                                 message=message, cell_reruns=cell_reruns), state, remembered)
+
+    yield frame(f"{stage} · {time.perf_counter() - started:.1f} s")
+    for progress in _events(services, spec, cancel):
+        now = time.perf_counter()
+        if progress is not None:
+            comparison_id = state["comparison_id"] = progress.comparison_id
+            stage = stage_text(progress)
+            if progress.result is not None:
+                done = progress.done
+                grid.apply_record(views[progress.result.index], progress.result.record, services.log)
+            for index, text in progress.partial.items():
+                views[index].status, views[index].text = "running", text
+            if progress.step:
+                for view in views:
+                    if view.status == "pending" and view.run_id is None and progress.step[0] < progress.step[1]:
+                        view.status = "running"
+            if progress.result is None and now - last < _STREAM_EVERY_S:
+                continue
+        last = now
+        yield frame(f"{stage} · {now - started:.1f} s")
+    for view in views:
+        if view.status in ("pending", "running") and view.run_id is None:
+            view.status = "cancelled"
+            view.text = None
+    if remember and comparison_id:
+        remembered = {**(remembered or {}), modality: comparison_id}
+    elapsed = time.perf_counter() - started
+    yield frame(f"stopped after {elapsed:.1f} s" if cancel.is_set() else f"done in {elapsed:.1f} s")
+
+
+def page_key(request) -> str:
+    """One key per open page (Gradio's session hash): Stop cancels that page's run only."""
+    return getattr(request, "session_hash", None) or "api"
+
+
+def cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
+    """The cancel flag of one page: a run starts a fresh one, Stop sets the current one."""
+    key = key or "api"
+    if fresh or key not in flags:
+        flags[key] = threading.Event()
+    return flags[key]
