@@ -15,6 +15,7 @@ from .scoring import CheckError
 from .scoring.cli import parse_check_args
 from .services import Services
 from .settings import Settings
+from .store import ImportLimits
 from .templates import TemplateError, Template, make_template, parse_template
 
 COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
@@ -126,7 +127,7 @@ def _execute(spec, services: Services, args) -> int:
 
 
 def cmd_import(args, services: Services) -> int:
-    report = services.log.import_jsonl(Path(args.file))
+    report = services.log.import_jsonl(Path(args.file), ImportLimits.from_settings(services.settings))
     for line, message in report.errors:
         print(f"{args.file}:{line}: {message}", file=sys.stderr)
     print(f"imported {report.imported} runs, {len(report.errors)} bad rows skipped")

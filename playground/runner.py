@@ -200,15 +200,19 @@ class Runner:
                                              self.settings)
         return Checked(models, options)
 
-    def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None,
-            owner: str | None = None) -> Iterator[Progress]:
+    def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None, owner: str | None = None,
+            into: int | None = None) -> Iterator[Progress]:
         """Yields progress events; every finished cell is in the log before it is yielded. `owner` is the visitor
-        the comparison belongs to on a public deployment (None: local, seen by everyone)."""
+        the comparison belongs to on a public deployment (None: local, seen by everyone). `into` logs the cells
+        into an existing comparison (a re-run of one of its cells) instead of starting a new one."""
         checked = self.check(spec)
         cancel = cancel or threading.Event()
-        comparison_id = self.log.start_comparison(spec.modality, spec.title or "comparison",
-                                                  template_name=spec.template_name,
-                                                  spec={**spec.to_dict(), "pid": os.getpid()}, owner=owner)
+        if into is not None:
+            comparison_id = self.log.get_comparison_header(into, owner=owner).id
+        else:
+            comparison_id = self.log.start_comparison(spec.modality, spec.title or "comparison",
+                                                      template_name=spec.template_name,
+                                                      spec={**spec.to_dict(), "pid": os.getpid()}, owner=owner)
         total, counts = len(spec.cells), {"ok": 0, "error": 0}
         status = "running"
         try:
@@ -239,7 +243,8 @@ class Runner:
         finally:
             if status == "running":      # an unexpected error: say so rather than leave it running
                 status = "failed" if not counts["ok"] else "partial"
-            self.log.finish_comparison(comparison_id, status)
+            if into is None:            # a re-run cell leaves its comparison's status as it was
+                self.log.finish_comparison(comparison_id, status)
 
     # -- one model's cells ------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 
 from . import hub_sync
+from .visitors import Visitors
 from .engines import gpu
 from .engines.catalog import Catalog
 from .runner import Runner
@@ -24,6 +25,7 @@ class Services:
     catalog: Catalog
     log: RunLog
     runner: Runner
+    visitors: Visitors = None           # who owns each request (public deployments keep visitors apart)
     mirror: object = None               # the Dataset mirror of the run log (a CommitScheduler), when configured
     _library: Library | None = None
     _library_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -38,7 +40,7 @@ class Services:
         if interrupted:
             log.info("%d comparison(s) left running by a stopped process are marked interrupted", interrupted)
         services = cls(settings=settings, catalog=catalog, log=run_log, runner=Runner(catalog, run_log, settings),
-                       mirror=hub_sync.start(settings, run_log))
+                       mirror=hub_sync.start(settings, run_log), visitors=Visitors(settings))
         if os.environ.get("SPACES_ZERO_GPU"):     # ZeroGPU wants the models placed at start-up, not per request
             services.preload()
         return services

@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 _BROWSER_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")   # what new_browser_id() makes; nothing else is accepted
@@ -103,3 +105,46 @@ def owner_for(settings, request=None, profile=None, browser_id=None) -> str | No
     if not keeps_visitors_apart(settings):
         return None
     return visitor_id(request, profile, browser_id)
+
+
+# ---- the owner of each request ------------------------------------------------------------------------------------
+# The page load sees the browser's anonymous id (gr.BrowserState) and the Hugging Face profile; it records the owner
+# under the page's Gradio session, so later handlers (and the grid's own calls) that only see the request find the
+# same owner. An API caller with none of these is its own session.
+
+MAX_SESSIONS = 50_000
+
+
+class Visitors:
+    """Owners by Gradio session, for one app."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._by_session: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def apart(self) -> bool:
+        return keeps_visitors_apart(self.settings)
+
+    def register(self, request, profile=None, browser_id=None) -> None:
+        """Page load: remember who this page's session is."""
+        session = getattr(request, "session_hash", None)
+        if not self.apart or not session:
+            return
+        owner = visitor_id(request, profile, browser_id)
+        with self._lock:
+            self._by_session[session] = owner
+            self._by_session.move_to_end(session)
+            while len(self._by_session) > MAX_SESSIONS:
+                self._by_session.popitem(last=False)
+
+    def owner(self, request, profile=None) -> str | None:
+        """The owner to pass to the run log for this request (None: everyone shares the log)."""
+        if not self.apart:
+            return None
+        if _profile_username(profile):
+            return visitor_id(request, profile)
+        with self._lock:
+            known = self._by_session.get(getattr(request, "session_hash", None) or "")
+        return known or visitor_id(request)

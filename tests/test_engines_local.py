@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import collect, load, options
-from playground.engines.base import Finished, GenerationRequest, Partial, Step
+from playground.engines.base import Finished, GenerationRequest, Partial
 from playground.engines.catalog import Catalog, modality_of_folder
 from playground.registry import InvalidInput
 

@@ -13,6 +13,7 @@ import gradio as gr
 
 from ..runner import build_spec
 from ..services import Services
+from ..store import ImportLimits
 from ..templates import expand, import_template, template_to_text
 from . import exports, validate as v
 from .errors import at_boundary
@@ -35,8 +36,8 @@ def register_api(services: Services) -> None:
     log, settings = services.log, services.settings
     boundary = at_boundary(settings.data_dir)
 
-    def comparison_json(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE) -> dict:
-        header = log.get_comparison_header(comparison_id)
+    def comparison_json(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE, owner: str | None = None) -> dict:
+        header = log.get_comparison_header(comparison_id, owner=owner)
         runs = log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
         return {"comparison_id": header.id, "modality": header.modality, "title": header.title,
                 "template": header.template_name, "status": header.status, "created_at": header.created_at,
@@ -46,7 +47,7 @@ def register_api(services: Services) -> None:
     @boundary
     def compare(template: str, values: dict | None = None, variants: dict | None = None,
                 models: list[str] | None = None, seeds: list[int] | None = None, params: dict | None = None,
-                rerun: bool = False) -> dict:
+                rerun: bool = False, request: gr.Request = None) -> dict:
         """Run a comparison of a library template's variants; streams progress, then returns every cell.
 
         While it runs, each update is {"status": "running", "done", "total", "stage", "elapsed_s", "run"} ("run":
@@ -76,7 +77,8 @@ def register_api(services: Services) -> None:
         services.runner.check(spec)
         started = time.perf_counter()
         comparison_id, last = None, 0.0
-        for progress in services.runner.run(spec):
+        owner = services.visitors.owner(request)
+        for progress in services.runner.run(spec, owner=owner):
             comparison_id = progress.comparison_id
             now = time.perf_counter()
             if progress.result is None and now - last < 0.5:
@@ -85,7 +87,7 @@ def register_api(services: Services) -> None:
             yield {"status": "running", "comparison_id": comparison_id, "done": progress.done,
                    "total": progress.total, "stage": stage_text(progress), "elapsed_s": round(now - started, 2),
                    "run": run_json(progress.result.record) if progress.result is not None else None}
-        yield comparison_json(comparison_id, 0, MAX_PAGE) | {"elapsed_s": round(time.perf_counter() - started, 2)}
+        yield comparison_json(comparison_id, 0, MAX_PAGE, owner) | {"elapsed_s": round(time.perf_counter() - started, 2)}
 
     @boundary
     def list_templates(modality: str = "") -> list[dict]:
@@ -116,7 +118,7 @@ def register_api(services: Services) -> None:
                  "negative_prompt": c.negative_prompt} for c in cells]
 
     @boundary
-    def comparison(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE) -> dict:
+    def comparison(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE, request: gr.Request = None) -> dict:
         """A logged comparison and one page of its runs (in grid order); run_count says how many there are.
 
         Args:
@@ -125,10 +127,12 @@ def register_api(services: Services) -> None:
             limit: runs to return, 1..1000
         """
         return comparison_json(v.record_id(comparison_id, "comparison_id"),
-                               v.whole_number(offset, "offset"), v.whole_number(limit, "limit", low=1, high=MAX_PAGE))
+                               v.whole_number(offset, "offset"), v.whole_number(limit, "limit", low=1, high=MAX_PAGE),
+                               services.visitors.owner(request))
 
     @boundary
-    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50, offset: int = 0) -> list[dict]:
+    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50, offset: int = 0,
+                request: gr.Request = None) -> list[dict]:
         """Logged runs, newest first, filtered. `query` searches prompts and text outputs (word prefixes match).
 
         Args:
@@ -144,11 +148,12 @@ def register_api(services: Services) -> None:
                                 template=v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None,
                                 query=v.text(query, "query", max_chars=v.MAX_QUERY_CHARS) or None,
                                 limit=v.whole_number(limit, "limit", low=1, high=MAX_PAGE),
-                                offset=v.whole_number(offset, "offset"))
+                                offset=v.whole_number(offset, "offset"), owner=services.visitors.owner(request))
         return [run_json(r) | {"comparison_id": r.comparison_id, "prompt": r.prompt} for r in records]
 
     @boundary
-    def rate(run_id: int, stars: int | None = None, thumbs: int | None = None, note: str | None = None) -> dict:
+    def rate(run_id: int, stars: int | None = None, thumbs: int | None = None, note: str | None = None,
+             request: gr.Request = None) -> dict:
         """Rate a run; fields left out keep their value.
 
         Args:
@@ -157,14 +162,14 @@ def register_api(services: Services) -> None:
             thumbs: -1 (bad), 0 (none) or 1 (good)
             note: free text
         """
-        run_id = v.record_id(run_id, "run_id")
+        run_id, owner = v.record_id(run_id, "run_id"), services.visitors.owner(request)
         log.rate(run_id, stars=v.optional_int(stars, "stars", low=1, high=5),
                  thumbs=v.optional_int(thumbs, "thumbs", low=-1, high=1),
-                 note=v.optional_text(note, "note", max_chars=v.MAX_NOTE_CHARS))
-        return run_json(log.get_run(run_id))
+                 note=v.optional_text(note, "note", max_chars=v.MAX_NOTE_CHARS), owner=owner)
+        return run_json(log.get_run(run_id, owner=owner))
 
     @boundary
-    def pick_winner(comparison_id: int, run_id: int) -> dict:
+    def pick_winner(comparison_id: int, run_id: int, request: gr.Request = None) -> dict:
         """Mark one run as the winner of its comparison.
 
         Args:
@@ -172,17 +177,18 @@ def register_api(services: Services) -> None:
             run_id: a run of that comparison
         """
         comparison_id = v.record_id(comparison_id, "comparison_id")
-        log.set_winner(comparison_id, v.record_id(run_id, "run_id"))
+        log.set_winner(comparison_id, v.record_id(run_id, "run_id"), owner=services.visitors.owner(request))
         return {"comparison_id": comparison_id, "winner_run_id": run_id}
 
     @boundary
-    def variant_summary(template: str = "") -> list[dict]:
+    def variant_summary(template: str = "", request: gr.Request = None) -> list[dict]:
         """Which variant wins: runs, ratings, thumbs and wins per template variant.
 
         Args:
             template: a template name; empty for all
         """
-        return log.variant_summary(v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None)
+        return log.variant_summary(v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None,
+                                   owner=services.visitors.owner(request))
 
     @boundary
     def save_template(text: str, overwrite: bool = False) -> dict:
@@ -206,7 +212,7 @@ def register_api(services: Services) -> None:
 
     # Endpoints with files in or out need real File components so Gradio moves the files through its cache.
     @boundary
-    def export_comparison(comparison_id: int, fmt: str = "jsonl") -> str:
+    def export_comparison(comparison_id: int, fmt: str = "jsonl", request: gr.Request = None) -> str:
         """Export one comparison as a file: jsonl, csv, or zip (jsonl + csv + the media files).
 
         Args:
@@ -215,7 +221,7 @@ def register_api(services: Services) -> None:
         """
         comparison_id = v.record_id(comparison_id, "comparison_id")
         fmt = v.choice(fmt, "fmt", exports.FORMATS)
-        runs = log.get_comparison(comparison_id).runs
+        runs = log.get_comparison(comparison_id, owner=services.visitors.owner(request)).runs
         return exports.export_runs(log, runs, f"comparison-{comparison_id}", fmt)
 
     @boundary
@@ -229,7 +235,7 @@ def register_api(services: Services) -> None:
         return exports.export_text(template_to_text(t), t.name, "md")
 
     @boundary
-    def import_runs(file: str) -> dict:
+    def import_runs(file: str, request: gr.Request = None) -> dict:
         """Add the runs of an export (.jsonl, or .zip with media) to the log; bad rows are reported by line.
 
         Args:
@@ -237,7 +243,8 @@ def register_api(services: Services) -> None:
         """
         if not file:
             raise v.BadInput("file is missing: send an export (.jsonl or .zip)")
-        report = log.import_jsonl(Path(file))
+        report = log.import_jsonl(Path(file), ImportLimits.from_settings(services.settings),
+                                  owner=services.visitors.owner(request))
         return {"imported": report.imported, "errors": [{"line": n, "message": m} for n, m in report.errors]}
 
     with gr.Column(visible=False):

@@ -11,6 +11,7 @@ import gradio as gr
 
 from .. import __version__
 from ..registry import MODALITIES
+from .. import visitors
 from ..services import Services
 from ..settings import Settings
 from . import grid, validate
@@ -48,9 +49,14 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
     with gr.Blocks(title="Prompt Playground") as demo:
         register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
+        # The browser's anonymous visitor id, kept across reloads and restarts (encrypted with a stable secret).
+        visitor = gr.BrowserState("", storage_key="prompt-playground-visitor",
+                                  secret=visitors.browser_state_secret(settings.data_dir))
         gr.HTML(grid.ICON_SPRITE, container=False, padding=False, elem_id="pp-icons")
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
+            if services.visitors.apart and visitors.running_on_space():
+                gr.LoginButton(size="sm", scale=0)     # signed in, your comparisons follow you across browsers
         if services.catalog.offline:
             gr.Markdown(OFFLINE_BANNER, elem_classes="pp-banner", elem_id="offline-banner")
         with gr.Tabs() as tabs:
@@ -67,32 +73,36 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
 
-        def restore(remembered):
-            """On page load: each tab shows the form and the last comparison it ran (first page), from the log."""
+        def restore(remembered, visitor_id, request: gr.Request, profile: gr.OAuthProfile | None):
+            """On page load: who this is (public deployments keep visitors apart), then each tab shows the form and
+            the last comparison it ran (first page), from the log."""
+            visitor_id = visitors.ensure_browser_id(visitor_id)
+            services.visitors.register(request, profile, visitor_id)
+            owner = services.visitors.owner(request, profile)
             remembered = remembered if isinstance(remembered, dict) else {}
             forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
             updates = []
             for modality, tab in compare_tabs.items():
                 updates += tab.restore(forms.get(modality))
-                updates += _last_grid(services, modality, remembered.get(modality))
-            updates += list(history.search("all", "all", "", 0, "any time", ""))
-            return updates
+                updates += _last_grid(services, modality, remembered.get(modality), owner)
+            updates += list(history.search(request, "all", "all", "", 0, "any time", ""))
+            return updates + [visitor_id]
 
         outputs = []
         for tab in compare_tabs.values():
             outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
-        demo.load(restore, browser_state, outputs + history.tables, api_visibility="private")
+        demo.load(restore, [browser_state, visitor], outputs + history.tables + [visitor], api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.services = services
     return demo
 
 
-def _last_grid(services: Services, modality: str, comparison_id) -> list:
+def _last_grid(services: Services, modality: str, comparison_id, owner: str | None = None) -> list:
     """The grid and run state of the comparison a tab ran last (its first page), or the empty grid."""
     from ..runner import spec_from_runs
 
     try:
-        header = services.log.get_comparison_header(validate.record_id(comparison_id))
+        header = services.log.get_comparison_header(validate.record_id(comparison_id), owner=owner)
         runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
                                       newest_first=False)
         views = grid.views_for_records(runs, services.log)

@@ -136,7 +136,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                                            elem_id=f"{modality}-save-overwrite")
                 save_status = gr.Markdown(elem_id=f"{modality}-save-status")
     grid_html = gr.HTML(grid.render_grid([], modality), js_on_load=grid.GRID_JS,
-                        server_functions=grid.server_functions(services.log), elem_id=f"{modality}-grid",
+                        server_functions=grid.server_functions(services.log, services.visitors.owner), elem_id=f"{modality}-grid",
                         elem_classes="pp-results")
     run_state = gr.State(None)     # {"spec": ComparisonSpec, "views": [...], "comparison_id": int}
 
@@ -329,7 +329,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
             form[3 + MAX_VARIABLES], seeds_raw, dict(zip(extra_names, form[4 + MAX_VARIABLES + 2 * MAX_VARIANTS:])))
         remembered = {**remembered, "forms": {**(remembered.get("forms") or {}), modality: saved}}
         yield from stream_grid(services, modality, spec, _cancel_flag(cancel_events, key), remembered,
-                               started=started)
+                               started=started, owner=services.visitors.owner(request))
 
     def stop(request: gr.Request):
         _cancel_flag(cancel_events, _page_key(request), fresh=False).set()
@@ -355,8 +355,10 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         views = state["views"]
         # The re-run replaces its cell in place; the row keeps its label and the cell says what changed.
         badge = f"re-run · seed {new_cell.seed}"
+        # Logged into its own comparison: History shows one comparison with the re-run cell beside the first.
         for _, inner, _ in stream_grid(services, modality, single, _cancel_flag(cancel_events, key), remembered,
-                                   remember=False):
+                                       remember=False, owner=services.visitors.owner(request),
+                                       into=state.get("comparison_id")):
             fresh = inner["views"][0]
             fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
             fresh.row_label, fresh.badge = views[index].row_label, badge

@@ -89,7 +89,9 @@ def user_error(error: BaseException, data_dir: Path) -> gr.Error:
     if isinstance(error, (OSError, sqlite3.Error)):
         logger.error("storage error in %s: %r", data_dir, error)
         return gr.Error(storage_message(error, data_dir), title="Storage problem")
-    if isinstance(error, (BadInput, InvalidInput, TemplateError, ValueError)):
+    if isinstance(error, TemplateError):
+        return gr.Error(scrub(error.public, data_dir), title="Fix the template")
+    if isinstance(error, (BadInput, InvalidInput, ValueError)):
         return gr.Error(scrub(str(error), data_dir), title="Fix the input")
     if isinstance(error, (KeyError, LookupError)):
         message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)

@@ -8,7 +8,7 @@ import re
 import gradio as gr
 
 from ..registry import InvalidInput
-from ..templates import Template, TemplateError, Variable, make_template, variables_used
+from ..templates import Template, TemplateError, Variable, make_template, safe_notes, variables_used
 
 
 def parse_seeds(raw: str) -> list[int]:
@@ -101,7 +101,7 @@ def remembered_form(template: str | None, names: list[str], raw_values: list, va
 
 def template_info(template: Template) -> str:
     return (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
-            + (f"\n\n<details><summary>What to look for</summary>\n\n{template.notes}\n</details>"
+            + (f"\n\n<details><summary>What to look for</summary>\n\n{safe_notes(template.notes)}\n</details>"
                if template.notes.strip() else ""))
 
 

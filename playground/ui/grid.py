@@ -11,6 +11,7 @@ import wave
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+import gradio as gr
 import numpy as np
 
 STATUS_TEXT = {"pending": "waiting…", "running": "generating…", "cancelled": "stopped"}
@@ -81,11 +82,18 @@ def file_url(path: str) -> str:
     return "/gradio_api/file=" + quote(path)
 
 
+def _badge(wins: list[str] | None) -> str:
+    if not wins:
+        return ""
+    return (f' <span class="pp-win-badge" title="clear win across seeds on {html.escape(", ".join(wins))}">'
+            f'wins on {html.escape(", ".join(wins))}</span>')
+
+
 def render_grid(views: list[CellView], modality: str, *, done: int | None = None, total: int | None = None,
                 comparison_id: int | None = None, winner_run_id: int | None = None, message: str = "",
-                cell_reruns: bool = True) -> str:
+                cell_reruns: bool = True, badges: dict[str, list[str]] | None = None) -> str:
     """`cell_reruns`: show the per-cell re-run buttons (the comparison tabs handle them; History re-runs whole
-    comparisons instead)."""
+    comparisons instead). `badges`: variant -> the scores it clearly wins (statistics), shown on its column."""
     if not views:
         return ('<div class="pp-empty">Pick a template, edit the variants, and press <b>Run</b>. '
                 'Outputs appear here side by side, one column per variant.</div>')
@@ -98,7 +106,8 @@ def render_grid(views: list[CellView], modality: str, *, done: int | None = None
     for view in views:
         labels.setdefault(view.row, view.row_label)
     rows = sorted(labels.items())
-    header = "".join(f'<div class="pp-colhead">{html.escape(name)}</div>' for _, name in columns)
+    header = "".join(f'<div class="pp-colhead">{html.escape(name)}{_badge((badges or {}).get(name))}</div>'
+                     for _, name in columns)
     body = []
     by_pos = {(v.row, v.col): v for v in views}
     for row, label in rows:
@@ -302,7 +311,7 @@ element.addEventListener('click', async (event) => {
 """
 
 
-def server_functions(log):
+def server_functions(log, owner_of=lambda request: None):
     """The functions GRID_JS calls; each takes one payload dict from the page and answers {ok, error}: a bad
     payload (any JSON a client can send) gets a readable refusal, never a server error."""
     from . import validate as v
@@ -315,21 +324,23 @@ def server_functions(log):
             return {"ok": False, "error": user_error(error, log.data_dir).message}
         return {"ok": True}
 
-    def rate_cell(payload: dict) -> dict:
+    def rate_cell(payload: dict, request: gr.Request) -> dict:
         def work():
             if not isinstance(payload, dict):
                 raise v.BadInput("expected {run, stars | thumbs | note}")
             log.rate(v.record_id(payload.get("run"), "run"),
                      stars=v.optional_int(payload.get("stars"), "stars", low=1, high=5),
                      thumbs=v.optional_int(payload.get("thumbs"), "thumbs", low=-1, high=1),
-                     note=v.optional_text(payload.get("note"), "note", max_chars=v.MAX_NOTE_CHARS))
+                     note=v.optional_text(payload.get("note"), "note", max_chars=v.MAX_NOTE_CHARS),
+                     owner=owner_of(request))
         return answer(work)
 
-    def pick_winner(payload: dict) -> dict:
+    def pick_winner(payload: dict, request: gr.Request) -> dict:
         def work():
             if not isinstance(payload, dict):
                 raise v.BadInput("expected {comparison, run}")
-            log.set_winner(v.record_id(payload.get("comparison"), "comparison"), v.record_id(payload.get("run"), "run"))
+            log.set_winner(v.record_id(payload.get("comparison"), "comparison"), v.record_id(payload.get("run"), "run"),
+                           owner=owner_of(request))
         return answer(work)
 
     return [rate_cell, pick_winner]

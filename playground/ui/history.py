@@ -15,7 +15,9 @@ import gradio as gr
 from ..registry import InvalidInput
 from ..runner import spec_from_runs
 from ..services import Services
+from ..store import ImportLimits
 from . import exports, grid, validate as v
+from .evidence import evidence
 from .compare import MODEL_QUEUE
 from .streaming import stream_grid
 from .errors import at_boundary
@@ -51,10 +53,10 @@ def when(iso: str, now: _dt.datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") + (f" · {ago}" if ago else "")
 
 
-def comparison_rows(services: Services, modality=None, template=None, limit=200) -> list[list]:
+def comparison_rows(services: Services, modality=None, template=None, limit=200, owner=None) -> list[list]:
     return [[c.id, when(c.created_at), c.modality, c.title, c.run_count, c.status,
              f"run {c.winner_run_id}" if c.winner_run_id else ""]
-            for c in services.log.list_comparisons(modality=modality, template=template, limit=limit)]
+            for c in services.log.list_comparisons(modality=modality, template=template, limit=limit, owner=owner)]
 
 
 def run_rows(records) -> list[list]:
@@ -85,10 +87,14 @@ def page_count(run_count: int) -> int:
     return max(1, -(-int(run_count or 0) // PAGE_CELLS))
 
 
-def render_page(services: Services, comparison_id, page: int = 0) -> tuple[str, int, str, int]:
+MAX_SUMMARY_RUNS = 2000
+
+
+def render_page(services: Services, comparison_id, page: int = 0, owner: str | None = None
+                ) -> tuple[str, int, str, int]:
     """One page of a logged comparison as the grid (a comparison with thousands of runs stays a small page)."""
     comparison_id = parse_comparison_id(comparison_id)
-    header = services.log.get_comparison_header(comparison_id)
+    header = services.log.get_comparison_header(comparison_id, owner=owner)
     pages = page_count(header.run_count)
     page = min(max(0, int(page or 0)), pages - 1)
     records = services.log.list_runs(comparison_id=header.id, limit=PAGE_CELLS, offset=page * PAGE_CELLS,
@@ -96,10 +102,12 @@ def render_page(services: Services, comparison_id, page: int = 0) -> tuple[str, 
     views = grid.views_for_records(records, services.log)
     shown = (f" · cells {page * PAGE_CELLS + 1}–{page * PAGE_CELLS + len(records)} of {header.run_count:,}"
              if pages > 1 else "")
+    # Statistics read every run: past a size the panel is left to `python -m playground stats`.
+    panel, badges = evidence(services.log, header.id, owner) if header.run_count <= MAX_SUMMARY_RUNS else ("", {})
     html_ = grid.render_grid(views, header.modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
                              message=f"#{header.id} · {header.title} · {when(header.created_at)}{shown}",
-                             cell_reruns=False)
-    return html_, header.id, str(header.id), page
+                             cell_reruns=False, badges=badges)
+    return html_ + panel, header.id, str(header.id), page
 
 
 def build_history_tab(services: Services, browser_state: gr.BrowserState):
@@ -131,7 +139,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         rerun_new = gr.Button("Re-run (new seeds)", min_width=150, elem_id="history-rerun-new")
     history_grid = gr.HTML('<div class="pp-empty">Open a comparison to see it side by side again.</div>',
                            js_on_load=grid.GRID_JS,
-                           server_functions=grid.server_functions(services.log), elem_id="history-grid",
+                           server_functions=grid.server_functions(services.log, services.visitors.owner), elem_id="history-grid",
                            elem_classes="pp-results")
     with gr.Row(elem_classes="pp-pager", visible=False) as pager:
         prev_btn = gr.Button("← Previous cells", size="sm", elem_id="history-prev")
@@ -168,10 +176,11 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                     query=v.text(query or "", "search", max_chars=v.MAX_QUERY_CHARS).strip() or None)
 
     @boundary
-    def search(*values):
+    def search(request: gr.Request, *values):
         f = filters(*values)
-        comparison_table = comparison_rows(services, f["modality"], f["template"])
-        records = services.log.list_runs(limit=200, **f)
+        owner = services.visitors.owner(request)
+        comparison_table = comparison_rows(services, f["modality"], f["template"], owner=owner)
+        records = services.log.list_runs(limit=200, owner=owner, **f)
         return comparison_table, run_rows(records)
 
     filter_inputs = [modality_dd, template_dd, model_box, stars_sl, since_dd, query_box]
@@ -181,32 +190,38 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
     open_outputs = [history_grid, opened, open_id, page_state, pager, page_md]
 
     @boundary
-    def open_comparison(comparison_id, page=0):
-        html_, cid, shown, page = render_page(services, comparison_id, page)
-        pages = page_count(services.log.get_comparison_header(cid).run_count)
+    def open_comparison(comparison_id, page=0, request: gr.Request = None):
+        owner = services.visitors.owner(request)
+        html_, cid, shown, page = render_page(services, comparison_id, page, owner)
+        pages = page_count(services.log.get_comparison_header(cid, owner=owner).run_count)
         return (html_, cid, shown, page, gr.update(visible=pages > 1),
                 f"page {page + 1} of {pages:,}" if pages > 1 else "")
 
     open_btn.click(open_comparison, open_id, open_outputs, api_visibility="private")
     open_id.submit(open_comparison, open_id, open_outputs, api_visibility="private")
-    prev_btn.click(lambda cid, page: open_comparison(cid, page - 1), [opened, page_state], open_outputs,
-                   api_visibility="private")
-    next_btn.click(lambda cid, page: open_comparison(cid, page + 1), [opened, page_state], open_outputs,
-                   api_visibility="private")
+    def previous_page(cid, page, request: gr.Request):
+        return open_comparison(cid, page - 1, request)
 
-    def pick_comparison(event: gr.SelectData):
-        return open_comparison(event.row_value[0])
+    def next_page(cid, page, request: gr.Request):
+        return open_comparison(cid, page + 1, request)
 
-    def pick_run(event: gr.SelectData):
-        return open_comparison(event.row_value[1])
+    prev_btn.click(previous_page, [opened, page_state], open_outputs, api_visibility="private")
+    next_btn.click(next_page, [opened, page_state], open_outputs, api_visibility="private")
+
+    def pick_comparison(event: gr.SelectData, request: gr.Request):
+        return open_comparison(event.row_value[0], 0, request)
+
+    def pick_run(event: gr.SelectData, request: gr.Request):
+        return open_comparison(event.row_value[1], 0, request)
 
     comparisons.select(pick_comparison, None, open_outputs, api_visibility="private")
     runs.select(pick_run, None, open_outputs, api_visibility="private")
 
-    def rerun(comparison_id, new_seeds: bool, remembered):
+    def rerun(comparison_id, new_seeds: bool, remembered, request):
         if not comparison_id:
             raise gr.Error("Open a comparison first")
-        header = services.log.get_comparison_header(v.record_id(comparison_id, "comparison"))
+        owner = services.visitors.owner(request)
+        header = services.log.get_comparison_header(v.record_id(comparison_id, "comparison"), owner=owner)
         if (header.run_count or 0) > services.settings.max_cells:
             raise InvalidInput("comparison", f"#{header.id} has {header.run_count:,} cells; a re-run may have at "
                                f"most {services.settings.max_cells}")
@@ -218,35 +233,37 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
                 raise InvalidInput("comparison", f"#{header.id} has row numbers up to {last_row:,}; "
                                    "it cannot be re-run with new seeds")
             seeds = [random.randrange(2**31) for _ in range(last_row + 1)]   # one per row, by row number
-        spec = spec_from_runs(comparison.runs, title=f"re-run of #{comparison.id}", new_seeds=seeds)
+        spec = spec_from_runs(comparison.runs, title=f"re-run of #{comparison.id}", new_seeds=seeds,
+                              checks=comparison.spec.get("checks") if isinstance(comparison.spec, dict) else None)
         services.runner.check(spec)
         for html_, state, _ in stream_grid(services, spec.modality, spec, threading.Event(), remembered,
-                                       remember=False, cell_reruns=False):
+                                           remember=False, cell_reruns=False, owner=owner):
             new_id = state["comparison_id"]
             yield html_, new_id, str(new_id) if new_id else gr.update(), 0
 
     @boundary
-    def rerun_same_seeds(comparison_id, remembered):
-        yield from rerun(comparison_id, False, remembered)
+    def rerun_same_seeds(comparison_id, remembered, request: gr.Request):
+        yield from rerun(comparison_id, False, remembered, request)
 
     @boundary
-    def rerun_new_seeds(comparison_id, remembered):
-        yield from rerun(comparison_id, True, remembered)
+    def rerun_new_seeds(comparison_id, remembered, request: gr.Request):
+        yield from rerun(comparison_id, True, remembered, request)
 
     for button, handler in ((rerun_same, rerun_same_seeds), (rerun_new, rerun_new_seeds)):
         button.click(handler, [opened, browser_state], [history_grid, opened, open_id, page_state],
                      api_visibility="private", concurrency_id=MODEL_QUEUE, show_progress="hidden")
 
     @boundary
-    def export(fmt_, scope_, comparison_id, *filter_values):
+    def export(request: gr.Request, fmt_, scope_, comparison_id, *filter_values):
+        owner = services.visitors.owner(request)
         if scope_ == "this comparison":
             if not comparison_id:
                 raise gr.Error("Open a comparison first, or export the filtered history")
             comparison_id = v.record_id(comparison_id, "comparison")
-            records = services.log.get_comparison(comparison_id).runs
+            records = services.log.get_comparison(comparison_id, owner=owner).runs
             stem = f"comparison-{comparison_id}"
         else:
-            records = services.log.list_runs(limit=MAX_EXPORT_RUNS, **filters(*filter_values))
+            records = services.log.list_runs(limit=MAX_EXPORT_RUNS, owner=owner, **filters(*filter_values))
             stem = "history"
         if not records:
             raise gr.Error("Nothing to export: no runs match")
@@ -255,11 +272,12 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
     export_btn.click(export, [fmt, scope, opened] + filter_inputs, export_file, api_visibility="private")
 
     @boundary
-    def do_import(path):
+    def do_import(path, request: gr.Request):
         if not path:
             return gr.update()
-        report = services.log.import_jsonl(Path(path))
-        lines = [f"Imported **{report.imported}** runs."]
+        report = services.log.import_jsonl(Path(path), ImportLimits.from_settings(services.settings),
+                                           owner=services.visitors.owner(request))
+        lines = [f"Imported **{report.imported}** runs; {report.skipped} were already in the log."]
         lines += [f"- line {n}: {message}" for n, message in report.errors[:20]]
         if len(report.errors) > 20:
             lines.append(f"- … and {len(report.errors) - 20} more bad rows")
@@ -268,8 +286,9 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
     import_btn.upload(do_import, import_btn, import_md, api_visibility="private")
 
     @boundary
-    def variant_summary(template):
-        rows = services.log.variant_summary(None if template in (ALL, "", None) else template)
+    def variant_summary(template, request: gr.Request):
+        rows = services.log.variant_summary(None if template in (ALL, "", None) else template,
+                                            owner=services.visitors.owner(request))
         return [[r["template"], r["variant"], r["runs"], r["rated"],
                  round(r["avg_stars"], 2) if r["avg_stars"] is not None else "", r["thumbs_up"], r["thumbs_down"],
                  r["wins"]] for r in rows]

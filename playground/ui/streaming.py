@@ -16,6 +16,7 @@ import time
 from ..runner import ComparisonSpec
 from ..services import Services
 from . import grid
+from .evidence import evidence
 
 _STREAM_EVERY_S = 0.25
 _HEARTBEAT_S = 0.5
@@ -39,19 +40,20 @@ def _first_stage(spec: ComparisonSpec) -> str:
     return f"loading {', '.join(models[:2])}{'…' if len(models) > 2 else ''} (the first run also builds or downloads it)"
 
 
-def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event):
+def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event, owner: str | None = None,
+            into: int | None = None):
     """Runner events from a worker thread; None while nothing new arrived for a heartbeat.
 
     On ZeroGPU Spaces GPU calls must come from the request's own thread, so there the runner is driven inline
     (no heartbeats; the runner's own stage events still show)."""
     if os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}:
-        yield from services.runner.run(spec, cancel=cancel)
+        yield from services.runner.run(spec, cancel=cancel, owner=owner, into=into)
         return
     events: queue.Queue = queue.Queue()
 
     def drive():
         try:
-            for progress in services.runner.run(spec, cancel=cancel):
+            for progress in services.runner.run(spec, cancel=cancel, owner=owner, into=into):
                 events.put(progress)
         except BaseException as error:           # re-raised in the handler's thread below
             events.put(error)
@@ -79,7 +81,8 @@ def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event):
 
 
 def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event,
-                remembered: dict, remember: bool = True, cell_reruns: bool = True, started: float | None = None):
+                remembered: dict, remember: bool = True, cell_reruns: bool = True, started: float | None = None,
+                owner: str | None = None, into: int | None = None):
     """Run the spec, yielding (grid html, run state, browser state) as cells finish, text streams in, and
     every heartbeat while the model loads."""
     started = started or time.perf_counter()
@@ -87,12 +90,12 @@ def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel:
     state = {"spec": spec, "views": views, "comparison_id": None}
     comparison_id, done, stage, last = None, 0, _first_stage(spec), 0.0
 
-    def frame(message: str):
+    def frame(message: str, panel: str = "", badges: dict | None = None):
         return (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                                 message=message, cell_reruns=cell_reruns), state, remembered)
+                                 message=message, cell_reruns=cell_reruns, badges=badges) + panel, state, remembered)
 
     yield frame(f"{stage} · {time.perf_counter() - started:.1f} s")
-    for progress in _events(services, spec, cancel):
+    for progress in _events(services, spec, cancel, owner, into):
         now = time.perf_counter()
         if progress is not None:
             comparison_id = state["comparison_id"] = progress.comparison_id
@@ -117,7 +120,8 @@ def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel:
     if remember and comparison_id:
         remembered = {**(remembered or {}), modality: comparison_id}
     elapsed = time.perf_counter() - started
-    yield frame(f"stopped after {elapsed:.1f} s" if cancel.is_set() else f"done in {elapsed:.1f} s")
+    panel, badges = evidence(services.log, comparison_id, owner)
+    yield frame(f"stopped after {elapsed:.1f} s" if cancel.is_set() else f"done in {elapsed:.1f} s", panel, badges)
 
 
 def page_key(request) -> str:
