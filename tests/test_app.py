@@ -91,7 +91,7 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client, args, me
     assert client.predict("music", api_name="/list_templates")
 
 
-PUBLIC = ["/compare", "/list_templates", "/render_template", "/comparison", "/history", "/rate", "/pick_winner",
+PUBLIC = ["/compare", "/list_templates", "/render_template", "/comparison", "/stats", "/history", "/rate", "/pick_winner",
           "/variant_summary", "/save_template", "/export_comparison", "/export_template", "/import_runs"]
 
 
@@ -291,3 +291,15 @@ def test_import_runs_takes_a_file_and_reports(client):
     again = client.predict(text=Path(client.predict(template="my-copy", api_name="/export_template"))
                            .read_text(encoding="utf-8"), overwrite=True, api_name="/save_template")
     assert again["name"] == "my-copy"
+
+
+def test_compare_carries_scores_and_stats_says_who_wins(client):
+    result = client.predict("product-tagline", None, None, ["tiny-text"], [1, 2, 3], {"max_new_tokens": 4}, True,
+                            [{"type": "length", "unit": "words"}, {"type": "latency"}], api_name="/compare")
+    assert all(set(run["scores"]) == {"length", "latency"} for run in result["runs"])
+    summary = client.predict(result["comparison_id"], api_name="/stats")
+    assert {m["name"] for m in summary["metrics"]} >= {"length", "latency"}
+    assert summary["variants"] and summary["cells"] == len(result["runs"])
+    with pytest.raises(Exception, match="check"):
+        client.predict("product-tagline", None, None, ["tiny-text"], [1], None, False, [{"type": "nope"}],
+                       api_name="/compare")

@@ -13,7 +13,9 @@ import gradio as gr
 
 from ..runner import build_spec
 from ..services import Services
+from ..scoring import comparison_summary
 from ..store import ImportLimits
+from ..store.scores import scores_for_runs
 from ..templates import expand, import_template, template_to_text
 from . import exports, validate as v
 from .errors import at_boundary
@@ -39,15 +41,17 @@ def register_api(services: Services) -> None:
     def comparison_json(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE, owner: str | None = None) -> dict:
         header = log.get_comparison_header(comparison_id, owner=owner)
         runs = log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
+        scores = scores_for_runs(log, [r.id for r in runs])
         return {"comparison_id": header.id, "modality": header.modality, "title": header.title,
                 "template": header.template_name, "status": header.status, "created_at": header.created_at,
                 "winner_run_id": header.winner_run_id, "run_count": header.run_count, "offset": offset,
-                "runs": [run_json(r) for r in runs]}
+                "runs": [run_json(r) | {"scores": {n: s.to_dict() for n, s in scores.get(r.id, {}).items()}}
+                         for r in runs]}
 
     @boundary
     def compare(template: str, values: dict | None = None, variants: dict | None = None,
                 models: list[str] | None = None, seeds: list[int] | None = None, params: dict | None = None,
-                rerun: bool = False, request: gr.Request = None) -> dict:
+                rerun: bool = False, checks: list[dict] | None = None, request: gr.Request = None) -> dict:
         """Run a comparison of a library template's variants; streams progress, then returns every cell.
 
         While it runs, each update is {"status": "running", "done", "total", "stage", "elapsed_s", "run"} ("run":
@@ -61,6 +65,8 @@ def register_api(services: Services) -> None:
             seeds: list of seeds 0..4294967295; default [1]
             params: generation parameters (numbers, true/false); default: the template's
             rerun: true to generate again instead of serving cached results
+            checks: scores for every cell, e.g. [{"type": "contains", "value": "lantern"}, {"type": "clip"}],
+                added to the template's own
         """
         name = v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False)
         values_ = v.variable_values(values)
@@ -70,10 +76,12 @@ def register_api(services: Services) -> None:
         seeds_ = v.seeds(seeds) if seeds is not None else [1]
         params_ = v.params(params)
         rerun_ = v.flag(rerun, "rerun")
+        if checks is not None and (not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks)):
+            raise v.BadInput("checks must be a list of objects like {\"type\": \"contains\", \"value\": \"x\"}")
         tpl = services.library.get(name)
         spec = build_spec(tpl, values=values_ or None, variants=variants_,
                           models=models_ or [services.catalog.default_model(tpl.modality)], seeds=seeds_,
-                          params=params_, max_cells=settings.max_cells, rerun=rerun_)
+                          params=params_, max_cells=settings.max_cells, rerun=rerun_, checks=checks)
         services.runner.check(spec)
         started = time.perf_counter()
         comparison_id, last = None, 0.0
@@ -204,9 +212,22 @@ def register_api(services: Services) -> None:
         services.reload_library()
         return {"name": saved.name, "modality": saved.modality, "variants": list(saved.variants)}
 
+    @boundary
+    def stats(comparison_id: int, request: gr.Request = None) -> dict:
+        """Which variant wins, and how sure that is: per variant the mean of each score (and of stars and thumbs)
+        with a 95% bootstrap interval; per pair of variants the paired difference over the same values, seed and
+        model, its interval and a sign test; a winner only where the win is clear.
+
+        Args:
+            comparison_id: the comparison's number
+        """
+        comparison_id = v.record_id(comparison_id, "comparison_id")
+        log.get_comparison_header(comparison_id, owner=services.visitors.owner(request))
+        return comparison_summary(log, comparison_id).to_dict()
+
     # gr.api publishes names and docstrings (MCP tool names are the function names).
     gr.api(compare, api_name="compare", concurrency_id=MODEL_QUEUE, concurrency_limit=settings.concurrency)
-    for fn in (list_templates, render_template, comparison, history, rate, pick_winner, variant_summary,
+    for fn in (list_templates, render_template, comparison, stats, history, rate, pick_winner, variant_summary,
                save_template):
         gr.api(fn, api_name=fn.__name__)
 
