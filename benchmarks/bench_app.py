@@ -94,7 +94,8 @@ def log_figures() -> dict:
 def cached_cell_latency() -> float:
     """A whole cached comparison cell through the runner: spec -> cache hit -> logged -> yielded."""
     from playground.engines.catalog import Catalog
-    from playground.runner import Runner, build_spec
+    from playground.runner import Runner
+    from playground.spec import build_spec
     from playground.settings import Settings
     from playground.store import RunLog
     from playground.templates import make_template

@@ -29,7 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from playground.engines.catalog import Catalog  # noqa: E402
 from playground.engines.tiny import tiny_model_path  # noqa: E402
-from playground.runner import Runner, build_spec  # noqa: E402
+from playground.runner import Runner  # noqa: E402
+from playground.spec import build_spec  # noqa: E402
 from playground.settings import Settings  # noqa: E402
 from playground.store import RunLog  # noqa: E402
 from playground.templates import make_template  # noqa: E402

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .registry import InvalidInput
-from .runner import build_spec, spec_from_runs
+from .spec import build_spec, spec_from_runs
 from .scoring import CheckError
 from .scoring.cli import parse_check_args
 from .services import Services

@@ -149,9 +149,9 @@ def _raw_call(served_app, endpoint: str, body: str) -> str:
 
 
 @pytest.mark.parametrize("endpoint, body, message", [
-    ("compare", '{"data": ["product-tagline", null, null, null, [NaN], null, false]}', "whole number"),
-    ("compare", '{"data": ["product-tagline", null, null, null, [Infinity], null, false]}', "whole number"),
-    ("compare", '{"data": ["product-\\ud800", null, null, null, null, null, false]}', "lone surrogate"),
+    ("compare", '{"data": ["product-tagline", null, null, null, [NaN], null, false, null]}', "whole number"),
+    ("compare", '{"data": ["product-tagline", null, null, null, [Infinity], null, false, null]}', "whole number"),
+    ("compare", '{"data": ["product-\\ud800", null, null, null, null, null, false, null]}', "lone surrogate"),
     ("rate", '{"data": [1, null, null, "\\udfff"]}', "lone surrogate"),
     ("comparison", '{"data": [NaN, 0, 10]}', "whole number"),
 ])
@@ -245,7 +245,7 @@ def test_a_run_shows_its_stage_and_wall_time_before_the_first_event(served_app):
     """The first redraw comes before the runner has said anything (a model may be loading or building)."""
     import threading
 
-    from playground.runner import build_spec
+    from playground.spec import build_spec
     from playground.ui.streaming import stream_grid
 
     services = served_app.services

@@ -22,7 +22,8 @@ import pytest
 
 from playground.engines.catalog import Catalog
 from playground.registry import InvalidInput
-from playground.runner import Runner, build_spec
+from playground.runner import Runner
+from playground.spec import build_spec
 from playground.store import RunLog
 from playground.templates import make_template
 

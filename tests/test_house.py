@@ -11,12 +11,13 @@ import pytest
 
 from playground.engines.base import Finished, GenerationRequest, Output, Partial
 from playground.registry import ENGINES, Engine, InvalidInput, Options, engine_for, register
-from playground.runner import Runner, build_spec
+from playground.runner import Runner
+from playground.spec import build_spec
 from playground.store import RunLog
 from playground.templates import make_template
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["playground.registry", "playground.runner", "playground.templates", "playground.store", "playground.engines",
+CORE = ["playground.registry", "playground.runner", "playground.spec", "playground.templates", "playground.store", "playground.engines",
         "playground.engines.catalog", "playground.services", "playground.settings", "playground.cli"]
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from playground.registry import InvalidInput
-from playground.runner import Runner, build_spec, spec_from_runs
+from playground.runner import Runner
+from playground.spec import build_spec, spec_from_runs
 from playground.store import RunLog
 from playground.templates import make_template
 
@@ -283,57 +284,73 @@ def test_gpu_function_arguments_and_events_pickle(catalog, settings):
     assert 15 <= gpu.lease_seconds(*args) <= 300
 
 
-def _gpu_child(args, connection):
-    """What the ZeroGPU runtime does: a forked worker runs the function on pickled arguments, events pickled back."""
-    import pickle
+_FORKED_GPU_RUN = r"""
+import multiprocessing, pickle, sys
+import numpy as np
+import torch
 
-    from playground.engines import gpu
+torch.set_num_threads(1)      # OpenMP's pool does not survive fork(): one thread, in the parent and the child alike
+from playground.engines import gpu
+from playground.engines.base import Finished, GenerationRequest
+from playground.engines.catalog import Catalog
+from playground.registry import engine_for, validate_options
+from playground.settings import Settings
 
+settings = Settings(data_dir=sys.argv[1], offline=True, device="cpu")
+catalog = Catalog(settings)
+gpu.attach(catalog)
+VALUES = {"text": {"max_new_tokens": 6, "temperature": 1.0},
+          "image": {"width": 64, "height": 64, "num_inference_steps": 2}, "music": {"duration_s": 0.5}}
+
+
+def child(args, connection):
     for event in gpu.stream_on_gpu(*pickle.loads(args)):
         connection.send_bytes(pickle.dumps(event))
     connection.close()
 
 
-@pytest.mark.parametrize("modality, values", [
-    ("text", {"max_new_tokens": 6, "temperature": 1.0}),
-    ("image", {"width": 64, "height": 64, "num_inference_steps": 2}),
-    ("music", {"duration_s": 0.5}),
-])
-def test_gpu_function_in_a_forked_child_matches_in_process(catalog, settings, modality, values):
-    import multiprocessing
-    import pickle
+def same(a, b):
+    if a.text is not None:
+        return a.text == b.text
+    if a.image is not None:
+        return np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    return np.array_equal(a.audio[1], b.audio[1])
 
-    import numpy as np
 
-    from conftest import load, options
-    from playground.engines import gpu
-    from playground.engines.base import Finished, GenerationRequest
-
-    model = load(catalog, modality, f"tiny-{modality}")
-    args = (modality, model.model_id, model.revision, [GenerationRequest("calm piano", 5),
-                                                       GenerationRequest("a fox", 6)], options(modality, values, settings))
+for modality, values in VALUES.items():
+    model = catalog.get(catalog.resolve(modality, f"tiny-{modality}"))
+    args = (modality, model.model_id, model.revision, [GenerationRequest("calm piano", 5), GenerationRequest("a fox", 6)],
+            validate_options(engine_for(modality, model.model_id).options, values, settings))
     here = [e for e in gpu.stream_on_gpu(*args) if isinstance(e, Finished)]
-    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(target=_gpu_child, args=(pickle.dumps(args), send))
-    child.start()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=child, args=(pickle.dumps(args), send))
+    process.start()
     send.close()
     there = []
-    while True:
+    while receive.poll(120):
         try:
             there.append(pickle.loads(receive.recv_bytes()))
         except EOFError:
             break
-    child.join(60)
-    assert child.exitcode == 0
+    process.join(30)
     there = [e for e in there if isinstance(e, Finished)]
-    assert [e.index for e in there] == [e.index for e in here]
-    for a, b in zip(here, there):
-        if modality == "text":
-            assert a.output.text == b.output.text
-        elif modality == "image":
-            assert np.array_equal(np.asarray(a.output.image), np.asarray(b.output.image))
-        else:
-            assert np.array_equal(a.output.audio[1], b.output.audio[1])
+    ok = process.exitcode == 0 and [e.index for e in there] == [e.index for e in here] and all(
+        same(a.output, b.output) for a, b in zip(here, there))
+    print(modality, "identical" if ok else f"DIFFERENT (exit {process.exitcode}, {len(there)} cells)", flush=True)
+    if process.exitcode is None:
+        process.kill()
+"""
+
+
+@pytest.mark.slow
+def test_gpu_function_in_a_forked_child_matches_in_process(settings):
+    """As the ZeroGPU runtime does: a forked worker runs the GPU function on pickled arguments and its events are
+    pickled back; every cell equals the in-process one bit for bit, for text, image and music."""
+    done = subprocess.run([sys.executable, "-c", _FORKED_GPU_RUN, str(settings.data_dir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["text", "identical", "image", "identical", "music", "identical"], done.stdout
 
 
 def test_spaces_installed_off_a_space_changes_nothing():

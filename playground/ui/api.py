@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..runner import build_spec
+from ..spec import build_spec
 from ..services import Services
 from ..scoring import comparison_summary
 from ..store import ImportLimits

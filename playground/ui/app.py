@@ -99,7 +99,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
 
 def _last_grid(services: Services, modality: str, comparison_id, owner: str | None = None) -> list:
     """The grid and run state of the comparison a tab ran last (its first page), or the empty grid."""
-    from ..runner import spec_from_runs
+    from ..spec import spec_from_runs
 
     try:
         header = services.log.get_comparison_header(validate.record_id(comparison_id), owner=owner)

@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..registry import MODALITIES, InvalidInput
 from ..engines.catalog import preset_params
-from ..runner import Cell, ComparisonSpec, build_spec
+from ..spec import Cell, ComparisonSpec, build_spec
 from ..services import Services
 from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
 from . import grid

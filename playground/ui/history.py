@@ -13,7 +13,7 @@ from typing import Callable
 import gradio as gr
 
 from ..registry import InvalidInput
-from ..runner import spec_from_runs
+from ..spec import spec_from_runs
 from ..services import Services
 from ..store import ImportLimits
 from . import exports, grid, validate as v

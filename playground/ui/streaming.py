@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 
-from ..runner import ComparisonSpec
+from ..spec import ComparisonSpec
 from ..services import Services
 from . import grid
 from .evidence import evidence

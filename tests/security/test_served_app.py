@@ -80,7 +80,7 @@ def test_a_huge_value_is_refused_before_rendering(clients):
     template = hostile.predict("text", api_name="/list_templates")[0]
     variable = next(iter(template["variables"]))
     start = time.perf_counter()
-    with pytest.raises(AppError, match="characters; at most"):
+    with pytest.raises(AppError, match="characters"):
         hostile.predict(template["name"], {variable: "word " * 400_000}, api_name="/render_template")
     assert time.perf_counter() - start < 5
 
