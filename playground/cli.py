@@ -12,6 +12,7 @@ from .backends.base import InvalidInput
 from .runner import build_spec, spec_from_runs
 from .services import Services
 from .settings import Settings
+from .stakeholders.commands import add_parser as add_stakeholder_commands
 from .templates import TemplateError, Template, make_template, parse_template
 
 COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     templates = commands.add_parser("templates", help="list the template library")
     templates.add_argument("--modality", choices=["text", "image", "music"])
     templates.set_defaults(handler=cmd_templates)
+    add_stakeholder_commands(commands)
     return parser
 
 
