@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from .. import __version__
-from ..store import Comparison, RunLog, RunRecord
+from ..store import RunLog, RunRecord
 from ..store.votes import list_votes
 from .media import Embedded, audio_clip, image_jpeg
 from .preferences import comparison_ranking
@@ -28,12 +28,12 @@ _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=se
                    trim_blocks=True, lstrip_blocks=True)
 
 
-def _row_label(run: RunRecord) -> str:
+def row_label(run: RunRecord) -> str:
     values = ", ".join(f"{k}={v}" for k, v in (run.variables or {}).items())
     return " · ".join(x for x in (values, f"seed {run.seed}", run.model_id) if x)
 
 
-def _latest_per_cell(runs: list[RunRecord]) -> dict[tuple[int, int], RunRecord]:
+def latest_per_cell(runs: list[RunRecord]) -> dict[tuple[int, int], RunRecord]:
     """A re-run cell keeps its position: the latest run at each (row, col) is the one shown."""
     cells: dict[tuple[int, int], RunRecord] = {}
     for run in sorted(runs, key=lambda r: r.id or 0):
@@ -87,9 +87,11 @@ def _variant_stats(runs: list[RunRecord]) -> dict[str, dict]:
     return stats
 
 
-def _ranking_rows(log: RunLog, comparison: Comparison, votes_exist: bool) -> list[dict]:
+def variant_table(log: RunLog, comparison_id: int, n_boot: int = N_BOOT) -> list[dict]:
+    """Per variant, best first: vote rating with interval and bar positions (0-100), wins/ties/losses, ratings."""
+    comparison = log.get_comparison(comparison_id)
     stats = _variant_stats(comparison.runs)
-    ranking = comparison_ranking(log, comparison.id, n_boot=N_BOOT if votes_exist else 0)
+    ranking = comparison_ranking(log, comparison.id, n_boot=n_boot if list_votes(log, comparison_id) else 0)
     lo = min([r.low for r in ranking if r.games] or [0.0])
     hi = max([r.high for r in ranking if r.games] or [1.0])
     span = max(hi - lo, 1e-9)
@@ -107,7 +109,7 @@ def _ranking_rows(log: RunLog, comparison: Comparison, votes_exist: bool) -> lis
 def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None = None,
                   max_media_bytes: int = MAX_MEDIA_BYTES) -> dict:
     comparison = log.get_comparison(comparison_id)
-    cells = _latest_per_cell(comparison.runs)
+    cells = latest_per_cell(comparison.runs)
     columns = sorted({(col, run.variant or f"column {col}") for (_, col), run in cells.items()})
     col_index = {col: k for k, (col, _) in enumerate(columns)}
     budget = _Budget(max_media_bytes)
@@ -148,7 +150,7 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
             verdict = {"tie": "tie", "both_bad": "both bad"}.get(vote.outcome) or \
                 f"{variant_of.get(vote.winner_run_id)} over {variant_of.get(vote.loser_run_id)}"
             reasons.append({"verdict": verdict, "reason": vote.reason, "voter": vote.voter})
-    ranking = _ranking_rows(log, comparison, bool(votes))
+    ranking = variant_table(log, comparison.id)
     winner_run = next((r for r in comparison.runs if r.id == comparison.winner_run_id), None)
     records = []
     for run in sorted(comparison.runs, key=lambda r: (r.row, r.col, r.id)):
@@ -161,7 +163,7 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
         "cell_count": len(comparison.runs), "columns": [name for _, name in columns], "rows": rows,
         "prompts": prompts, "ranking": ranking, "vote_count": len(votes), "reasons": reasons, "n_boot": N_BOOT,
         "vote_leader": next((r for r in ranking if r["games"]), None) if votes else None,
-        "winner": {"variant": winner_run.variant, "run_id": winner_run.id, "row_label": _row_label(winner_run)}
+        "winner": {"variant": winner_run.variant, "run_id": winner_run.id, "row_label": row_label(winner_run)}
         if winner_run else None,
         "records": records, "left_out": left_out,
         "summary_html": Markup(summary_html) if summary_html else None,     # trusted: rendered by our own code

@@ -13,11 +13,13 @@ from ..services import Services
 from ..settings import Settings
 from . import grid
 from .api import register_api
+from .diff import build_diff_tab
 from .history import build_history_tab
 from .image import build_image_tab
 from .library import build_library_tab
 from .music import build_music_tab
 from .text import build_text_tab
+from .vote import build_vote_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 
@@ -47,6 +49,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
     services = services or Services.create(settings)
     with gr.Blocks(title="Prompt Playground") as demo:
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
+        voter_state = gr.BrowserState("", storage_key="prompt-playground-voter")     # anonymous voter id
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
         if services.catalog.offline:
@@ -63,6 +66,10 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                 build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services, browser_state)
+            with gr.Tab("Vote", id="vote"):
+                build_vote_tab(services, demo, tabs, voter_state)
+            with gr.Tab("Diff", id="diff"):
+                build_diff_tab(services)
             # Runs made in the other tabs show up as soon as History is opened.
             history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):
