@@ -221,3 +221,31 @@ def test_image_preferences_name_the_files(catalog, log, settings):
     (item,) = preference_pairs(log, comparison)
     assert item["chosen"] == str(log.artifact_path(pair.right)) and item["chosen"].endswith(".png")
     assert item["rejected"] == str(log.artifact_path(pair.left))
+
+
+def test_api_voting_is_blind(served_app):
+    """Through the public API: the pair carries a token and the two texts, nothing naming a variant or a run."""
+    from gradio_client import Client
+
+    services = served_app.services
+    secret = {"zebra-secret": "Write a tagline for {{ product }}.",
+              "otter-secret": "You are a copywriter. Write a tagline for {{ product }}."}
+    comparison_id = run_comparison(services.catalog, services.log, services.settings, seeds=(11, 12),
+                                   variants=secret)
+    runs = services.log.get_comparison(comparison_id).runs
+    client = Client(served_app.url, verbose=False)
+    dealt = client.predict(comparison_id, "carol", api_name="/vote_pair")
+    assert set(dealt) == {"token", "values", "a", "b", "voted", "total"} and dealt["total"] == 2
+    raw = json.dumps(dealt)
+    assert "secret" not in raw and "run" not in raw
+    assert dealt["values"] == {"product": "a lantern"} and (dealt["voted"], dealt["total"]) == (0, 2)
+    assert {dealt["a"], dealt["b"]} <= {r.output_text for r in runs}           # the outputs, and nothing else
+    assert client.predict(dealt["token"], "A", "carol", "short and clear", api_name="/vote_cast") == {"saved": True}
+    with pytest.raises(Exception, match="no longer open"):
+        client.predict(dealt["token"], "B", "carol", "", api_name="/vote_cast")
+    (vote,) = list_votes(services.log, comparison_id)
+    assert vote.voter == "api:carol" and vote.reason == "short and clear"
+    assert services.log.get_run(vote.winner_run_id).output_text == dealt["a"]
+    second = client.predict(comparison_id, "carol", api_name="/vote_pair")
+    client.predict(second["token"], "tie", "carol", "", api_name="/vote_cast")
+    assert client.predict(comparison_id, "carol", api_name="/vote_pair") == {"done": True, "voted": 2, "total": 2}

@@ -38,12 +38,17 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     return pieces
 
 
+# Inline styles: the fragment is shown inside pages whose stylesheets we do not control.
+DEL_STYLE = ' style="background: #fde2e1; color: #8a1c1c"'
+INS_STYLE = ' style="background: #dcfce7; color: #14532d; text-decoration: none"'
+
+
 def word_diff_html(old: str, new: str) -> str:
     """The diff as escaped HTML: removed words in <del>, added words in <ins>, inside a pre-wrapped block."""
     parts = []
     for op, text in word_diff(old, new):
         escaped = html.escape(text)
-        parts.append({"equal": escaped, "delete": f"<del>{escaped}</del>", "insert": f"<ins>{escaped}</ins>"}[op])
+        parts.append({"equal": escaped, "delete": f"<del{DEL_STYLE}>{escaped}</del>", "insert": f"<ins{INS_STYLE}>{escaped}</ins>"}[op])
     return f'<div class="pp-diff" style="white-space: pre-wrap">{"".join(parts)}</div>'
 
 

@@ -8,7 +8,7 @@ import io
 import gradio as gr
 
 from ..services import Services
-from ..stakeholders.diffs import diff_stats, spectrogram_of_file, word_diff_html
+from ..stakeholders.diffs import DEL_STYLE, INS_STYLE, diff_stats, spectrogram_of_file, word_diff_html
 from ..stakeholders.report import latest_per_cell, row_label
 
 
@@ -34,7 +34,8 @@ def diff_view(services: Services, comparison_id, left_col, right_col, row) -> li
     left, right = cells.get((int(row), int(left_col))), cells.get((int(row), int(right_col)))
     if left is None or right is None:
         raise gr.Error("That row has no output in one of the two columns")
-    legend = '<p class="pp-note"><del>removed</del> from the left column, <ins>added</ins> in the right one</p>'
+    legend = (f'<p class="pp-note"><del{DEL_STYLE}>removed</del> from the left column, <ins{INS_STYLE}>added</ins> '
+              f'in the right one</p>')
     stats = diff_stats(left.prompt, right.prompt)
     parts = [legend, _block(f"Prompt · {stats['similarity']:.0%} alike", word_diff_html(left.prompt, right.prompt))]
     if (left.system or right.system) and left.system != right.system:

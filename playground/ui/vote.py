@@ -107,9 +107,9 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
                     sides.append([
                         gr.Textbox(label=label, lines=6, max_lines=24, interactive=False, visible=False,
                                    elem_id=f"vote-{label.lower()}-text"),
-                        gr.Image(label=label, type="pil", interactive=False, visible=False, format="png",
+                        gr.Image(label=label, type="pil", interactive=False, visible=False, format="png", buttons=["fullscreen"],
                                  elem_id=f"vote-{label.lower()}-image"),
-                        gr.Audio(label=label, type="numpy", interactive=False, visible=False,
+                        gr.Audio(label=label, type="numpy", interactive=False, visible=False, buttons=[],
                                  elem_id=f"vote-{label.lower()}-audio")])
         with gr.Row(visible=False) as buttons_row:
             buttons = {c: gr.Button(BUTTONS[c], variant="primary" if c in "AB" else "secondary", min_width=80,
