@@ -137,9 +137,10 @@ def test_five_blind_votes_on_a_phone_then_the_ranking(phone, served_app):
     ranking.wait_for()
     text = ranking.inner_text()
     assert all(name in text for name in SECRET_VARIANTS)              # revealed only now
-    assert "vote rating" in text
+    assert "rating (95%)" in text
     assert not page.locator("#vote-a-text").is_visible()
     page.locator("#vote-ranking").scroll_into_view_if_needed()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]     # nothing wider than a phone
     page.screenshot(path=str(OUTPUT / "vote-phone-ranking.png"), full_page=True)
 
     # Reloading keeps the same anonymous voter: the 5 pairs already voted on are not dealt again.

@@ -60,25 +60,31 @@ def _values_md(run) -> str:
     return values or "same inputs"
 
 
+_CELL = "padding: 4px 6px; vertical-align: top"
+
+
 def ranking_html(services: Services, comparison_id: int, scores: dict[str, dict] | None = None) -> str:
-    """The variants ranked by votes, with ratings and stars beside them (and automatic scores when given)."""
+    """The variants ranked by votes, with ratings and stars beside them (and automatic scores when given).
+
+    `scores`: variant -> {score name: value}, e.g. automatic scores, shown as extra columns."""
     rows = variant_table(services.log, comparison_id)
     score_names = sorted({k for s in (scores or {}).values() for k in s})
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ["#", "variant", "vote rating", "95% interval", "won–tied–lost", "avg stars", *score_names])
+    head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in
+                   ["#", "variant", "rating (95%)", "won–tied–lost", "★ avg", *score_names])
     body = []
     for k, r in enumerate(rows, 1):
-        extra = "".join(f"<td>{html.escape(str((scores or {}).get(r['variant'], {}).get(n, '—')))}</td>"
-                        for n in score_names)
-        interval = f"{r['low']:.0f}–{r['high']:.0f}" if r["games"] else "no votes"
-        stars = f"{r['avg_stars']:.2f}" if r["avg_stars"] is not None else "—"
-        body.append(f"<tr><td>{k}</td><td>{html.escape(r['variant'])}</td>"
-                    f"<td>{r['rating']:.0f}</td><td style='white-space: nowrap'>{interval}</td>"
-                    f"<td>{r['wins']}–{r['ties']}–{r['losses']}</td><td>{stars}</td>{extra}</tr>")
-    return (f'<div class="pp-ranking" style="overflow-x: auto"><table style="font-size: 0.9em">'
+        cells = [str(k), html.escape(r["variant"]),
+                 f'{r["rating"]:.0f}<br><small style="white-space: nowrap">{r["low"]:.0f}–{r["high"]:.0f}</small>'
+                 if r["games"] else "no votes",
+                 f'{r["wins"]}–{r["ties"]}–{r["losses"]}',
+                 f'{r["avg_stars"]:.1f}' if r["avg_stars"] is not None else "—"]
+        cells += [html.escape(str((scores or {}).get(r["variant"], {}).get(n, "—"))) for n in score_names]
+        body.append("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
+    return (f'<div class="pp-ranking" style="overflow-x: auto; max-width: 100%">'
+            f'<table style="font-size: 0.9em; overflow-wrap: anywhere">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f'<p class="pp-note">Bradley-Terry fit of every voter\'s votes on an Elo-like scale (1000 = average); '
-            f'ties and "both bad" count half.</p></div>')
+            f'<p class="pp-note">Bradley-Terry fit of every voter\'s votes on an Elo-like scale (1000 = average; '
+            f'+100 = preferred about 64% of the time); ties and "both bad" count half.</p></div>')
 
 
 @dataclass
