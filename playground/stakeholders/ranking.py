@@ -57,32 +57,39 @@ def outcomes_from_votes(votes: list[Vote], runs: list[RunRecord]) -> list[Outcom
     return games
 
 
-def fit(outcomes: list[Outcome], items: list[str], prior: float = 0.0) -> np.ndarray:
-    """Maximum-likelihood (or MAP, with `prior`) log-strengths theta, one per item, centred on zero."""
+def _encode(outcomes: list[Outcome], items: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     index = {name: k for k, name in enumerate(items)}
-    n = len(items)
-    if n == 0:
-        return np.zeros(0)
-    first = np.array([index[o.first] for o in outcomes], dtype=int)
-    second = np.array([index[o.second] for o in outcomes], dtype=int)
-    score = np.array([o.score for o in outcomes], dtype=float)
+    return (np.array([index[o.first] for o in outcomes], dtype=int),
+            np.array([index[o.second] for o in outcomes], dtype=int),
+            np.array([o.score for o in outcomes], dtype=float))
+
+
+def _fit(first: np.ndarray, second: np.ndarray, score: np.ndarray, weight: np.ndarray, n: int, prior: float,
+         start: np.ndarray | None = None) -> np.ndarray:
+    """Log-strengths maximising the weighted log-likelihood (each game counted `weight` times) minus the prior."""
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         diff = theta[first] - theta[second]
         # -[s log sigma(d) + (1 - s) log sigma(-d)], written with logaddexp to stay finite for large |d|
-        loss = np.sum(score * np.logaddexp(0.0, -diff) + (1.0 - score) * np.logaddexp(0.0, diff))
-        residual = score - 1.0 / (1.0 + np.exp(-diff))          # d loss / d diff = -(s - sigma(d))
-        grad = np.zeros(n)
-        np.add.at(grad, first, -residual)
-        np.add.at(grad, second, residual)
-        loss += 0.5 * prior * float(theta @ theta)
-        grad += prior * theta
-        return float(loss), grad
+        loss = np.sum(weight * (score * np.logaddexp(0.0, -diff) + (1.0 - score) * np.logaddexp(0.0, diff)))
+        residual = weight * (score - 1.0 / (1.0 + np.exp(-diff)))   # d loss / d diff = -(s - sigma(d))
+        grad = np.bincount(second, residual, n) - np.bincount(first, residual, n)
+        return float(loss) + 0.5 * prior * float(theta @ theta), grad + prior * theta
 
-    result = minimize(objective, np.zeros(n), jac=True, method="L-BFGS-B",
-                      options={"maxiter": 1000, "gtol": 1e-10, "ftol": 1e-14})
+    # Conjugate gradients: for a handful of variants it needs no matrix work, which keeps the 300 bootstrap fits
+    # fast even on a busy CPU (L-BFGS-B measured ~10x slower per fit here).
+    result = minimize(objective, np.zeros(n) if start is None else start, jac=True, method="CG",
+                      options={"maxiter": 2000, "gtol": 1e-9})
     theta = np.clip(result.x, -30.0, 30.0)
     return theta - theta.mean()
+
+
+def fit(outcomes: list[Outcome], items: list[str], prior: float = 0.0) -> np.ndarray:
+    """Maximum-likelihood (or MAP, with `prior`) log-strengths theta, one per item, centred on zero."""
+    if not items:
+        return np.zeros(0)
+    first, second, score = _encode(outcomes, items)
+    return _fit(first, second, score, np.ones(len(outcomes)), len(items), prior)
 
 
 def rank(outcomes: list[Outcome], items: list[str] | None = None, *, prior: float = 1.0, n_boot: int = 300,
@@ -91,12 +98,15 @@ def rank(outcomes: list[Outcome], items: list[str] | None = None, *, prior: floa
     items = list(items) if items is not None else sorted({o.first for o in outcomes} | {o.second for o in outcomes})
     if not items:
         return []
-    theta = fit(outcomes, items, prior)
+    n, m = len(items), len(outcomes)
+    first, second, score = _encode(outcomes, items)
+    theta = _fit(first, second, score, np.ones(m), n, prior)
     rng = np.random.default_rng(seed)
-    samples = np.empty((n_boot, len(items))) if outcomes else np.zeros((1, len(items)))
-    for b in range(n_boot if outcomes else 0):
-        picks = rng.integers(0, len(outcomes), len(outcomes))
-        samples[b] = fit([outcomes[k] for k in picks], items, prior)
+    samples = np.empty((n_boot, n)) if m and n_boot else np.tile(theta, (1, 1))
+    for b in range(n_boot if m else 0):
+        # a resample with replacement = each vote counted as often as it was drawn; warm start: fewer steps
+        weight = np.bincount(rng.integers(0, m, m), minlength=m).astype(float)
+        samples[b] = _fit(first, second, score, weight, n, prior, start=theta)
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     tally = {name: [0, 0, 0] for name in items}
     for o in outcomes:
