@@ -51,8 +51,8 @@ def main() -> None:
         path = write_report(services.log, comparison_id, data_dir / f"report-{modality}.html")
         report_s = time.perf_counter() - started
         media = sum(services.log.artifact_path(r).stat().st_size for r in runs)
-        print(f"{modality}: {len(runs)} cells, media files {media / 1024:.0f} KB -> report {path.stat().st_size / 1024:.0f} KB "
-              f"in {report_s:.2f} s; ranking with 300 "
+        print(f"{modality}: {len(runs)} cells, media files {media / 1024:.0f} KB -> report "
+              f"{path.stat().st_size / 1024:.0f} KB in {report_s:.2f} s; ranking with 300 "
               f"bootstrap fits {rank_s:.2f} s")
     services.log.close()
 

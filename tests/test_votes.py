@@ -249,3 +249,17 @@ def test_api_voting_is_blind(served_app):
     second = client.predict(comparison_id, "carol", api_name="/vote_pair")
     client.predict(second["token"], "tie", "carol", "", api_name="/vote_cast")
     assert client.predict(comparison_id, "carol", api_name="/vote_pair") == {"done": True, "voted": 2, "total": 2}
+
+
+def test_ranking_html_lists_variants_with_automatic_scores(log, text_comparison):
+    from types import SimpleNamespace
+
+    from playground.ui.vote import ranking_html
+
+    pair = next_pair(log, text_comparison, "ann", random.Random(5))
+    cast(log, pair, "A", "ann")
+    page = ranking_html(SimpleNamespace(log=log), text_comparison,
+                        scores={pair.left.variant: {"judge": "<b>9</b>"}})
+    assert page.index(pair.left.variant) < page.index(pair.right.variant)      # the winner ranks higher
+    assert "judge" in page and "&lt;b&gt;9&lt;/b&gt;" in page and "<b>9</b>" not in page
+    assert page.count("<tr>") == 4                                               # header + 3 variants

@@ -48,7 +48,8 @@ def word_diff_html(old: str, new: str) -> str:
     parts = []
     for op, text in word_diff(old, new):
         escaped = html.escape(text)
-        parts.append({"equal": escaped, "delete": f"<del{DEL_STYLE}>{escaped}</del>", "insert": f"<ins{INS_STYLE}>{escaped}</ins>"}[op])
+        parts.append({"equal": escaped, "delete": f"<del{DEL_STYLE}>{escaped}</del>",
+                      "insert": f"<ins{INS_STYLE}>{escaped}</ins>"}[op])
     return f'<div class="pp-diff" style="white-space: pre-wrap">{"".join(parts)}</div>'
 
 

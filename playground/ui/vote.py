@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 
@@ -94,8 +95,13 @@ class VoteView:
     deal_outputs: list
 
 
-def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr.BrowserState) -> VoteView:
-    """`voter` must sit outside the tabs (a component in a tab not yet opened is not read from the browser)."""
+def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr.BrowserState, *,
+                   scores_for: Callable[[int], dict[str, dict]] | None = None,
+                   summary_for: Callable[[int], str | None] | None = None) -> VoteView:
+    """`voter` must sit outside the tabs (a component in a tab not yet opened is not read from the browser).
+
+    `scores_for(comparison_id)` -> {variant: {score name: value}}: automatic scores shown beside the ranking;
+    `summary_for(comparison_id)` -> an HTML fragment (scores, stats) placed in the exported report."""
     tokens = PairTokens()
     rng = random.Random()
     gr.Markdown("### Blind vote\nTwo outputs for the same inputs, from two different prompt variants. Names are "
@@ -113,8 +119,8 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
                     sides.append([
                         gr.Textbox(label=label, lines=6, max_lines=24, interactive=False, visible=False,
                                    elem_id=f"vote-{label.lower()}-text"),
-                        gr.Image(label=label, type="pil", interactive=False, visible=False, format="png", buttons=["fullscreen"],
-                                 elem_id=f"vote-{label.lower()}-image"),
+                        gr.Image(label=label, type="pil", interactive=False, visible=False, format="png",
+                                 buttons=["fullscreen"], elem_id=f"vote-{label.lower()}-image"),
                         gr.Audio(label=label, type="numpy", interactive=False, visible=False, buttons=[],
                                  elem_id=f"vote-{label.lower()}-audio")])
         with gr.Row(visible=False) as buttons_row:
@@ -143,7 +149,7 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
         done, total = progress(services.log, comparison_id, who)
         return [f"You voted on **{done} of {total}** pairs of comparison #{comparison_id}.", *_hidden_pair(),
                 message, gr.update(visible=False), gr.update(visible=True),
-                ranking_html(services, comparison_id), None, who]
+                ranking_html(services, comparison_id, scores_for(comparison_id) if scores_for else None), None, who]
 
     def deal(comparison_id, who: str, message: str = "") -> list:
         try:
@@ -201,8 +207,7 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
         button.click(on_vote(choice), [comparison, token, reason, voter], deal_outputs, api_visibility="private",
                      concurrency_limit=None)
     finish.click(on_finish, [comparison, voter], deal_outputs, api_visibility="private")
-    demo.load(on_load, voter, deal_outputs + [comparison, tabs],
-              api_visibility="private")
+    demo.load(on_load, voter, deal_outputs + [comparison, tabs], api_visibility="private")
 
     def export(kind: str):
         def handler(comparison_id):
@@ -211,7 +216,8 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
             folder = Path(tempfile.mkdtemp(dir=_exports_dir(services)))
             cid = int(comparison_id)
             if kind == "report":
-                path = write_report(services.log, cid, folder / f"comparison-{cid}.html")
+                path = write_report(services.log, cid, folder / f"comparison-{cid}.html",
+                                    summary_html=summary_for(cid) if summary_for else None)
             else:
                 path = export_preferences(services.log, folder / f"votes-{cid}.{kind}", kind, comparison_id=cid)
             return gr.update(visible=True, value=str(path))
