@@ -8,6 +8,7 @@ Screenshots land in test-output/ for a person to look at.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from playground.runner import build_spec
 from playground.stakeholders.report import write_report
+from playground.stakeholders.votes import cast, next_pair
 from playground.store.votes import list_votes
 from playground.templates import make_template
 
@@ -184,6 +186,9 @@ def test_report_opens_offline_in_chromium(browser, served_app, tmp_path):
     runs = services.log.get_comparison(comparison_id).runs
     services.log.rate(runs[0].id, stars=5, note="vivid")
     services.log.set_winner(comparison_id, runs[0].id)
+    rng = random.Random(1)
+    for reason in ("brighter", "", "cleaner edges", ""):
+        cast(services.log, next_pair(services.log, comparison_id, "ann", rng), "A", "ann", reason)
     path = write_report(services.log, comparison_id, OUTPUT / "report-image.html")
     context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
     requested = []
@@ -200,7 +205,8 @@ def test_report_opens_offline_in_chromium(browser, served_app, tmp_path):
     assert page.evaluate("[...document.images].every(i => i.naturalWidth > 0)")
     assert [u for u in requested if not u.startswith("file:")] == []
     assert page.locator("#grid td.cell").count() == 6 and page.locator("#records tbody tr").count() == 6
-    assert "Winner:" in page.locator("#winner").inner_text()
+    assert "Winner:" in page.locator("#winner").inner_text() and "Voters prefer:" in page.locator("#winner").inner_text()
+    assert "cleaner edges" in page.locator("#reasons").inner_text()
     page.screenshot(path=str(OUTPUT / "report-image.png"), full_page=True)
     page.emulate_media(media="print")
     page.screenshot(path=str(OUTPUT / "report-image-print.png"), full_page=True)

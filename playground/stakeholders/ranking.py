@@ -118,7 +118,7 @@ def rank(outcomes: list[Outcome], items: list[str] | None = None, *, prior: floa
             tally[winner][0] += 1
             tally[loser][2] += 1
     rows = [RankRow(name, _elo(theta[k]), _elo(low[k]), _elo(high[k]), *tally[name]) for k, name in enumerate(items)]
-    return sorted(rows, key=lambda r: (-r.rating, r.variant))
+    return sorted(rows, key=lambda r: -r.rating)          # stable: equal ratings keep the order given
 
 
 def _elo(theta: float) -> float:
