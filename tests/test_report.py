@@ -134,3 +134,14 @@ def test_report_command_writes_the_file(catalog, log, settings, tmp_path):
                               "report", "999", "-o", str(tmp_path / "x.html")], capture_output=True, text=True,
                              cwd=ROOT, timeout=300)
     assert missing.returncode == 2 and "no comparison #999" in missing.stderr
+
+
+def test_a_tie_at_the_top_is_reported_as_split():
+    from playground.stakeholders.report import _leader
+
+    rows = [{"variant": "a", "rating": 1051.0, "games": 3}, {"variant": "b", "rating": 1051.0, "games": 3},
+            {"variant": "c", "rating": 898.0, "games": 2}]
+    assert _leader(rows) == {"vote_leader": None, "vote_tied": ["a", "b"]}
+    rows[0]["rating"] = 1060.0
+    assert _leader(rows)["vote_leader"]["variant"] == "a"
+    assert _leader([{"variant": "a", "rating": 1000.0, "games": 0}]) == {"vote_leader": None, "vote_tied": []}

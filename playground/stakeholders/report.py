@@ -106,6 +106,15 @@ def variant_table(log: RunLog, comparison_id: int, n_boot: int = N_BOOT) -> list
     return rows
 
 
+def _leader(ranking: list[dict]) -> dict:
+    """The variant voters prefer, or the variants sharing the top rating when there is no single one."""
+    voted = [r for r in ranking if r["games"]]
+    top = [r for r in voted if voted and r["rating"] == voted[0]["rating"]]
+    if len(top) == 1:
+        return {"vote_leader": top[0], "vote_tied": []}
+    return {"vote_leader": None, "vote_tied": [r["variant"] for r in top]}
+
+
 def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None = None,
                   max_media_bytes: int = MAX_MEDIA_BYTES) -> dict:
     comparison = log.get_comparison(comparison_id)
@@ -162,7 +171,7 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
         "version": __version__, "generated_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cell_count": len(comparison.runs), "columns": [name for _, name in columns], "rows": rows,
         "prompts": prompts, "ranking": ranking, "vote_count": len(votes), "reasons": reasons, "n_boot": N_BOOT,
-        "vote_leader": next((r for r in ranking if r["games"]), None) if votes else None,
+        **_leader(ranking if votes else []),
         "winner": {"variant": winner_run.variant, "run_id": winner_run.id, "row_label": row_label(winner_run)}
         if winner_run else None,
         "records": records, "left_out": left_out,
