@@ -16,6 +16,7 @@ from .scoring.cli import parse_check_args
 from .services import Services
 from .settings import Settings
 from .store import ImportLimits
+from .stakeholders.commands import add_parser as add_stakeholder_commands
 from .templates import TemplateError, Template, make_template, parse_template
 
 COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .scoring.cli import add_parser as add_stats_parser
     add_stats_parser(commands)
+    add_stakeholder_commands(commands)
     return parser
 
 

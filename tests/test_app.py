@@ -92,7 +92,8 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client, args, me
 
 
 PUBLIC = ["/compare", "/list_templates", "/render_template", "/comparison", "/stats", "/history", "/rate", "/pick_winner",
-          "/variant_summary", "/save_template", "/export_comparison", "/export_template", "/import_runs"]
+          "/variant_summary", "/save_template", "/export_comparison", "/export_template", "/import_runs",
+          "/vote_pair", "/vote_cast"]
 
 
 def test_the_api_is_the_documented_endpoints_only(client):

@@ -105,6 +105,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         UNIQUE (run_id, name)
     );
     """),
+    (6, """
+    CREATE TABLE votes (
+        id INTEGER PRIMARY KEY,
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id) ON DELETE CASCADE,
+        run_low INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        run_high INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        left_run_id INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('win', 'tie', 'both_bad')),
+        winner_run_id INTEGER,
+        voter TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        CHECK (run_low < run_high),
+        CHECK (left_run_id IN (run_low, run_high)),
+        CHECK ((outcome = 'win') = (winner_run_id IS NOT NULL)),
+        CHECK (winner_run_id IS NULL OR winner_run_id IN (run_low, run_high)),
+        UNIQUE (voter, run_low, run_high)
+    );
+    CREATE INDEX votes_comparison ON votes(comparison_id, id);
+    """),
     # Who made a comparison: a visitor id on a public Space (see playground/visitors.py); NULL means local or shared.
     (7, """
     ALTER TABLE comparisons ADD COLUMN owner TEXT;

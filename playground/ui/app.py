@@ -19,6 +19,8 @@ from .api import register_api
 from .compare import build_compare_tab
 from .history import build_history_tab, when
 from .library import build_library_tab
+from .diff import build_diff_tab
+from .vote import build_vote_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 
@@ -53,6 +55,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         visitor = gr.BrowserState("", storage_key="prompt-playground-visitor",
                                   secret=visitors.browser_state_secret(settings.data_dir))
         gr.HTML(grid.ICON_SPRITE, container=False, padding=False, elem_id="pp-icons")
+        voter_state = gr.BrowserState("", storage_key="prompt-playground-voter")     # anonymous voter id
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
             if services.visitors.apart and visitors.running_on_space():
@@ -68,6 +71,10 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                 build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services, browser_state)
+            with gr.Tab("Vote", id="vote"):
+                build_vote_tab(services, demo, tabs, voter_state)
+            with gr.Tab("Diff", id="diff"):
+                build_diff_tab(services)
             # Runs made in the other tabs show up as soon as History is opened.
             history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):

@@ -1,0 +1,40 @@
+"""`python -m playground report <comparison> -o file.html` and `python -m playground votes <comparison> -o f.jsonl`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .preferences import export_preferences
+from .report import MAX_MEDIA_BYTES, write_report
+
+
+def cmd_report(args, services) -> int:
+    dest = Path(args.output or f"comparison-{args.comparison}.html")
+    write_report(services.log, args.comparison, dest, max_media_bytes=int(args.max_media_mb * 2**20))
+    print(f"report of comparison #{args.comparison} written to {dest} ({dest.stat().st_size / 1024:.0f} KB)")
+    return 0
+
+
+def cmd_votes(args, services) -> int:
+    dest = Path(args.output)
+    fmt = dest.suffix.lstrip(".").lower()
+    if fmt not in ("jsonl", "csv"):
+        print(f"error: {dest}: the file must end in .jsonl (DPO pairs) or .csv (every vote)")
+        return 2
+    export_preferences(services.log, dest, fmt, comparison_id=args.comparison)
+    print(f"votes exported to {dest}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    report = subparsers.add_parser("report", help="write one comparison as a self-contained HTML file")
+    report.add_argument("comparison", type=int)
+    report.add_argument("-o", "--output", metavar="FILE.html", help="default: comparison-<id>.html")
+    report.add_argument("--max-media-mb", type=float, default=MAX_MEDIA_BYTES / 2**20,
+                        help="embed media up to this many MB; the rest is listed as left out")
+    report.set_defaults(handler=cmd_report)
+
+    votes = subparsers.add_parser("votes", help="export blind A/B votes as DPO pairs (.jsonl) or every vote (.csv)")
+    votes.add_argument("comparison", type=int, nargs="?", help="only this comparison (default: all)")
+    votes.add_argument("-o", "--output", required=True, metavar="FILE")
+    votes.set_defaults(handler=cmd_votes)

@@ -1,0 +1,122 @@
+"""Differences between two variants' cells: word-level text diffs as HTML, and audio spectrograms as PNG.
+
+Text is split into words and the whitespace between them, so a diff marks whole words and keeps line breaks.
+Spectrograms are a numpy STFT (Hann window) in decibels, drawn with PIL: no plotting library needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import io
+import re
+import wave
+from pathlib import Path
+
+import numpy as np
+
+_TOKENS = re.compile(r"\s+|[^\s]+")
+MAX_DIFF_CHARS = 200_000
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKENS.findall(text or "")
+
+
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """(op, text) pieces, op in {"equal", "delete", "insert"}, that turn `old` into `new` word by word."""
+    a, b = tokens(old[:MAX_DIFF_CHARS]), tokens(new[:MAX_DIFF_CHARS])
+    pieces: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            pieces.append(("equal", "".join(a[i1:i2])))
+            continue
+        if op in ("delete", "replace"):
+            pieces.append(("delete", "".join(a[i1:i2])))
+        if op in ("insert", "replace"):
+            pieces.append(("insert", "".join(b[j1:j2])))
+    return pieces
+
+
+# Inline styles: the fragment is shown inside pages whose stylesheets we do not control.
+DEL_STYLE = ' style="background: #fde2e1; color: #8a1c1c"'
+INS_STYLE = ' style="background: #dcfce7; color: #14532d; text-decoration: none"'
+
+
+def word_diff_html(old: str, new: str) -> str:
+    """The diff as escaped HTML: removed words in <del>, added words in <ins>, inside a pre-wrapped block."""
+    parts = []
+    for op, text in word_diff(old, new):
+        escaped = html.escape(text)
+        parts.append({"equal": escaped, "delete": f"<del{DEL_STYLE}>{escaped}</del>",
+                      "insert": f"<ins{INS_STYLE}>{escaped}</ins>"}[op])
+    return f'<div class="pp-diff" style="white-space: pre-wrap">{"".join(parts)}</div>'
+
+
+def diff_stats(old: str, new: str) -> dict:
+    """Words kept, removed and added, and a similarity ratio in [0, 1]."""
+    counts = {"equal": 0, "delete": 0, "insert": 0}
+    for op, text in word_diff(old, new):
+        counts[op] += len(text.split())
+    total = 2 * counts["equal"] + counts["delete"] + counts["insert"]
+    return {"kept": counts["equal"], "removed": counts["delete"], "added": counts["insert"],
+            "similarity": 1.0 if total == 0 else round(2 * counts["equal"] / total, 3)}
+
+
+# ---- audio ------------------------------------------------------------------------------------------------------
+
+def read_wav(path: Path) -> tuple[int, np.ndarray]:
+    """(sample rate, mono float32 samples in [-1, 1]) of a PCM WAV file."""
+    with wave.open(str(path), "rb") as handle:
+        rate, channels, width = handle.getframerate(), handle.getnchannels(), handle.getsampwidth()
+        raw = handle.readframes(handle.getnframes())
+    if width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128) / 128
+    elif width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2**31
+    else:
+        raise ValueError(f"{path}: {8 * width}-bit WAV is not supported; use 8, 16 or 32-bit PCM")
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1)
+    return rate, data
+
+
+def stft_db(samples: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Magnitude spectrogram in dB (frequency bins x frames), 0 dB = the loudest bin."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.size < n_fft:
+        samples = np.pad(samples, (0, n_fft - samples.size))
+    frames = 1 + (samples.size - n_fft) // hop
+    index = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    spectrum = np.abs(np.fft.rfft(samples[index] * np.hanning(n_fft), axis=1)).T
+    db = 20 * np.log10(np.maximum(spectrum, 1e-10))
+    return db - db.max()
+
+
+# A perceptually ordered palette (dark blue -> teal -> yellow), interpolated to 256 steps.
+_ANCHORS = np.array([[13, 8, 135], [84, 2, 163], [139, 10, 165], [185, 50, 137], [219, 92, 104], [244, 136, 73],
+                     [254, 188, 43], [240, 249, 33]], dtype=float)
+_PALETTE = np.stack([np.interp(np.linspace(0, len(_ANCHORS) - 1, 256), np.arange(len(_ANCHORS)), _ANCHORS[:, c])
+                     for c in range(3)], axis=1).astype(np.uint8)
+
+
+def spectrogram_png(samples: np.ndarray, sample_rate: int, *, width: int = 480, height: int = 200,
+                    floor_db: float = -80.0) -> bytes:
+    """A spectrogram image (time left to right, low frequencies at the bottom) as PNG bytes."""
+    from PIL import Image
+
+    n_fft = 512 if sample_rate >= 16_000 else 256
+    db = stft_db(samples, n_fft=n_fft, hop=max(1, n_fft // 4))
+    level = np.clip((db - floor_db) / -floor_db, 0.0, 1.0)
+    pixels = _PALETTE[(level[::-1] * 255).astype(np.uint8)]
+    image = Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def spectrogram_of_file(path: Path, **options) -> bytes:
+    rate, samples = read_wav(path)
+    return spectrogram_png(samples, rate, **options)

@@ -1,0 +1,281 @@
+"""The Vote tab: blind A/B votes on one comparison, then the variants' ranking, and the preference exports.
+
+Blind means the page never learns which variant (or which run) is behind A and B: it holds an opaque token, the
+server keeps the pair behind it, and media reach the page as decoded pixels / samples (saved by Gradio under a
+content hash), not as the log's file names. The ranking is revealed when the voter is done, not between votes,
+so it cannot be used to tell the sides apart. A link `?vote=<comparison id>` opens straight into voting.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+
+from ..services import Services
+from ..stakeholders.diffs import read_wav
+from ..stakeholders.preferences import export_preferences
+from ..stakeholders.report import variant_table, write_report
+from ..stakeholders.votes import CHOICES, Pair, PairTokens, cast, next_pair, progress
+from ..store.votes import DuplicateVote
+
+MAX_REASON_UI = 2_000
+BUTTONS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both bad": "Both bad"}
+
+
+def voter_name(request: gr.Request | None, stored: str | None) -> str:
+    """The signed-in user's name, or the browser's anonymous id (made on first visit)."""
+    user = getattr(request, "username", None) if request is not None else None
+    if user:
+        return f"user:{user}"
+    stored = (stored or "").strip()
+    return stored if stored.startswith("anon:") else f"anon:{uuid.uuid4().hex}"
+
+
+def _side(services: Services, run, modality: str) -> dict:
+    """What one side shows: text, or decoded image pixels, or audio samples (never the log's file name)."""
+    if modality == "text":
+        return {"text": run.output_text or ""}
+    path = services.log.artifact_path(run)
+    if path is None or not path.is_file():
+        return {"text": "(this output's file is missing)"}
+    if modality == "image":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return {"image": image.convert("RGB")}
+    import numpy as np
+
+    rate, samples = read_wav(path)
+    return {"audio": (rate, (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16))}
+
+
+def _values_md(run) -> str:
+    values = " · ".join(f"**{html.escape(str(k))}**: {html.escape(str(v))}" for k, v in run.variables.items())
+    return values or "same inputs"
+
+
+_CELL = "padding: 4px 6px; vertical-align: top"
+
+
+def ranking_html(services: Services, comparison_id: int, scores: dict[str, dict] | None = None) -> str:
+    """The variants ranked by votes, with ratings and stars beside them (and automatic scores when given).
+
+    `scores`: variant -> {score name: value}, e.g. automatic scores, shown as extra columns."""
+    rows = variant_table(services.log, comparison_id)
+    score_names = sorted({k for s in (scores or {}).values() for k in s})
+    head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in
+                   ["#", "variant", "rating (95%)", "won–tied–lost", "★ avg", *score_names])
+    body = []
+    for k, r in enumerate(rows, 1):
+        cells = [str(k), html.escape(r["variant"]),
+                 f'{r["rating"]:.0f}<br><small style="white-space: nowrap">{r["low"]:.0f}–{r["high"]:.0f}</small>'
+                 if r["games"] else "no votes",
+                 f'{r["wins"]}–{r["ties"]}–{r["losses"]}',
+                 f'{r["avg_stars"]:.1f}' if r["avg_stars"] is not None else "—"]
+        cells += [html.escape(str((scores or {}).get(r["variant"], {}).get(n, "—"))) for n in score_names]
+        body.append("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
+    return (f'<div class="pp-ranking" style="overflow-x: auto; max-width: 100%">'
+            f'<table style="font-size: 0.9em; overflow-wrap: anywhere">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            f'<p class="pp-note">Bradley-Terry fit of every voter\'s votes on an Elo-like scale (1000 = average; '
+            f'+100 = preferred about 64% of the time); ties and "both bad" count half.</p></div>')
+
+
+@dataclass
+class VoteView:
+    comparison: gr.Number
+    voter: gr.BrowserState
+    deal_outputs: list
+
+
+def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr.BrowserState, *,
+                   scores_for: Callable[[int], dict[str, dict]] | None = None,
+                   summary_for: Callable[[int], str | None] | None = None) -> VoteView:
+    """`voter` must sit outside the tabs (a component in a tab not yet opened is not read from the browser).
+
+    `scores_for(comparison_id)` -> {variant: {score name: value}}: automatic scores shown beside the ranking;
+    `summary_for(comparison_id)` -> an HTML fragment (scores, stats) placed in the exported report."""
+    tokens = PairTokens()
+    rng = random.Random()
+    gr.Markdown("### Blind vote\nTwo outputs for the same inputs, from two different prompt variants. Names are "
+                "hidden and sides shuffled: pick the better one. The ranking shows when you are done.")
+    token = gr.State(None)        # server-side session state: the page itself never holds the pair
+    with gr.Row(equal_height=True):
+        comparison = gr.Number(label="Comparison #", precision=0, minimum=1, scale=2, elem_id="vote-comparison")
+        start = gr.Button("Start voting", variant="primary", scale=1, elem_id="vote-start")
+    with gr.Column(elem_id="vote-view"):
+        context = gr.Markdown(elem_id="vote-context")
+        sides = []
+        with gr.Row(equal_height=False):
+            for label in ("A", "B"):
+                with gr.Column(min_width=300, elem_id=f"vote-side-{label.lower()}"):
+                    sides.append([
+                        gr.Textbox(label=label, lines=6, max_lines=24, interactive=False, visible=False,
+                                   elem_id=f"vote-{label.lower()}-text"),
+                        gr.Image(label=label, type="pil", interactive=False, visible=False, format="png",
+                                 buttons=["fullscreen"], elem_id=f"vote-{label.lower()}-image"),
+                        gr.Audio(label=label, type="numpy", interactive=False, visible=False, buttons=[],
+                                 elem_id=f"vote-{label.lower()}-audio")])
+        with gr.Row(visible=False) as buttons_row:
+            buttons = {c: gr.Button(BUTTONS[c], variant="primary" if c in "AB" else "secondary", min_width=80,
+                                    elem_id=f"vote-{c.replace(' ', '-').lower()}") for c in CHOICES}
+        reason = gr.Textbox(label="Why? (optional)", max_lines=3, max_length=MAX_REASON_UI, visible=False,
+                            elem_id="vote-reason")
+        status = gr.Markdown(elem_id="vote-status")
+    finish = gr.Button("Done: show the ranking", visible=False, elem_id="vote-finish")
+    with gr.Column(visible=False) as results:
+        ranking = gr.HTML(elem_id="vote-ranking")
+        with gr.Row():
+            jsonl_btn = gr.Button("Preferences (JSONL, DPO)", elem_id="vote-export-jsonl")
+            csv_btn = gr.Button("Votes (CSV)", elem_id="vote-export-csv")
+            report_btn = gr.Button("Report (HTML)", elem_id="vote-export-report")
+        export_file = gr.File(label="Download", interactive=False, visible=False, elem_id="vote-export-file")
+
+    side_components = [c for side in sides for c in side]
+    deal_outputs = [context, *side_components, buttons_row, reason, status, finish, results, ranking, token, voter]
+
+    def _hidden_pair() -> list:
+        return [gr.update(visible=False, value=None) for _ in side_components] + [gr.update(visible=False),
+                                                                                   gr.update(visible=False)]
+
+    def _reveal(comparison_id: int, who: str, message: str) -> list:
+        done, total = progress(services.log, comparison_id, who)
+        return [f"You voted on **{done} of {total}** pairs of comparison #{comparison_id}.", *_hidden_pair(),
+                message, gr.update(visible=False), gr.update(visible=True),
+                ranking_html(services, comparison_id, scores_for(comparison_id) if scores_for else None), None, who]
+
+    def deal(comparison_id, who: str, message: str = "") -> list:
+        try:
+            comparison_id = int(comparison_id)
+            header = services.log.get_comparison_header(comparison_id)
+        except (TypeError, ValueError, KeyError):
+            raise gr.Error(f"No comparison #{comparison_id} in the log: give the number shown in History") from None
+        pair = next_pair(services.log, comparison_id, who, rng)
+        if pair is None:
+            return _reveal(comparison_id, who, message + " No pairs left to vote on: here is the ranking.")
+        done, total = progress(services.log, comparison_id, who)
+        shown = [_side(services, run, header.modality) for run in (pair.left, pair.right)]
+        updates = []
+        for content in shown:
+            for kind in ("text", "image", "audio"):
+                updates.append(gr.update(visible=kind in content, value=content.get(kind)))
+        return [f"Pair {done + 1} of {total} · {_values_md(pair.left)}", *updates, gr.update(visible=True),
+                gr.update(visible=True, value=""), message, gr.update(visible=True), gr.update(visible=False),
+                gr.update(), tokens.issue(pair, who), who]
+
+    def on_start(comparison_id, stored, request: gr.Request):
+        return deal(comparison_id, voter_name(request, stored))
+
+    def on_vote(choice: str):
+        def handler(comparison_id, pair_token, why, stored, request: gr.Request):
+            who = voter_name(request, stored)
+            try:
+                pair: Pair = tokens.take(pair_token, who)
+                cast(services.log, pair, choice, who, (why or "")[:MAX_REASON_UI])
+                message = "Vote saved."
+            except DuplicateVote:
+                message = "You had already voted on that pair."
+            except (LookupError, ValueError) as error:
+                message = str(error)
+            return deal(comparison_id, who, message)
+        return handler
+
+    def on_finish(comparison_id, stored, request: gr.Request):
+        who = voter_name(request, stored)
+        if not comparison_id:
+            raise gr.Error("Give a comparison number first")
+        return _reveal(int(comparison_id), who, "Thanks for voting.")
+
+    def on_load(stored, request: gr.Request):
+        """Makes the anonymous id; `?vote=<id>` opens the Vote tab on that comparison's first pair."""
+        who = voter_name(request, stored)
+        wanted = (request.query_params.get("vote") if request is not None else None) or ""
+        if not wanted.strip().isdigit():
+            return [gr.update()] * (len(deal_outputs) - 1) + [who, gr.update(), gr.update()]
+        return deal(int(wanted), who) + [int(wanted), gr.Tabs(selected="vote")]
+
+    start.click(on_start, [comparison, voter], deal_outputs, api_visibility="private")
+    comparison.submit(on_start, [comparison, voter], deal_outputs, api_visibility="private")
+    for choice, button in buttons.items():
+        button.click(on_vote(choice), [comparison, token, reason, voter], deal_outputs, api_visibility="private",
+                     concurrency_limit=None)
+    finish.click(on_finish, [comparison, voter], deal_outputs, api_visibility="private")
+    demo.load(on_load, voter, deal_outputs + [comparison, tabs], api_visibility="private")
+
+    def export(kind: str):
+        def handler(comparison_id):
+            if not comparison_id:
+                raise gr.Error("Give a comparison number first")
+            folder = Path(tempfile.mkdtemp(dir=_exports_dir(services)))
+            cid = int(comparison_id)
+            if kind == "report":
+                path = write_report(services.log, cid, folder / f"comparison-{cid}.html",
+                                    summary_html=summary_for(cid) if summary_for else None)
+            else:
+                path = export_preferences(services.log, folder / f"votes-{cid}.{kind}", kind, comparison_id=cid)
+            return gr.update(visible=True, value=str(path))
+        return handler
+
+    for kind, button in (("jsonl", jsonl_btn), ("csv", csv_btn), ("report", report_btn)):
+        button.click(export(kind), comparison, export_file, api_visibility="private")
+    _register_api(services, tokens, rng)
+    return VoteView(comparison, voter, deal_outputs)
+
+
+def _exports_dir(services: Services) -> Path:
+    folder = services.settings.data_dir / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _register_api(services: Services, tokens: PairTokens, rng: random.Random) -> None:
+    """The same blind voting for API clients: text outputs only; pairs are opaque tokens here too."""
+
+    def vote_pair(comparison_id: int, voter: str, request: gr.Request) -> dict:
+        """Deal a blind pair of a text comparison: {"token", "values", "a", "b", "voted", "total"}, or {"done"}.
+
+        Args:
+            comparison_id: the comparison to vote on
+            voter: your name or id (ignored when signed in: the account name is used)
+        """
+        who = f"user:{request.username}" if getattr(request, "username", None) else f"api:{(voter or '').strip()}"
+        if who == "api:":
+            raise gr.Error("give a voter name")
+        try:
+            header = services.log.get_comparison_header(int(comparison_id))
+        except KeyError as error:
+            raise gr.Error(str(error)) from None
+        if header.modality != "text":
+            raise gr.Error("API voting shows text outputs; vote on images and music in the Vote tab")
+        pair = next_pair(services.log, header.id, who, rng)
+        done, total = progress(services.log, header.id, who)
+        if pair is None:
+            return {"done": True, "voted": done, "total": total}
+        return {"token": tokens.issue(pair, who), "values": pair.left.variables, "a": pair.left.output_text,
+                "b": pair.right.output_text, "voted": done, "total": total}
+
+    def vote_cast(token: str, choice: str, voter: str, reason: str = "", request: gr.Request = None) -> dict:
+        """Vote on a dealt pair: choice is "A", "B", "tie" or "both bad". Returns {"saved": true}.
+
+        Args:
+            token: the token vote_pair returned
+            choice: A, B, tie or both bad
+            voter: the same voter name given to vote_pair
+            reason: optional, why
+        """
+        who = f"user:{request.username}" if getattr(request, "username", None) else f"api:{(voter or '').strip()}"
+        try:
+            cast(services.log, tokens.take(token, who), choice, who, reason)
+        except (LookupError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        return {"saved": True}
+
+    gr.api(vote_pair, api_name="vote_pair")
+    gr.api(vote_cast, api_name="vote_cast")
