@@ -40,7 +40,9 @@ def test_one_visitor_cannot_reach_anothers_runs(public_app):
     for call in (lambda: bob.predict(cid, api_name="/comparison"),
                  lambda: bob.predict(run_id, 1, None, "guessed", api_name="/rate"),
                  lambda: bob.predict(cid, run_id, api_name="/pick_winner"),
-                 lambda: bob.predict(cid, "jsonl", api_name="/export_comparison")):
+                 lambda: bob.predict(cid, "jsonl", api_name="/export_comparison"),
+                 lambda: bob.predict(cid, "bob", api_name="/vote_pair"),
+                 lambda: bob.predict(cid, api_name="/stats")):
         with pytest.raises(AppError, match="no (comparison|run) #"):
             call()
     assert bob.predict("", "", "", 50, 0, api_name="/history") == []

@@ -158,6 +158,11 @@ class RunLog(TransferMixin):
             raise NotFound(f"no comparison #{comparison_id} in the log")
         return _comparison(row)
 
+    def comparison_id_for_uid(self, uid: str) -> int | None:
+        """The comparison with this uid (what a share link carries), or None."""
+        row = self._db().execute("SELECT id FROM comparisons WHERE uid = ?", (str(uid),)).fetchone()
+        return row[0] if row else None
+
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
                          offset: int = 0, owner: str | None = None) -> list[Comparison]:
         """Newest first; `runs` is left empty (run_count says how many there are). `owner`: that visitor's only."""

@@ -12,9 +12,9 @@ from ..stakeholders.diffs import DEL_STYLE, INS_STYLE, diff_stats, spectrogram_o
 from ..stakeholders.report import latest_per_cell, row_label
 
 
-def _variants_and_rows(services: Services, comparison_id) -> tuple[list, list, str]:
+def _variants_and_rows(services: Services, comparison_id, owner: str | None = None) -> tuple[list, list, str]:
     try:
-        comparison = services.log.get_comparison(int(comparison_id))
+        comparison = services.log.get_comparison(int(comparison_id), owner=owner)
     except (TypeError, ValueError, KeyError):
         raise gr.Error(f"No comparison #{comparison_id} in the log: give the number shown in History") from None
     cells = latest_per_cell(comparison.runs)
@@ -27,9 +27,9 @@ def _block(title: str, body: str) -> str:
     return f'<div class="pp-diff-block"><h4>{title}</h4>{body}</div>'
 
 
-def diff_view(services: Services, comparison_id, left_col, right_col, row) -> list:
+def diff_view(services: Services, comparison_id, left_col, right_col, row, owner: str | None = None) -> list:
     """HTML diff, slider value, spectrogram images and audio players for one row and two columns."""
-    comparison = services.log.get_comparison(int(comparison_id))
+    comparison = services.log.get_comparison(int(comparison_id), owner=owner)
     cells = latest_per_cell(comparison.runs)
     left, right = cells.get((int(row), int(left_col))), cells.get((int(row), int(right_col)))
     if left is None or right is None:
@@ -81,17 +81,21 @@ def build_diff_tab(services: Services) -> None:
         audio_left = gr.Audio(label="Left", visible=False, interactive=False, elem_id="diff-audio-left")
         audio_right = gr.Audio(label="Right", visible=False, interactive=False, elem_id="diff-audio-right")
 
-    def on_load(comparison_id):
-        variants, rows, _ = _variants_and_rows(services, comparison_id)
+    def on_load(comparison_id, request: gr.Request):
+        variants, rows, _ = _variants_and_rows(services, comparison_id, services.visitors.owner(request))
         if len(variants) < 2:
             raise gr.Error("This comparison has a single column: nothing to diff")
         return (gr.update(choices=variants, value=variants[0][1]), gr.update(choices=variants, value=variants[1][1]),
                 gr.update(choices=rows, value=rows[0][1]))
 
-    def on_show(comparison_id, left_col, right_col, row_index):
+    def on_show(comparison_id, left_col, right_col, row_index, request: gr.Request):
         if None in (comparison_id, left_col, right_col, row_index):
             raise gr.Error("Load a comparison and pick two columns and a row first")
-        return diff_view(services, comparison_id, left_col, right_col, row_index)
+        try:
+            return diff_view(services, comparison_id, left_col, right_col, row_index,
+                             services.visitors.owner(request))
+        except KeyError:
+            raise gr.Error(f"No comparison #{comparison_id} in the log: give the number shown in History") from None
 
     outputs = [text_diff, slider, spec_left, spec_right, audio_left, audio_right]
     load.click(on_load, comparison, [left, right, row], api_visibility="private").then(

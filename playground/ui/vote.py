@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import html
 import random
-import tempfile
+import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import gradio as gr
@@ -24,6 +23,9 @@ from ..stakeholders.preferences import export_preferences
 from ..stakeholders.report import variant_table, write_report
 from ..stakeholders.votes import CHOICES, Pair, PairTokens, cast, next_pair, progress
 from ..store.votes import DuplicateVote
+from . import exports
+
+SHARE_UID = re.compile(r"^[0-9a-f]{32}$")   # comparisons.uid: unguessable, so a link with it can be shared
 
 MAX_REASON_UI = 2_000
 BUTTONS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both bad": "Both bad"}
@@ -151,10 +153,10 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
                 message, gr.update(visible=False), gr.update(visible=True),
                 ranking_html(services, comparison_id, scores_for(comparison_id) if scores_for else None), None, who]
 
-    def deal(comparison_id, who: str, message: str = "") -> list:
+    def deal(comparison_id, who: str, message: str = "", owner: str | None = None) -> list:
         try:
             comparison_id = int(comparison_id)
-            header = services.log.get_comparison_header(comparison_id)
+            header = services.log.get_comparison_header(comparison_id, owner=owner)
         except (TypeError, ValueError, KeyError):
             raise gr.Error(f"No comparison #{comparison_id} in the log: give the number shown in History") from None
         pair = next_pair(services.log, comparison_id, who, rng)
@@ -166,15 +168,26 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
         for content in shown:
             for kind in ("text", "image", "audio"):
                 updates.append(gr.update(visible=kind in content, value=content.get(kind)))
-        return [f"Pair {done + 1} of {total} · {_values_md(pair.left)}", *updates, gr.update(visible=True),
+        share = f" · share this vote: `?vote={header.uid}`" if header.uid and owner is not None else ""
+        return [f"Pair {done + 1} of {total} · {_values_md(pair.left)}{share}", *updates, gr.update(visible=True),
                 gr.update(visible=True, value=""), message, gr.update(visible=True), gr.update(visible=False),
                 gr.update(), tokens.issue(pair, who), who]
 
-    def on_start(comparison_id, stored, request: gr.Request):
-        return deal(comparison_id, voter_name(request, stored))
+    def owner_for(comparison_id, granted, request) -> str | None:
+        """A comparison opened through its share link (an unguessable uid) is open to any voter; any other
+        number must belong to the visitor where visitors are kept apart."""
+        try:
+            if granted is not None and int(comparison_id) == int(granted):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return services.visitors.owner(request)
+
+    def on_start(comparison_id, stored, granted, request: gr.Request):
+        return deal(comparison_id, voter_name(request, stored), owner=owner_for(comparison_id, granted, request))
 
     def on_vote(choice: str):
-        def handler(comparison_id, pair_token, why, stored, request: gr.Request):
+        def handler(comparison_id, pair_token, why, stored, granted, request: gr.Request):
             who = voter_name(request, stored)
             try:
                 pair: Pair = tokens.take(pair_token, who)
@@ -184,55 +197,62 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
                 message = "You had already voted on that pair."
             except (LookupError, ValueError) as error:
                 message = str(error)
-            return deal(comparison_id, who, message)
+            return deal(comparison_id, who, message, owner=owner_for(comparison_id, granted, request))
         return handler
 
-    def on_finish(comparison_id, stored, request: gr.Request):
+    def on_finish(comparison_id, stored, granted, request: gr.Request):
         who = voter_name(request, stored)
         if not comparison_id:
             raise gr.Error("Give a comparison number first")
+        try:
+            services.log.get_comparison_header(int(comparison_id), owner=owner_for(comparison_id, granted, request))
+        except (TypeError, ValueError, KeyError):
+            raise gr.Error(f"No comparison #{comparison_id} in the log") from None
         return _reveal(int(comparison_id), who, "Thanks for voting.")
 
     def on_load(stored, request: gr.Request):
         """Makes the anonymous id; `?vote=<id>` opens the Vote tab on that comparison's first pair."""
         who = voter_name(request, stored)
-        wanted = (request.query_params.get("vote") if request is not None else None) or ""
-        if not wanted.strip().isdigit():
-            return [gr.update()] * (len(deal_outputs) - 1) + [who, gr.update(), gr.update()]
-        return deal(int(wanted), who) + [int(wanted), gr.Tabs(selected="vote")]
+        wanted = ((request.query_params.get("vote") if request is not None else None) or "").strip()
+        shared = services.log.comparison_id_for_uid(wanted) if SHARE_UID.match(wanted) else None
+        if shared is not None:           # a share link: open to whoever holds it
+            return deal(shared, who) + [shared, gr.Tabs(selected="vote"), shared]
+        if not wanted.isdigit():
+            return [gr.update()] * (len(deal_outputs) - 1) + [who, gr.update(), gr.update(), None]
+        return deal(int(wanted), who, owner=services.visitors.owner(request)) + [int(wanted), gr.Tabs(selected="vote"),
+                                                                               None]
 
-    start.click(on_start, [comparison, voter], deal_outputs, api_visibility="private")
-    comparison.submit(on_start, [comparison, voter], deal_outputs, api_visibility="private")
+    granted = gr.State(None)      # the comparison this page opened through its share link
+    start.click(on_start, [comparison, voter, granted], deal_outputs, api_visibility="private")
+    comparison.submit(on_start, [comparison, voter, granted], deal_outputs, api_visibility="private")
     for choice, button in buttons.items():
-        button.click(on_vote(choice), [comparison, token, reason, voter], deal_outputs, api_visibility="private",
-                     concurrency_limit=None)
-    finish.click(on_finish, [comparison, voter], deal_outputs, api_visibility="private")
-    demo.load(on_load, voter, deal_outputs + [comparison, tabs], api_visibility="private")
+        button.click(on_vote(choice), [comparison, token, reason, voter, granted], deal_outputs,
+                     api_visibility="private", concurrency_limit=None)
+    finish.click(on_finish, [comparison, voter, granted], deal_outputs, api_visibility="private")
+    demo.load(on_load, voter, deal_outputs + [comparison, tabs, granted], api_visibility="private")
 
     def export(kind: str):
-        def handler(comparison_id):
+        def handler(comparison_id, granted, request: gr.Request):
             if not comparison_id:
                 raise gr.Error("Give a comparison number first")
-            folder = Path(tempfile.mkdtemp(dir=_exports_dir(services)))
             cid = int(comparison_id)
+            try:
+                services.log.get_comparison_header(cid, owner=owner_for(cid, granted, request))
+            except KeyError:
+                raise gr.Error(f"No comparison #{cid} in the log") from None
             if kind == "report":
-                path = write_report(services.log, cid, folder / f"comparison-{cid}.html",
+                path = write_report(services.log, cid, exports.export_path(f"comparison-{cid}", "html"),
                                     summary_html=summary_for(cid) if summary_for else None)
             else:
-                path = export_preferences(services.log, folder / f"votes-{cid}.{kind}", kind, comparison_id=cid)
+                path = export_preferences(services.log, exports.export_path(f"votes-{cid}", kind), kind,
+                                          comparison_id=cid)
             return gr.update(visible=True, value=str(path))
         return handler
 
     for kind, button in (("jsonl", jsonl_btn), ("csv", csv_btn), ("report", report_btn)):
-        button.click(export(kind), comparison, export_file, api_visibility="private")
+        button.click(export(kind), [comparison, granted], export_file, api_visibility="private")
     _register_api(services, tokens, rng)
     return VoteView(comparison, voter, deal_outputs)
-
-
-def _exports_dir(services: Services) -> Path:
-    folder = services.settings.data_dir / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _register_api(services: Services, tokens: PairTokens, rng: random.Random) -> None:
@@ -249,8 +269,8 @@ def _register_api(services: Services, tokens: PairTokens, rng: random.Random) ->
         if who == "api:":
             raise gr.Error("give a voter name")
         try:
-            header = services.log.get_comparison_header(int(comparison_id))
-        except KeyError as error:
+            header = services.log.get_comparison_header(int(comparison_id), owner=services.visitors.owner(request))
+        except (KeyError, TypeError, ValueError) as error:
             raise gr.Error(str(error)) from None
         if header.modality != "text":
             raise gr.Error("API voting shows text outputs; vote on images and music in the Vote tab")
