@@ -380,6 +380,11 @@ def test_checks_score_every_cell_as_it_finishes_and_are_exported(runner, log, tm
     assert all(stored[r.record.id]["clip"].value is not None for r in results)
     header = next(csv.reader(log.export(tmp_path / "out.csv", "csv", runs=[r.record for r in results]).open()))
     assert "score:clip" in header and "score:latency" in header
+    # The summary panel under the grid: a chart per score and the pairwise table.
+    from playground.ui.evidence import evidence
+
+    panel, _ = evidence(log, results[0].record.comparison_id)
+    assert "<svg" in panel and "clip" in panel and "latency" in panel
     # The same cells again come from the cache and are scored too.
     again = [p.result for p in run_all(runner, replace(spec, rerun=False))]
     assert all(r.cached and {s.name for s in r.scores} == {"clip", "latency"} for r in again)

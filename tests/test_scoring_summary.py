@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from playground.scoring.stats import summarize
 from playground.store import RunRecord
 from playground.store.scores import Score
-from playground.ui.summary import chart_svg, summary_html, winners_by_variant
+from playground.scoring.panel import chart_svg, summary_html, winners_by_variant
 
 
 def summary_of(diffs, metric="clip", note=None):
@@ -58,13 +58,3 @@ def test_empty_and_flat_summaries():
     flat = summary_of([0.0, 0.0])
     svg = chart_svg(flat.metrics[0], flat.variants)
     assert "nan" not in svg and ET.fromstring(svg) is not None
-
-
-def test_gradio_panel_shows_the_same_html():
-    import gradio as gr
-
-    from playground.ui.summary import summary_panel
-
-    summary = summary_of([0.03, 0.02, 0.04])
-    panel = summary_panel(summary)
-    assert isinstance(panel, gr.HTML) and panel.value == summary_html(summary)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .preferences import export_preferences
+from ..scoring.panel import comparison_panel
 from .report import MAX_MEDIA_BYTES, write_report
 
 
 def cmd_report(args, services) -> int:
     dest = Path(args.output or f"comparison-{args.comparison}.html")
-    write_report(services.log, args.comparison, dest, max_media_bytes=int(args.max_media_mb * 2**20))
+    write_report(services.log, args.comparison, dest, summary_html=comparison_panel(services.log, args.comparison),
+                 max_media_bytes=int(args.max_media_mb * 2**20))
     print(f"report of comparison #{args.comparison} written to {dest} ({dest.stat().st_size / 1024:.0f} KB)")
     return 0
 

@@ -12,6 +12,7 @@ import gradio as gr
 from .. import __version__
 from ..registry import MODALITIES
 from .. import visitors
+from ..scoring.panel import comparison_panel
 from ..services import Services
 from ..settings import Settings
 from . import grid, validate
@@ -72,7 +73,8 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services, browser_state)
             with gr.Tab("Vote", id="vote"):
-                build_vote_tab(services, demo, tabs, voter_state)
+                build_vote_tab(services, demo, tabs, voter_state,
+                               summary_for=lambda cid: comparison_panel(services.log, cid))
             with gr.Tab("Diff", id="diff"):
                 build_diff_tab(services)
             # Runs made in the other tabs show up as soon as History is opened.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..scoring import comparison_summary
-from .summary import summary_html, winners_by_variant
+from ..scoring.panel import summary_html, winners_by_variant
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ from ..spec import spec_from_runs
 from ..services import Services
 from ..store import ImportLimits
 from . import exports, grid, validate as v
+from ..scoring.panel import comparison_panel
+from ..stakeholders.report import write_report
 from .evidence import evidence
 from .compare import MODEL_QUEUE
 from .streaming import stream_grid
@@ -148,8 +150,9 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
             with gr.Row():
-                fmt = gr.Radio(["jsonl", "csv", "zip"], value="jsonl", label="Export format",
-                               info="zip holds the media files too", elem_id="history-format")
+                fmt = gr.Radio(["jsonl", "csv", "zip", "report"], value="jsonl", label="Export format",
+                               info="zip holds the media files too; report is one HTML page to send anyone",
+                               elem_id="history-format")
                 scope = gr.Radio(["this comparison", "filtered history"], value="this comparison", label="What",
                                  elem_id="history-scope")
             export_btn = gr.Button("Export", elem_id="history-export")
@@ -262,6 +265,12 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
             comparison_id = v.record_id(comparison_id, "comparison")
             records = services.log.get_comparison(comparison_id, owner=owner).runs
             stem = f"comparison-{comparison_id}"
+            if fmt_ == "report":        # one self-contained HTML file: grid, media, scores, votes, records
+                path = write_report(services.log, comparison_id, exports.export_path(stem, "html"),
+                                    summary_html=comparison_panel(services.log, comparison_id))
+                return gr.update(value=str(path), visible=True)
+        elif fmt_ == "report":
+            raise gr.Error("A report is of one comparison: open one first and export 'this comparison'")
         else:
             records = services.log.list_runs(limit=MAX_EXPORT_RUNS, owner=owner, **filters(*filter_values))
             stem = "history"

@@ -1,8 +1,8 @@
 """The summary panel under a grid and in History: a chart per score (a dot per cell, each variant's mean and 95%
 interval) and the pairwise table that says which variant wins and how sure that is.
 
-`summary_html` is a pure function of a Summary (or its `to_dict()`), so a static HTML report can reuse it without
-gradio; `summary_panel` builds the gradio component. Nothing here touches torch.
+`summary_html` is a pure function of a Summary (or its `to_dict()`): the app shows it under grids and the static
+HTML report embeds it. No gradio, no torch.
 """
 
 from __future__ import annotations
@@ -182,8 +182,9 @@ def winners_by_variant(summary) -> dict[str, list[str]]:
     return found
 
 
-def summary_panel(summary=None, **kwargs):
-    """A gradio HTML component showing the summary; update it with `summary_html(new_summary)`."""
-    import gradio as gr
+def comparison_panel(log, comparison_id: int) -> str | None:
+    """The panel of a logged comparison, or None when it has no scores or ratings to summarise."""
+    from .stats import comparison_summary
 
-    return gr.HTML(summary_html(summary), elem_classes=["pp-summary-panel"], **kwargs)
+    summary = comparison_summary(log, comparison_id)
+    return summary_html(summary) if summary.metrics else None
