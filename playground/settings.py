@@ -25,7 +25,7 @@ class Settings:
     data_dir: Path = Path.home() / ".prompt-playground"
     offline: bool = False          # True: never touch the hub; use the tiny models built locally
     device: str | None = None      # None: pick cuda > mps > cpu
-    dtype: str | None = None       # None: float16 on GPU, float32 on CPU
+    dtype: str | None = None       # what precision "auto" means; None: bf16/fp16 on GPU, bf16 on CPUs with native bf16
     max_models_loaded: int = 2     # warm models kept by the catalog (LRU)
     max_cells: int = 64            # cells in one comparison grid (variants x values x seeds x models)
     max_new_tokens: int = 1024
@@ -41,6 +41,7 @@ class Settings:
     remote_retries: int = 3        # retries with backoff on 429, 5xx and connection errors
     hf_base_url: str = ""          # Hugging Face engine: a dedicated Inference Endpoint or other base URL
     hf_provider: str = "auto"      # Hugging Face engine: the Inference Provider to route to
+    cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
