@@ -71,7 +71,9 @@ def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
     output = query.new_zeros(batch, q_len, query.shape[1], value.shape[-1])
     for row, pad in enumerate(pads):
         q_pad = max(0, pad - (kv_len - q_len))      # prefill: padded queries too; decode: none
-        part, _ = sdpa_attention_forward(module, query[row:row + 1, :, q_pad:], key[row:row + 1, :, pad:],
-                                         value[row:row + 1, :, pad:], None, **kwargs)
+        # Contiguous copies: the kernels block strided views differently from the tensors a row has alone.
+        part, _ = sdpa_attention_forward(module, query[row:row + 1, :, q_pad:].contiguous(),
+                                         key[row:row + 1, :, pad:].contiguous(),
+                                         value[row:row + 1, :, pad:].contiguous(), None, **kwargs)
         output[row, q_pad:] = part[0]
     return output, None
