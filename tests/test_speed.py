@@ -229,6 +229,14 @@ def test_length_sorted_batches_group_similar_lengths():
     assert sorted(sum(length_sorted_batches(list(range(20, 0, -1)), 8), [])) == list(range(20))
 
 
+def test_finished_cells_arrive_in_request_order_though_run_by_length(text_model, settings):
+    from playground.engines.base import Finished
+
+    batch = [GenerationRequest(p, seed=1) for p in (PROMPTS[3], PROMPTS[2], PROMPTS[1])]    # longest first
+    events = collect(text_model, batch, options("text", {"max_new_tokens": 3}, settings))[1]
+    assert [e.index for e in events if isinstance(e, Finished)] == [0, 1, 2]
+
+
 def test_more_cells_than_a_sub_batch_come_back_in_request_order(text_model, settings, monkeypatch):
     from playground.engines import local_text
 

@@ -130,18 +130,20 @@ class LocalTextModel(LocalModel):
             # get the same numbers alone as beside others (see SINGLE_ROW_TWIN).
             twin = len(rows) == 1 and SINGLE_ROW_TWIN
             batch = rows * 2 if twin else rows
+            done: list[Event] = []          # a sub-batch's cells all end together: handed on in request order
             for event in self._stream_rows([requests[i] for i in batch], [texts[i] for i in batch], options):
                 if isinstance(event, Partial):
                     yield Partial({rows[i]: text for i, text in event.texts.items() if i < len(rows)})
                 elif isinstance(event, Finished):
                     if event.index < len(rows):
                         event.output.metrics.update(batch_rows=len(rows), precision_reload_s=reload_s)
-                        yield Finished(rows[event.index], event.output)
+                        done.append(Finished(rows[event.index], event.output))
                 elif isinstance(event, Failed):
                     if event.index < len(rows):
-                        yield Failed(rows[event.index], event.error)
+                        done.append(Failed(rows[event.index], event.error))
                 else:
                     yield event
+            yield from sorted(done, key=lambda event: event.index)
 
     def _stream_rows(self, requests: list[GenerationRequest], texts: list[str], options: dict) -> Iterator[Event]:
         """One left-padded `generate` call for a few rows."""
