@@ -7,7 +7,7 @@
 CLIP scores images and CLAP scores music. Tiny rows: the tiny generators and the tiny random-weight scorers.
 Mid-size rows: the real architectures with random weights, so the compute is real and nothing is downloaded:
 CLIP ViT-B/32 (openai/clip-vit-base-patch32's config) and CLAP HTSAT-unfused (laion/clap-htsat-unfused's config),
-against SD-Turbo's UNet/VAE and MusicGen-small's decoder from bench_backends.py. Generation is timed per cell in
+against SD-Turbo's UNet/VAE and MusicGen-small's decoder from speed_models.py. Generation is timed per cell in
 a batch, as the app runs it; scoring is timed per cell with the scorer model warm (it is loaded once per app).
 The cheap checks (loudness, clipping, silence, latency) are timed with them.
 """
@@ -112,7 +112,15 @@ def main() -> None:
              ("music", "tiny-music", {"duration_s": 2.0}, "clap:tiny-clap",
               ["loudness", "clipping", "silence", "latency"])]
     if not args.tiny:
-        from bench_backends import build_mid_image, build_mid_music
+        from speed_models import build_musicgen_small, build_sd_turbo
+
+        from playground.engines.tiny import tiny_model_path
+
+        def build_mid_image(folder):
+            build_sd_turbo(folder, tiny_model_path(models, "tiny-image"))
+
+        def build_mid_music(folder):
+            build_musicgen_small(folder, tiny_model_path(models, "tiny-music"))
 
         cases += [("image", str(_built(models / "mid-image", build_mid_image)),
                    {"width": 256, "height": 256, "num_inference_steps": 1, "guidance_scale": 0.0},

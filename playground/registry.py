@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -147,6 +147,11 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
     return checked
 
 
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
+PRECISION_HELP = ("weights' dtype; auto: bfloat16 on CPUs with native bf16 and on GPUs that support it (else "
+                  "float16 on GPU, float32 on CPU); float32 for exact work; the dtype used is logged")
+
+
 class LocalTextOptions(Options):
     max_new_tokens: int = Field(128, ge=1, le=8192, description="tokens to generate per cell")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 picks the most likely token (greedy)")
@@ -154,6 +159,7 @@ class LocalTextOptions(Options):
     top_k: int = Field(50, ge=0, le=1000, description="0 turns top-k off")
     repetition_penalty: float = Field(1.0, ge=0.5, le=2.0, description="above 1 discourages repeats")
     do_sample: bool = Field(True, description="off: greedy decoding")
+    precision: Precision = Field("auto", description=PRECISION_HELP)
 
 
 class RemoteTextOptions(Options):
@@ -169,6 +175,13 @@ class ImageOptions(Options):
     guidance_scale: float = Field(7.0, ge=0.0, le=30.0, description="prompt adherence (turbo models: 0)")
     width: int = Field(512, ge=64, le=2048, description="pixels")
     height: int = Field(512, ge=64, le=2048, description="pixels")
+    precision: Precision = Field("auto", description=PRECISION_HELP + " (this machine's models only)")
+    image_mode: Literal["auto", "exact", "fast"] = Field(
+        "auto", description="exact: each cell's denoiser runs alone, so a cell is bit-identical whatever ran beside "
+        "it; fast: one batched denoiser call (about 2x on a GPU, a small measured difference per cell); auto: exact "
+        "on CPU, fast on GPU (this machine's models only)")
+    preview_vae: bool = Field(False, description="decode with a tiny autoencoder (TAESD): much faster decoding, "
+                              "softer detail; for previews (this machine's models only)")
 
 
 class MusicOptions(Options):
@@ -176,6 +189,7 @@ class MusicOptions(Options):
     guidance_scale: float = Field(3.0, ge=1.0, le=15.0, description="prompt adherence; above 1 doubles the batch")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 picks the most likely code (greedy)")
     top_k: int = Field(250, ge=0, le=2048, description="0 turns top-k off")
+    precision: Precision = Field("auto", description=PRECISION_HELP)
 
 
 class RemoteMusicOptions(Options):

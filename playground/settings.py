@@ -25,7 +25,7 @@ class Settings:
     data_dir: Path = Path.home() / ".prompt-playground"
     offline: bool = False          # True: never touch the hub; use the tiny models built locally
     device: str | None = None      # None: pick cuda > mps > cpu
-    dtype: str | None = None       # None: float16 on GPU, float32 on CPU
+    dtype: str | None = None       # what precision "auto" means; None: bf16/fp16 on GPU, bf16 on CPUs with native bf16
     max_models_loaded: int = 2     # warm models kept by the catalog (LRU)
     max_cells: int = 64            # cells in one comparison grid (variants x values x seeds x models)
     max_new_tokens: int = 1024
@@ -51,6 +51,7 @@ class Settings:
     max_import_expanded_bytes: int = 1 * 2**30     # all members of a zip together, expanded
     max_import_members: int = 20_000               # files in a zip
     max_import_rows: int = 20_000                  # rows (lines) of an export
+    cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

@@ -142,11 +142,42 @@ def choose_device(preference: str | None = None) -> str:
     return "cpu"
 
 
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bfloat16 in hardware (x86 AVX512-BF16 or AMX, Arm BF16 extension).
+
+    Elsewhere torch emulates bf16 on CPU, which is slower than float32, so "auto" keeps float32 there.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.lower().startswith(("flags", "features")):
+                    flags = set(line.partition(":")[2].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def choose_dtype(device: str, preference: str | None = None) -> str:
-    """Half precision on accelerators, float32 on CPU (CPU half-precision kernels are slow or missing)."""
-    if preference:
+    """The dtype that "auto" (or no preference) means on this device; an explicit preference is kept.
+
+    CPU: bfloat16 where the CPU has native bf16 (about 2x faster than float32 for the same greedy tokens where the
+    float32 top-1 margin is clear), float32 elsewhere. CUDA: bfloat16 where supported, else float16. MPS: float16.
+    """
+    if preference and preference != "auto":
+        if preference not in PRECISIONS:
+            raise InvalidInput("precision", f"must be one of {', '.join(PRECISIONS)}, got {preference!r}")
         return preference
-    return "float32" if device == "cpu" else "float16"
+    if device == "cpu":
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float16"
 
 
 def torch_dtype(name: str):
@@ -155,7 +186,7 @@ def torch_dtype(name: str):
     try:
         return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
     except KeyError:
-        raise InvalidInput("dtype", f"must be float32, float16 or bfloat16, got {name!r}") from None
+        raise InvalidInput("precision", f"must be float32, float16 or bfloat16, got {name!r}") from None
 
 
 def free_device_memory() -> None:
@@ -209,18 +240,22 @@ class LocalModel:
 
     engine_name: str = ""        # the registry name, logged with every run
 
-    def __init__(self, model_id: str, source: str, revision: str | None, device: str, dtype: str):
+    def __init__(self, model_id: str, source: str, revision: str | None, device: str, dtype: str,
+                 offload: bool = False):
         self.model_id = model_id      # what the user picked (hub id, preset, or folder)
         self.source = source          # what from_pretrained loads (hub id or local folder)
         self.revision = revision      # the hub commit from_pretrained is told to load (None: a local folder)
         self.device = device
-        self.dtype = dtype
+        self.dtype = dtype            # the dtype the weights are loaded at now (logged with every run)
+        self.auto_dtype = dtype       # what precision "auto" means for this model on this device
+        self.offload = offload        # keep weights in CPU RAM between uses (accelerators only)
         self.load_s: float = 0.0
         self.seconds_per_cell: float | None = None    # measured; sizes the GPU lease on ZeroGPU
 
     @classmethod
-    def load(cls, model_id: str, source: str, revision: str | None, device: str, dtype: str) -> "LocalModel":
-        model = cls(model_id, source, revision, device, dtype)
+    def load(cls, model_id: str, source: str, revision: str | None, device: str, dtype: str,
+             offload: bool = False) -> "LocalModel":
+        model = cls(model_id, source, revision, device, dtype, offload)
         started = time.perf_counter()
         model.load_weights()
         model.load_s = time.perf_counter() - started

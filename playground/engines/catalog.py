@@ -284,7 +284,8 @@ class Catalog:
             dtype = choose_dtype(device, self.settings.dtype)
             cls = resolved.engine.load_class()
             try:
-                model = cls.load(resolved.model_id, resolved.source, resolved.revision, device, dtype)
+                model = cls.load(resolved.model_id, resolved.source, resolved.revision, device, dtype,
+                                 offload=self.settings.cpu_offload)
             except InvalidInput:
                 raise
             except (OSError, ValueError, KeyError, TypeError) as error:

@@ -10,6 +10,7 @@ from transformers import AutoProcessor, MusicgenForConditionalGeneration, Stoppi
 
 from .base import Event, GenerationRequest, LocalModel, Output, Step, Timer, check_prompts, stream_blocking, torch_dtype
 from .local_text import StopWhenSet
+from .placement import ensure_precision, load_plan, transformers_placement
 from .sampling import SeededSampler
 
 
@@ -18,9 +19,13 @@ class LocalMusicModel(LocalModel):
 
     def load_weights(self) -> None:
         self.processor = AutoProcessor.from_pretrained(self.source, **self.hub_revision)
-        self.model = MusicgenForConditionalGeneration.from_pretrained(self.source, dtype=torch_dtype(self.dtype),
-                                                                      **self.hub_revision)
-        self.model.to(self.device).eval()
+        self.plan = load_plan(self.device, self.offload)
+        self.model = MusicgenForConditionalGeneration.from_pretrained(
+            self.source, dtype=torch_dtype(self.dtype), **transformers_placement(self.plan, self.device),
+            **self.hub_revision)
+        if self.plan == "cpu":
+            self.model.to(self.device)
+        self.model.eval()
         self.model.audio_encoder.decode = _decode_each_clip(self.model.audio_encoder.decode)
 
     @property
@@ -35,7 +40,9 @@ class LocalMusicModel(LocalModel):
 
     def stream(self, requests: list[GenerationRequest], options: dict) -> Iterator[Event]:
         check_prompts(requests)
-        inputs = self.processor(text=[r.prompt for r in requests], padding=True, return_tensors="pt").to(self.device)
+        reload_s = ensure_precision(self, options)
+        inputs = self.processor(text=[r.prompt for r in requests], padding=True,
+                                return_tensors="pt").to(self.model.device)
         # The delay pattern costs num_codebooks - 1 frames at the end; generate them too so the clip is full length.
         steps = math.ceil(options["duration_s"] * self.frame_rate) + self.model.decoder.num_codebooks - 1
         guidance = options["guidance_scale"]
@@ -58,7 +65,8 @@ class LocalMusicModel(LocalModel):
                 seconds = wave_.shape[-1] / self.sampling_rate
                 outputs.append(Output(audio=(self.sampling_rate, wave_), metrics={
                     "wall_s": wall, "audio_s": seconds, "realtime_factor": seconds / wall if wall > 0 else None,
-                    "audio_tokens": steps}))
+                    "audio_tokens": steps, "batch_rows": len(requests), "placement": self.plan,
+                    "precision_reload_s": reload_s}))
             return outputs
 
         yield from stream_blocking(work)
@@ -67,8 +75,9 @@ class LocalMusicModel(LocalModel):
 def _decode_each_clip(decode: Callable) -> Callable:
     """Wrap the codec's decode so every clip is decoded as a batch of one.
 
-    A batched decode rounds differently from a batch of one; decoding each clip alone keeps a cell's waveform
-    bit-identical whichever cells ran beside it, at the cost of a few small codec calls.
+    A batched decode rounds differently from a batch of one (EnCodec at MusicGen-small's size differs in float32
+    and in bfloat16: tests/test_speed.py); decoding each clip alone keeps a cell's waveform bit-identical whichever
+    cells ran beside it, at the cost of a few small codec calls (their share is printed by benchmarks/bench_speed.py).
     """
     def per_clip(audio_codes, audio_scales=None, *args, **kwargs):
         scales = audio_scales or [None] * audio_codes.shape[1]
@@ -77,4 +86,5 @@ def _decode_each_clip(decode: Callable) -> Callable:
         first.audio_values = torch.cat([part.audio_values for part in parts])
         return first
 
+    per_clip.__wrapped_decode__ = decode      # the batched decode, for measuring what per-clip costs
     return per_clip

@@ -1,4 +1,8 @@
-"""Causal language models through transformers: one batched, left-padded `generate` for a batch of cells."""
+"""Causal language models through transformers: batched, left-padded `generate` calls for a batch of cells.
+
+Cells are sorted by prompt length and run in sub-batches of at most MAX_ROWS, so prompts of similar length share a
+call and little compute goes to padding; results are mapped back to request order.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,22 @@ import copy
 from typing import Iterator
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from .base import (Event, GenerationRequest, InvalidInput, LocalModel, Output, Partial, Timer, check_prompts,
-                   stream_blocking, torch_dtype)
-from .sampling import SeededSampler
+from .base import (Event, Failed, Finished, GenerationRequest, InvalidInput, LocalModel, Output, Partial, Timer,
+                   check_prompts, stream_blocking, torch_dtype)
+from . import rowwise
+from .placement import ensure_precision, load_plan, transformers_placement
+from .sampling import SAMPLER_VERSION, SeededSampler
+
+# Rows in one `generate` call. Decode on a CPU or a GPU is bound by reading the weights, so rows up to here come
+# nearly free; beyond it a CPU turns compute-bound and the KV cache grows.
+MAX_ROWS = 8
+# bf16 matrix products on CPU give each row the same bits at any batch size of two or more, but a batch of one takes
+# a matrix-vector kernel that rounds differently (tests/test_speed.py); running a lone cell as two identical rows
+# keeps it bit-identical to the same cell in a batch, for the cost of a second row (decode reads the weights once).
+SINGLE_ROW_TWIN = True
 
 
 class StopWhenSet(StoppingCriteria):
@@ -80,9 +94,16 @@ class LocalTextModel(LocalModel):
         self.tokenizer.padding_side = "left"     # decoder-only models continue from the right edge
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch_dtype(self.dtype),
+        self.plan = load_plan(self.device, self.offload)
+        config = AutoConfig.from_pretrained(self.source, **self.hub_revision)
+        # Row-exact attention keeps a cell's logits identical alone or batched (see rowwise.py).
+        attention = {"attn_implementation": rowwise.register()} if rowwise.suits(config) else {}
+        self.model = AutoModelForCausalLM.from_pretrained(self.source, config=config, dtype=torch_dtype(self.dtype),
+                                                          **attention, **transformers_placement(self.plan, self.device),
                                                           **self.hub_revision)
-        self.model.to(self.device).eval()
+        if self.plan == "cpu":
+            self.model.to(self.device)
+        self.model.eval()
 
     @property
     def uses_chat_template(self) -> bool:
@@ -99,16 +120,42 @@ class LocalTextModel(LocalModel):
 
     def stream(self, requests: list[GenerationRequest], options: dict) -> Iterator[Event]:
         check_prompts(requests)
+        reload_s = ensure_precision(self, options)
         texts = [self.format_prompt(r) for r in requests]
+        special = not self.uses_chat_template
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=special)["input_ids"]]
+        self._check_context(max(lengths), options["max_new_tokens"])
+        for rows in length_sorted_batches(lengths, MAX_ROWS):
+            # A lone row runs twice over: CPU matrix kernels take another path for a single row, and a cell must
+            # get the same numbers alone as beside others (see SINGLE_ROW_TWIN).
+            twin = len(rows) == 1 and SINGLE_ROW_TWIN
+            batch = rows * 2 if twin else rows
+            done: list[Event] = []          # a sub-batch's cells all end together: handed on in request order
+            for event in self._stream_rows([requests[i] for i in batch], [texts[i] for i in batch], options):
+                if isinstance(event, Partial):
+                    yield Partial({rows[i]: text for i, text in event.texts.items() if i < len(rows)})
+                elif isinstance(event, Finished):
+                    if event.index < len(rows):
+                        event.output.metrics.update(batch_rows=len(rows), precision_reload_s=reload_s)
+                        done.append(Finished(rows[event.index], event.output))
+                elif isinstance(event, Failed):
+                    if event.index < len(rows):
+                        done.append(Failed(rows[event.index], event.error))
+                else:
+                    yield event
+            yield from sorted(done, key=lambda event: event.index)
+
+    def _stream_rows(self, requests: list[GenerationRequest], texts: list[str], options: dict) -> Iterator[Event]:
+        """One left-padded `generate` call for a few rows."""
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True,
-                                 add_special_tokens=not self.uses_chat_template).to(self.device)
-        self._check_context(encoded["input_ids"].shape[1], options["max_new_tokens"])
+                                 add_special_tokens=not self.uses_chat_template).to(self.model.device)
         config = copy.deepcopy(self.model.generation_config)
         # Sampling happens in SeededSampler (one generator per cell); generate itself runs greedy.
         config.update(do_sample=False, temperature=None, top_p=None, top_k=None, num_beams=1,
                       max_new_tokens=options["max_new_tokens"], repetition_penalty=options["repetition_penalty"],
                       pad_token_id=self.tokenizer.pad_token_id, max_length=None, min_new_tokens=None)
         stop_ids = _as_set(config.eos_token_id) | _as_set(self.tokenizer.eos_token_id)
+        sampled = options["do_sample"] and options["temperature"] > 0
 
         def work(emit, stop) -> list[Output]:
             timer = Timer()
@@ -124,12 +171,15 @@ class LocalTextModel(LocalModel):
             outputs = []
             for row, tokens in enumerate(sequences[:, encoded["input_ids"].shape[1]:].tolist()):
                 completion = _until_stop(tokens, stop_ids)
-                outputs.append(Output(
-                    text=self.tokenizer.decode(completion, skip_special_tokens=True),
-                    metrics={"prompt_tokens": int(encoded["attention_mask"][row].sum()),
-                             "completion_tokens": len(completion), "wall_s": wall, "ttft_s": timer.first,
-                             "tokens_per_s": len(completion) / wall if wall > 0 else None,
-                             "formatted_prompt": texts[row]}))
+                metrics = {"prompt_tokens": int(encoded["attention_mask"][row].sum()),
+                           "completion_tokens": len(completion), "wall_s": wall, "ttft_s": timer.first,
+                           "tokens_per_s": len(completion) / wall if wall > 0 else None,
+                           "formatted_prompt": texts[row], "padded_tokens": int(encoded["input_ids"].shape[1]),
+                           "placement": self.plan, "attention": self.model.config._attn_implementation}
+                if sampled:
+                    metrics["sampler"] = SAMPLER_VERSION
+                outputs.append(Output(text=self.tokenizer.decode(completion, skip_special_tokens=True),
+                                      metrics=metrics))
             return outputs
 
         yield from stream_blocking(work)
@@ -139,6 +189,13 @@ class LocalTextModel(LocalModel):
         if limit and prompt_tokens + max_new_tokens > limit:
             raise InvalidInput("max_new_tokens", f"the prompt has {prompt_tokens} tokens, so at most "
                                f"{max(limit - prompt_tokens, 0)} new tokens fit this model's context of {limit}")
+
+
+def length_sorted_batches(lengths: list[int], max_rows: int) -> list[list[int]]:
+    """Request indices grouped into batches of at most `max_rows`, shortest prompts first: prompts of similar
+    length share a batch, so less of each batch is padding. Ties keep request order."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    return [order[start:start + max_rows] for start in range(0, len(order), max_rows)]
 
 
 def _as_set(ids) -> set[int]:

@@ -4,6 +4,10 @@
 cells shared its batch. This logits processor samples each row with its own torch.Generator and returns scores
 where only the chosen token is viable; `generate` then runs in greedy mode and picks it. A cell re-run alone with
 its seed therefore draws exactly the same random numbers as it did inside a batch.
+
+Each step draws one uniform number per row from that row's generator (on the CPU, so the stream of numbers is the
+same on every device), moves them to the model's device in one transfer, and picks every row's token with one
+vectorised inverse-CDF step over its top-k/top-p candidates: no host round-trip per row.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from transformers import LogitsProcessor
 
 # Not -inf: classifier-free guidance subtracts two score tensors and -inf - -inf is NaN.
 _BLOCKED = -1e4
+# Logged with every sampled run: a change to how numbers become tokens changes the tokens a seed gives.
+SAMPLER_VERSION = "inverse-cdf-1"
 
 
 class SeededSampler(LogitsProcessor):
@@ -48,22 +54,37 @@ class SeededSampler(LogitsProcessor):
             logits = unconditional + (conditional - unconditional) * self.guidance_scale
         choice = self._sample(logits) if self.do_sample else logits.argmax(dim=-1)
         out = torch.full_like(logits, _BLOCKED)
-        out.scatter_(1, choice.unsqueeze(1).to(out.device), 0.0)
+        out.scatter_(1, choice.unsqueeze(1), 0.0)
         if self.guidance_scale is not None:
             out = torch.cat([out, out], dim=0)
         return out.to(scores.dtype)
 
+    def uniforms(self, rows: int) -> torch.Tensor:
+        """One number in [0, 1) per row, each from its own cell's generator (float64: no ties at the edges)."""
+        per_cell = [torch.rand(self.rows_per_seed, generator=g, dtype=torch.float64) for g in self.generators]
+        return torch.cat(per_cell)[:rows]
+
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """Temperature, then top-k, then top-p (the order of transformers' own warpers), then inverse CDF."""
         logits = logits / self.temperature
-        if self.top_k and self.top_k < logits.shape[-1]:
-            kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
+        vocab = logits.shape[-1]
+        k = self.top_k if self.top_k and self.top_k < vocab else vocab
+        # Candidates sorted by score: top-p needs them sorted, and top-k is the first k of them.
+        if k < vocab:
+            values, candidates = torch.topk(logits, k, dim=-1)
+        elif self.top_p < 1.0:
+            values, candidates = torch.sort(logits, dim=-1, descending=True)
+        else:                                          # the whole vocabulary, in any order: no sort needed
+            values, candidates = logits, None
+        probs = values.softmax(dim=-1)
         if self.top_p < 1.0:
-            sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-            cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-            drop = cumulative - sorted_logits.softmax(dim=-1) > self.top_p   # keep the token that crosses top_p
-            logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-        probs = logits.softmax(dim=-1).cpu()
-        rows = [torch.multinomial(probs[row], 1, generator=self.generators[row // self.rows_per_seed])
-                for row in range(probs.shape[0])]
-        return torch.cat(rows)
+            before = probs.cumsum(dim=-1) - probs      # mass of the better candidates
+            probs = probs.masked_fill(before > self.top_p, 0.0)   # keep the one that crosses top_p
+        cdf = probs.double().cumsum(dim=-1)
+        u = self.uniforms(logits.shape[0]).to(cdf.device).unsqueeze(1) * cdf[:, -1:]
+        position = torch.searchsorted(cdf, u, right=True)
+        # Rounding can put u at the very top of the CDF: take the last candidate with mass, never one without.
+        index = torch.arange(probs.shape[-1], device=probs.device)
+        last = torch.where(probs > 0, index, 0).amax(dim=-1, keepdim=True)
+        position = torch.minimum(position, last)
+        return (position if candidates is None else candidates.gather(1, position)).squeeze(1)

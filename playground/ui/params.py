@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import gradio as gr
 
 from ..registry import engines_for, option_specs
@@ -24,6 +26,10 @@ def param_controls(modality: str, settings, elem_prefix: str) -> dict[str, gr.co
             elem_id = f"{elem_prefix}-{spec.name.replace('_', '-')}"
             if spec.kind is bool:
                 controls[spec.name] = gr.Checkbox(spec.default, label=label, info=spec.help, elem_id=elem_id)
+                continue
+            if typing.get_origin(spec.kind) is typing.Literal:      # a choice among names (precision, mode)
+                controls[spec.name] = gr.Dropdown(list(typing.get_args(spec.kind)), value=spec.default, label=label,
+                                                  info=spec.help, elem_id=elem_id)
                 continue
             step = _STEPS.get(spec.name, spec.multiple_of or (1 if spec.kind is int else 0.1))
             controls[spec.name] = gr.Slider(spec.low, spec.high, value=spec.default, step=step, label=label,

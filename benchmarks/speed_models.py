@@ -1,0 +1,93 @@
+"""Random-weight models with the architectures of real checkpoints, built offline for benchmarks/bench_speed.py.
+
+Sizes are copied from the published config files; weights are random, so the timings reflect the real compute
+without downloading anything. Each builder writes a folder that loads back through `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# SmolLM2's chat template and default system prompt (HuggingFaceTB/SmolLM2-360M-Instruct tokenizer_config.json).
+SMOL_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def build_smollm2_360m(folder: Path) -> None:
+    """SmolLM2-360M (hidden 960, 32 layers, 15 heads, 5 kv heads, intermediate 2560, vocab 49152), random weights,
+    with a byte-level BPE tokenizer from the tokenizers library and SmolLM2's chat template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from playground.engines.tiny import _bpe_tokenizer
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_bpe_tokenizer(2000, specials), bos_token="<|im_start|>",
+                                        eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tokenizer.chat_template = SMOL_TEMPLATE
+    # Fill the vocabulary to the model's 49152 ids, so every id the model picks decodes to text.
+    tokenizer.add_tokens([f" w{i}" for i in range(49152 - len(tokenizer))])
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
+                         num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
+                         rope_theta=100000.0, tie_word_embeddings=True, rms_norm_eps=1e-5,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def build_sd_turbo(folder: Path, tiny_image: Path) -> None:
+    """SD-Turbo's UNet and VAE (stabilityai/sd-turbo), random weights; the tiny text encoder stands in for
+    OpenCLIP-H (it runs once per cell, the UNet runs every step)."""
+    import torch
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+
+    tiny = StableDiffusionPipeline.from_pretrained(tiny_image)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=tiny.text_encoder.config.hidden_size,
+                                attention_head_dim=[5, 10, 20, 20], use_linear_projection=True,
+                                block_out_channels=(320, 640, 1280, 1280))
+    vae = AutoencoderKL(block_out_channels=[128, 256, 512, 512], latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                        layers_per_block=2, sample_size=512)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=tiny.text_encoder, tokenizer=tiny.tokenizer, unet=unet,
+                                   scheduler=tiny.scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+
+
+def build_musicgen_small(folder: Path, tiny_music: Path) -> None:
+    """MusicGen-small's decoder (24 layers, 1024 wide, 4 codebooks of 2048) and its 32 kHz EnCodec, random weights;
+    the tiny T5 text encoder stands in for t5-base."""
+    import torch
+    from transformers import (AutoProcessor, EncodecConfig, MusicgenConfig, MusicgenDecoderConfig,
+                              MusicgenForConditionalGeneration)
+
+    tiny = MusicgenForConditionalGeneration.from_pretrained(tiny_music)
+    codec = EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=64, hidden_size=128,
+                          upsampling_ratios=[8, 5, 4, 4], codebook_size=2048, target_bandwidths=[2.2],
+                          num_lstm_layers=2, normalize=False)
+    decoder = MusicgenDecoderConfig(vocab_size=2048, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                    ffn_dim=4096, num_codebooks=4, pad_token_id=2048, bos_token_id=2048,
+                                    max_position_embeddings=2048)
+    config = MusicgenConfig(text_encoder=tiny.config.text_encoder, audio_encoder=codec, decoder=decoder)
+    torch.manual_seed(0)
+    model = MusicgenForConditionalGeneration(config)
+    model.generation_config.pad_token_id = model.generation_config.decoder_start_token_id = 2048
+    model.save_pretrained(folder)
+    AutoProcessor.from_pretrained(tiny_music).save_pretrained(folder)
+
+
+def built(folder: Path, build, *args) -> Path:
+    """The folder, built once (kept between runs with --data-dir)."""
+    if not (folder / ".built").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        build(folder, *args)
+        (folder / ".built").write_text("random weights\n")
+    return folder

@@ -1,0 +1,79 @@
+"""Attention that computes each row of a left-padded batch exactly as it would be computed alone.
+
+Batched attention over left-padded rows sums a row's real keys at an offset set by its padding, so its rounding
+depends on which other prompts shared the batch. In float32 that moves logits by ~1e-7; in bfloat16 each rounding
+is ~1e-3 and sampled tokens drift apart within a few dozen steps. This attention slices every row to its real
+queries and keys and runs PyTorch's SDPA on exactly the shapes the row has alone; every other layer of a Llama-like
+decoder is row-independent already, so a cell's logits are bit-identical alone or batched, in any dtype.
+
+The price is one SDPA call per row per layer (measured in benchmarks/bench_speed.py); the gain besides exactness is
+that padded keys are never computed against.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NAME = "rowwise_sdpa"
+_registered = False
+
+
+def register() -> str:
+    """Make "rowwise_sdpa" an attention implementation transformers knows (with SDPA's boolean padding masks)."""
+    global _registered
+    if not _registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+        AttentionInterface.register(NAME, rowwise_sdpa)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+        _registered = True
+    return NAME
+
+
+def suits(config) -> bool:
+    """Only plain causal decoders: sliding windows and other patterns live in the mask, which rows drop."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if getattr(text, "is_encoder_decoder", False):
+        return False
+    if any(kind != "full_attention" for kind in getattr(text, "layer_types", None) or []):
+        return False
+    sliding = getattr(text, "sliding_window", None)
+    return not sliding or getattr(text, "use_sliding_window", True) is False
+
+
+class _Pads:
+    """Leading padded keys per row, read once per mask (every layer of a forward pass shares one mask)."""
+    mask = None
+    pads: list[int] = []
+
+
+_pads = _Pads()
+
+
+def _leading_pads(mask: torch.Tensor) -> list[int]:
+    if _pads.mask is not mask:
+        # The last query attends to every real key; left padding makes them a suffix.
+        visible = mask[:, 0, -1, :]
+        _pads.pads = (visible.shape[-1] - visible.sum(dim=-1)).tolist()
+        _pads.mask = mask
+    return _pads.pads
+
+
+def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, _, q_len, _ = query.shape
+    kv_len = key.shape[2]
+    if attention_mask is None and batch == 1:
+        return sdpa_attention_forward(module, query, key, value, None, **kwargs)
+    pads = _leading_pads(attention_mask) if attention_mask is not None else [0] * batch
+    output = query.new_zeros(batch, q_len, query.shape[1], value.shape[-1])
+    for row, pad in enumerate(pads):
+        q_pad = max(0, pad - (kv_len - q_len))      # prefill: padded queries too; decode: none
+        # Contiguous copies: the kernels block strided views differently from the tensors a row has alone.
+        part, _ = sdpa_attention_forward(module, query[row:row + 1, :, q_pad:].contiguous(),
+                                         key[row:row + 1, :, pad:].contiguous(),
+                                         value[row:row + 1, :, pad:].contiguous(), None, **kwargs)
+        output[row, q_pad:] = part[0]
+    return output, None

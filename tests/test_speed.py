@@ -1,0 +1,362 @@
+"""Speed features that must not change results: precision (bf16 vs fp32 fidelity, the dtype logged), row-exact
+attention, the vectorised seeded sampler, length-sorted sub-batches, image modes, the preview autoencoder, the codec
+decode, load plans, and cheap imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import collect, load, options
+from playground.engines.base import GenerationRequest, choose_dtype, cpu_has_native_bf16
+from playground.engines.catalog import Catalog
+from playground.registry import InvalidInput
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPTS = ["Write a tagline for a solar lantern.", "Describe a red fox in the snow, in detail please.", "Hi",
+           "Summarize the following text in three bullet points: the weather today is sunny with a light breeze."]
+
+
+def requests(n=3, **extra):
+    return [GenerationRequest(prompt=PROMPTS[i % len(PROMPTS)], seed=11 * (i + 1), **extra) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def own_catalog(settings):
+    """Models whose precision these tests switch: kept apart from the session's shared ones."""
+    catalog = Catalog(replace(settings, max_models_loaded=3))
+    yield catalog
+    catalog.clear()
+
+
+# ---- precision ----------------------------------------------------------------------------------------------------
+
+def test_auto_precision_follows_the_hardware():
+    assert choose_dtype("cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert choose_dtype("cpu", "auto") == choose_dtype("cpu")
+    assert choose_dtype("cpu", "float32") == "float32"
+    assert choose_dtype("mps") == "float16"
+    with pytest.raises(InvalidInput, match="precision: must be one of"):
+        choose_dtype("cpu", "int8")
+
+
+def test_precision_option_reloads_the_model_and_the_dtype_is_what_ran(own_catalog, settings):
+    model = load(own_catalog, "text", "tiny-text")
+    auto = model.auto_dtype
+    other = "float32" if auto != "float32" else "bfloat16"
+    output = collect(model, requests(1), options("text", {"max_new_tokens": 4, "precision": other}, settings))[0][0]
+    assert model.dtype == other and model.model.dtype == getattr(torch, other)
+    assert output.metrics["precision_reload_s"] > 0
+    collect(model, requests(1), options("text", {"max_new_tokens": 4}, settings))
+    assert model.dtype == auto and str(model.model.dtype) == f"torch.{auto}"
+
+
+def test_precision_option_is_checked(settings):
+    with pytest.raises(InvalidInput) as error:
+        options("text", {"precision": "fp8"}, settings)
+    assert error.value.field == "precision"
+
+
+def _mid_text_model(folder: Path, tokenizer_source: str) -> Path:
+    """A mid-size random-weight Llama (8 layers, 512 wide, intermediate 1408, GQA) with the tiny model's tokenizer
+    and chat template: big enough for bf16 rounding and matrix-kernel choices to matter."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mid_text(tmp_path_factory, text_model):
+    return _mid_text_model(tmp_path_factory.mktemp("mid-text"), text_model.source)
+
+
+def _greedy_agreement(source, margin: float) -> tuple[int, int]:
+    """(positions where fp32's top-1 beats its runner-up by `margin` times the spread (std) of that position's
+    logits, of those where bf16 picks the same token).
+
+    bf16 reads the fp32 greedy sequence (teacher forcing), so one early disagreement does not cascade."""
+    from transformers import AutoModelForCausalLM
+
+    from playground.engines import rowwise
+
+    attention = rowwise.register()
+    fp32 = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, attn_implementation=attention).eval()
+    bf16 = AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16, attn_implementation=attention).eval()
+    generator = torch.Generator().manual_seed(0)
+    clear = agree = 0
+    with torch.inference_mode():
+        for _ in range(4):
+            prompt = torch.randint(10, fp32.config.vocab_size, (1, 12), generator=generator)
+            sequence = fp32.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24,
+                                     do_sample=False, min_new_tokens=24)
+            reference = fp32(sequence).logits[0, prompt.shape[1] - 1:-1].float()
+            candidate = bf16(sequence).logits[0, prompt.shape[1] - 1:-1].float()
+            top2 = reference.topk(2, dim=-1).values
+            sure = (top2[:, 0] - top2[:, 1]) > margin * reference.std(dim=-1)
+            clear += int(sure.sum())
+            agree += int((reference.argmax(-1) == candidate.argmax(-1))[sure].sum())
+    return clear, agree
+
+
+@pytest.mark.parametrize("which", ["tiny", "mid"])
+def test_bf16_greedy_tokens_match_fp32_where_the_margin_is_clear(which, text_model, mid_text):
+    source = text_model.source if which == "tiny" else mid_text
+    clear, agree = _greedy_agreement(source, margin=0.1)
+    assert clear >= 20, "too few positions with a clear margin to judge"
+    assert agree == clear
+
+
+# ---- row-exact attention ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_rowwise_attention_gives_the_logits_a_row_has_alone(mid_text, dtype):
+    """Alone means a batch of two identical rows: a batch of one takes other matrix kernels (next test)."""
+    from transformers import AutoModelForCausalLM
+
+    from playground.engines import rowwise
+
+    model = AutoModelForCausalLM.from_pretrained(mid_text, dtype=dtype, attn_implementation=rowwise.register()).eval()
+    generator = torch.Generator().manual_seed(1)
+    rows = [torch.randint(10, model.config.vocab_size, (n,), generator=generator) for n in (5, 17, 9)]
+    ids = torch.zeros(3, 17, dtype=torch.long)
+    mask = torch.zeros(3, 17, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, 17 - len(row):], mask[i, 17 - len(row):] = row, 1
+    with torch.inference_mode():
+        batched = model.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False, output_logits=True,
+                                 return_dict_in_generate=True)
+        for i, row in enumerate(rows):
+            alone = model.generate(row[None].repeat(2, 1), attention_mask=torch.ones(2, len(row), dtype=torch.long),
+                                   max_new_tokens=6, do_sample=False, output_logits=True,
+                                   return_dict_in_generate=True)
+            if dtype == torch.bfloat16:     # bf16 matrix kernels are row-independent on CPU (two rows or more)
+                assert all(torch.equal(a[0], b[i]) for a, b in zip(alone.logits, batched.logits))
+            else:                           # fp32 GEMMs round by batch size (MKL): equal to ~1e-5
+                assert all(torch.allclose(a[0], b[i], atol=1e-4) for a, b in zip(alone.logits, batched.logits))
+
+
+def test_bf16_matrix_products_are_row_independent_from_two_rows_on():
+    """Why a lone text cell runs as two rows: on this CPU, one row takes a kernel that rounds differently."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(2560, 960, bias=False).to(torch.bfloat16)     # SmolLM2-360M's down projection
+    x = torch.randn(16, 1, 2560).to(torch.bfloat16)
+    every = layer(x)
+    assert all(torch.equal(layer(x[:m]), every[:m]) for m in (2, 3, 8))
+    assert torch.equal(layer(x[:1].repeat(2, 1, 1))[0], every[0])
+
+
+def test_mid_size_cell_alone_reproduces_batched_cell_in_bf16(settings, mid_text):
+    catalog = Catalog(replace(settings, max_models_loaded=1))
+    model = catalog.get(catalog.resolve("text", str(mid_text)))
+    assert model.dtype == choose_dtype("cpu")
+    params = options("text", {"max_new_tokens": 24, "temperature": 1.0, "precision": "bfloat16"}, settings)
+    batch = requests(4)
+    batched = collect(model, batch, params)[0]
+    for request, output in zip(batch, batched):
+        alone = collect(model, [request], params)[0][0]
+        assert (alone.text, alone.metrics["completion_tokens"]) == (output.text, output.metrics["completion_tokens"])
+    catalog.clear()
+
+
+def test_rowwise_attention_is_kept_off_sliding_window_models():
+    from transformers import LlamaConfig, MistralConfig
+
+    from playground.engines import rowwise
+
+    assert rowwise.suits(LlamaConfig())
+    assert not rowwise.suits(MistralConfig(sliding_window=64))
+
+
+def test_text_model_uses_rowwise_attention(text_model, settings):
+    output = collect(text_model, requests(1), options("text", {"max_new_tokens": 2}, settings))[0][0]
+    assert output.metrics["attention"] == "rowwise_sdpa"
+
+
+# ---- sampling -----------------------------------------------------------------------------------------------------
+
+def test_sampler_draws_the_same_numbers_alone_or_batched():
+    from playground.engines.sampling import SeededSampler
+
+    logits = torch.randn(3, 500, generator=torch.Generator().manual_seed(0))
+    batched = SeededSampler([1, 2, 3], temperature=0.9, top_k=40, top_p=0.9)
+    picks = torch.stack([batched._sample(logits) for _ in range(20)])
+    for row, seed in enumerate([1, 2, 3]):
+        alone = SeededSampler([seed], temperature=0.9, top_k=40, top_p=0.9)
+        assert torch.equal(torch.stack([alone._sample(logits[row:row + 1]) for _ in range(20)])[:, 0], picks[:, row])
+
+
+def test_sampler_follows_the_distribution_and_its_cut_offs():
+    from playground.engines.sampling import SeededSampler
+
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().repeat(4000, 1)
+    counts = np.bincount(SeededSampler(range(4000))._sample(logits).numpy(), minlength=4) / 4000
+    assert np.allclose(counts, probs.numpy(), atol=0.03)
+    top_k = SeededSampler(range(4000), top_k=2)._sample(logits)
+    assert set(top_k.tolist()) == {0, 1}
+    top_p = SeededSampler(range(4000), top_p=0.6)._sample(logits)     # 0.5 < 0.6: the second crosses it
+    assert set(top_p.tolist()) == {0, 1}
+
+
+def test_sampler_never_picks_a_blocked_token():
+    from playground.engines.sampling import SeededSampler
+
+    logits = torch.full((200, 50), float("-inf"))
+    logits[:, 7] = 0.0
+    assert set(SeededSampler(range(200))._sample(logits).tolist()) == {7}
+
+
+# ---- length-sorted sub-batches ------------------------------------------------------------------------------------
+
+def test_length_sorted_batches_group_similar_lengths():
+    from playground.engines.local_text import length_sorted_batches
+
+    assert length_sorted_batches([30, 5, 12, 5, 40], 2) == [[1, 3], [2, 0], [4]]
+    assert sorted(sum(length_sorted_batches(list(range(20, 0, -1)), 8), [])) == list(range(20))
+
+
+def test_finished_cells_arrive_in_request_order_though_run_by_length(text_model, settings):
+    from playground.engines.base import Finished
+
+    batch = [GenerationRequest(p, seed=1) for p in (PROMPTS[3], PROMPTS[2], PROMPTS[1])]    # longest first
+    events = collect(text_model, batch, options("text", {"max_new_tokens": 3}, settings))[1]
+    assert [e.index for e in events if isinstance(e, Finished)] == [0, 1, 2]
+
+
+def test_more_cells_than_a_sub_batch_come_back_in_request_order(text_model, settings, monkeypatch):
+    from playground.engines import local_text
+
+    monkeypatch.setattr(local_text, "MAX_ROWS", 2)
+    params = options("text", {"max_new_tokens": 6, "temperature": 1.0}, settings)
+    many = requests(5)
+    outputs, events = collect(text_model, many, params)
+    assert [o.metrics["batch_rows"] for o in outputs] == [2, 2, 1, 2, 2] or \
+        sorted(o.metrics["batch_rows"] for o in outputs) == [1, 2, 2, 2, 2]
+    for request, output in zip(many, outputs):
+        assert collect(text_model, [request], params)[0][0].text == output.text
+
+
+# ---- images -------------------------------------------------------------------------------------------------------
+
+IMAGE = {"width": 64, "height": 64, "num_inference_steps": 3, "guidance_scale": 4.0}
+
+
+def _psnr(a, b) -> float:
+    error = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return float("inf") if error == 0 else 10 * np.log10(255.0 ** 2 / error)
+
+
+def test_image_modes_auto_is_exact_on_cpu_and_fast_stays_close(image_model, settings):
+    batch = requests(3, negative_prompt="blurry")
+    exact = collect(image_model, batch, options("image", IMAGE, settings))[0]
+    fast = collect(image_model, batch, options("image", IMAGE | {"image_mode": "fast"}, settings))[0]
+    assert [o.metrics["image_mode"] for o in exact] == ["exact"] * 3
+    assert [o.metrics["image_mode"] for o in fast] == ["fast"] * 3
+    assert all(_psnr(e.image, f.image) > 30 for e, f in zip(exact, fast))
+    alone = collect(image_model, batch[:1], options("image", IMAGE | {"image_mode": "fast"}, settings))[0][0]
+    assert np.array_equal(np.asarray(alone.image), np.asarray(exact[0].image))   # a batch of one is exact anyway
+
+
+def test_preview_autoencoder_decodes_the_same_latents_faster(image_model, settings, tmp_path, monkeypatch):
+    from diffusers import AutoencoderTiny
+
+    from playground.engines import local_image
+
+    torch.manual_seed(0)
+    AutoencoderTiny(encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16),
+                    num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1), latent_channels=4).save_pretrained(tmp_path)
+    monkeypatch.setitem(local_image.PREVIEW_VAES, "StableDiffusionPipeline", str(tmp_path))
+    monkeypatch.setattr(image_model, "preview", None)
+    params = options("image", IMAGE | {"preview_vae": True}, settings)
+    batch = requests(2)
+    previews = collect(image_model, batch, params)[0]
+    full = collect(image_model, batch, options("image", IMAGE, settings))[0]
+    assert [o.image.size for o in previews] == [(64, 64)] * 2
+    assert previews[0].metrics["preview_vae"] == str(tmp_path)
+    assert not np.array_equal(np.asarray(previews[0].image), np.asarray(full[0].image))
+    assert image_model.pipe.vae is image_model.full_vae            # put back after the call
+    alone = collect(image_model, batch[1:], params)[0][0]
+    assert np.array_equal(np.asarray(alone.image), np.asarray(previews[1].image))
+
+
+def test_preview_autoencoder_offline_says_what_to_do(image_model, settings, monkeypatch):
+    monkeypatch.setattr(image_model, "preview", None)
+    with pytest.raises(InvalidInput, match="turn the preview autoencoder off") as error:
+        collect(image_model, requests(1), options("image", IMAGE | {"preview_vae": True}, settings))
+    assert error.value.field == "preview_vae"
+
+
+# ---- music --------------------------------------------------------------------------------------------------------
+
+def test_codec_decodes_each_clip_as_it_would_alone(music_model):
+    codec = music_model.model.audio_encoder
+    codes = torch.randint(0, codec.config.codebook_size, (1, 3, 4, 40), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        per_clip = codec.decode(codes, [None] * 3).audio_values
+        alone = [codec.decode.__wrapped_decode__(codes[:, i:i + 1], [None]).audio_values for i in range(3)]
+    assert all(torch.equal(per_clip[i], alone[i][0]) for i in range(3))
+
+
+def test_music_precision_option(own_catalog, settings):
+    model = load(own_catalog, "music", "tiny-music")
+    output = collect(model, requests(1), options("music", {"duration_s": 0.5, "precision": "float32"}, settings))
+    assert model.dtype == "float32" and output[0][0].audio[1].dtype == np.float32
+
+
+# ---- load plans ---------------------------------------------------------------------------------------------------
+
+def test_load_plans():
+    from playground.engines.placement import diffusers_placement, load_plan, transformers_placement
+
+    assert load_plan("cpu", True) == "cpu"                # offloading means nothing without an accelerator
+    assert load_plan("cuda", False) == "device" and load_plan("cuda", True) == "offload"
+    assert transformers_placement("device", "cuda") == {"device_map": "cuda"}
+    assert transformers_placement("offload", "cuda") == {"device_map": "auto"}
+    assert transformers_placement("cpu", "cpu") == {} == diffusers_placement("offload", "cuda")
+    assert diffusers_placement("device", "cuda:1") == {"device_map": "cuda:1"}
+
+
+def test_offload_setting_reaches_the_model_and_is_logged(settings):
+    catalog = Catalog(replace(settings, cpu_offload=True, max_models_loaded=1))
+    model = load(catalog, "image", "tiny-image")
+    assert model.offload is True and model.plan == "cpu"      # on this CPU-only machine
+    output = collect(model, requests(1), options("image", IMAGE | {"num_inference_steps": 1}, settings))[0][0]
+    assert output.metrics["placement"] == "cpu"
+    catalog.clear()
+
+
+def test_offload_plan_uses_model_cpu_offload(monkeypatch, image_model):
+    """On an accelerator with offload on, the pipeline is offloaded rather than moved (checked without a GPU)."""
+    from diffusers import StableDiffusionPipeline
+
+    from playground.engines.local_image import LocalImageModel
+
+    calls = []
+    monkeypatch.setattr(StableDiffusionPipeline, "enable_model_cpu_offload",
+                        lambda self, device=None: calls.append(("offload", device)))
+    monkeypatch.setattr(StableDiffusionPipeline, "to", lambda self, *a, **k: calls.append(("to", a)) or self)
+    LocalImageModel.load("tiny-image", image_model.source, None, "cuda", "float32", offload=True)
+    assert calls == [("offload", "cuda")]
+
+
+# ---- cold start ---------------------------------------------------------------------------------------------------
+
+def test_engines_and_catalog_import_no_model_library():
+    probe = ("import sys; import playground.engines.catalog, playground.engines.placement, playground.runner; "
+             "print(*[m for m in ('torch', 'transformers', 'diffusers', 'gradio') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
