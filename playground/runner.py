@@ -127,6 +127,11 @@ class Runner:
             fields = ENGINES[name].options.model_fields
             options[name] = validate_options(ENGINES[name].options, {k: v for k, v in params.items() if k in fields},
                                              self.settings)
+            if options[name].get("precision") == "auto":
+                # Logged as the dtype it means here: a re-run elsewhere, and the cache, use exactly that dtype.
+                from .engines.base import choose_device, choose_dtype
+
+                options[name]["precision"] = choose_dtype(choose_device(self.settings.device), self.settings.dtype)
         return Checked(models, options)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None, owner: str | None = None,

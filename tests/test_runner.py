@@ -72,7 +72,10 @@ def test_text_comparison_is_logged_cell_by_cell(runner, log, catalog):
     assert comparison.status == "done" and len(comparison.runs) == 6
     run = comparison.runs[0]
     assert run.template_name == "tagline-test" and run.template_hash == tagline().hash
-    assert run.model_revision.startswith("built:") and run.device == "cpu" and run.dtype == "float32"
+    from playground.engines.base import choose_dtype
+
+    assert run.model_revision.startswith("built:") and run.device == "cpu" and run.dtype == choose_dtype("cpu")
+    assert run.params["precision"] == run.dtype        # "auto" is logged as what it meant here
     assert run.versions["torch"] and run.params["max_new_tokens"] == 6
     assert run.prompt_tokens > 0 and run.completion_tokens > 0 and run.wall_s > 0
 

@@ -4,7 +4,7 @@ module (and torch, transformers, diffusers, openai) is imported when one of its 
 from ..registry import (Engine, ImageOptions, LocalTextOptions, MusicOptions, RemoteTextOptions, register)
 
 register(Engine("local-text", "text", "transformers (this machine)", LocalTextOptions,
-                "playground.engines.local_text:LocalTextModel", streams_text=True, needs_gpu=True, batch_size=8))
+                "playground.engines.local_text:LocalTextModel", streams_text=True, needs_gpu=True, batch_size=64))
 register(Engine("local-image", "image", "diffusers (this machine)", ImageOptions,
                 "playground.engines.local_image:LocalImageModel", needs_gpu=True, batch_size=4))
 register(Engine("local-music", "music", "MusicGen (this machine)", MusicOptions,
