@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 
@@ -28,6 +29,10 @@ def main(argv=None) -> None:
 
         if importlib.util.find_spec("mcp") is None:
             raise SystemExit("--mcp needs the MCP extra: pip install \"gradio[mcp]\"")
+    # The server logs (start-up, model loads with timings, hub checks, failures) to stderr; PLAYGROUND_LOG_LEVEL
+    # changes how much.
+    logging.basicConfig(level=os.environ.get("PLAYGROUND_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
     except ValueError as error:
@@ -39,6 +44,8 @@ def main(argv=None) -> None:
         demo = build_app(settings)
     except (OSError, sqlite3.Error) as error:
         raise SystemExit(f"error: {storage_message(error, settings.data_dir, full_path=True)}") from None
+    logging.getLogger("playground").info("data dir %s; models: %s", settings.data_dir,
+                                         "offline tiny models" if demo.services.catalog.offline else "the Hub")
     demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp or None,
                 **launch_kwargs(settings))
 

@@ -333,3 +333,19 @@ def test_saving_under_a_taken_name_offers_overwrite_and_it_works(page, served_ap
     page.locator("#text-save-status").get_by_text("replaced").wait_for()
     saved = (served_app.services.settings.user_templates_dir / "overwrite-me.md").read_text(encoding="utf-8")
     assert "Second version" in saved
+
+
+def test_checks_and_the_summary_panel_under_the_grid(page):
+    """Checks typed in the tab score every cell; the panel under the grid has a chart per score and the pairs."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    keep_three_variants(page, "text")
+    page.fill("#text-seeds textarea, #text-seeds input", "1, 2, 3")
+    page.fill("#text-checks textarea, #text-checks input", "latency\ncontains=tagline")
+    page.click("#text-run")
+    panel = page.locator("#text-grid .pp-summary")
+    panel.wait_for(timeout=180_000)
+    names = panel.locator("section.pp-metric").evaluate_all("els => els.map(e => e.dataset.metric)")
+    assert {"length", "latency"} <= set(names) and any(n.startswith("contains") for n in names)   # template + typed
+    assert panel.locator("svg").count() >= 3 and panel.locator("table").count() >= 3
+    panel.scroll_into_view_if_needed()
+    page.screenshot(path=str(OUTPUT / "text-summary-panel.png"), full_page=True)

@@ -22,7 +22,10 @@ STYLE = """
 .pp-summary .pp-badge { display: inline-block; padding: 0 8px; border-radius: 10px; background: #16a34a;
   color: #fff; font-size: 12px; margin-left: 6px; }
 .pp-summary svg { max-width: 100%; height: auto; display: block; }
-.pp-summary table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13px; }
+.pp-summary table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13px; display: table; width: auto; }
+/* Host pages (Gradio's HTML component) may style table parts for other layouts: these are plain tables. */
+.pp-summary thead { display: table-header-group; } .pp-summary tbody { display: table-row-group; }
+.pp-summary tr { display: table-row; } .pp-summary th, .pp-summary td { display: table-cell; float: none; }
 .pp-summary th, .pp-summary td { border-bottom: 1px solid rgba(128,128,128,0.3); padding: 3px 8px; text-align: left;
   vertical-align: top; }
 .pp-summary td.pp-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -122,7 +125,7 @@ def _variant_table(metric) -> str:
         f'<td class="pp-num">{_num(_get(v, "low"))} to {_num(_get(v, "high"))}</td>'
         f'<td class="pp-num">{_e(_get(v, "failed"))}</td><td class="pp-num">{_e(_get(v, "missing"))}</td></tr>'
         for v in _get(metric, "variants", []))
-    return ('<table class="pp-variants"><thead><tr><th>variant</th><th>cells</th><th>mean</th><th>95% interval</th>'
+    return ('<table class="pp-variant-stats"><thead><tr><th>variant</th><th>cells</th><th>mean</th><th>95% interval</th>'
             f'<th>failed</th><th>missing</th></tr></thead><tbody>{rows}</tbody></table>')
 
 

@@ -15,6 +15,8 @@ from typing import Callable
 import gradio as gr
 
 from ..registry import MODALITIES, InvalidInput
+from ..scoring import CheckError
+from ..scoring.cli import parse_check_args
 from ..engines.catalog import preset_params
 from ..spec import Cell, ComparisonSpec, build_spec
 from ..services import Services
@@ -26,6 +28,7 @@ from .form import (apply_remembered, blank_values, edited_template, form_variabl
                    remembered_form, template_info, used_variables)
 from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stream_grid
 
+CHECK_EXAMPLES = {"text": "length:unit=words\ncontains=lantern", "image": "clip", "music": "clap\nloudness"}
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
@@ -89,6 +92,10 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                                        scale=3, elem_id=f"{modality}-seeds")
                 randomize_btn = gr.Button("Random", scale=0, min_width=80, size="sm",
                                           elem_id=f"{modality}-randomize")
+            checks_box = gr.Textbox(label="Checks", lines=1, max_lines=6, elem_id=f"{modality}-checks",
+                                    placeholder=CHECK_EXAMPLES[modality],
+                                    info="One per line; scores every cell, and the summary under the grid says "
+                                         "which variant wins and how sure that is")
             with gr.Accordion("Parameters", open=False):
                 params = param_controls(modality, services.settings, modality)
                 rerun_cb = gr.Checkbox(False, label="Ignore cached results (generate again)")
@@ -312,11 +319,15 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         values = list(values)
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
-        remembered = values[-1] or {}
+        remembered, checks_text = values[-1] or {}, values[-2] or ""
         template, values_by_name, variants, models, warnings = read_form(form)
+        try:
+            checks = parse_check_args([line for line in checks_text.splitlines() if line.strip()], modality)
+        except CheckError as error:
+            raise InvalidInput("checks", str(error)) from None
         spec = build_spec(template, modality=modality, values=values_by_name, models=models,
                           seeds=parse_seeds(seeds_raw), params=param_values, max_cells=services.settings.max_cells,
-                          rerun=bool(rerun))
+                          rerun=bool(rerun), checks=checks)
         services.runner.check(spec)
         for warning in warnings:
             gr.Warning(warning)
@@ -334,7 +345,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     def stop(request: gr.Request):
         _cancel_flag(cancel_events, _page_key(request), fresh=False).set()
 
-    run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [browser_state]
+    run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [checks_box, browser_state]
     run_outputs = [grid_html, run_state, browser_state]
     run_btn.click(run, run_inputs, run_outputs, api_visibility="private", show_progress="minimal",
                   concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)

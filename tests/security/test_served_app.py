@@ -102,5 +102,5 @@ def test_a_zip_bomb_import_is_refused_while_others_are_served(clients, tmp_path)
         start = time.perf_counter()
         answer = hostile.predict(handle_file(str(bomb)), api_name="/import_runs")
         assert time.perf_counter() - start < 10
-    assert "Imported **0** runs" in answer and "max_import_member_bytes" in answer
+    assert answer["imported"] == 0 and "max_import_member_bytes" in answer["errors"][0]["message"]
     assert answered_in_time(bystander.times, idle), (bystander.times, idle)
