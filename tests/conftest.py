@@ -94,3 +94,34 @@ def served_app(settings, catalog):
     demo.url = demo.local_url
     yield demo
     demo.close()
+
+
+# ---- the browser: Debian's chromium driven by Playwright (never a downloaded browser) --------------------------------
+
+OUTPUT = Path(os.environ.get("PLAYGROUND_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        if os.environ.get("PLAYGROUND_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

@@ -7,10 +7,8 @@ Screenshots land in test-output/ for a person to look at.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,39 +19,15 @@ from playground.stakeholders.votes import cast, next_pair
 from playground.store.votes import list_votes
 from playground.templates import make_template
 
+from conftest import OUTPUT
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = Path(os.environ.get("PLAYGROUND_TEST_OUTPUT", ROOT / "test-output"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run"]
 PHONE = {"width": 390, "height": 844}
 # Names no tiny model would write, so finding one on the page can only be a leak.
 SECRET_VARIANTS = {"zebravariant": "Write a tagline for {{ product }}.",
                    "ottervariant": "You are a copywriter. Write a tagline for {{ product }}.",
                    "heronvariant": "Tagline, five words, for {{ product }}."}
-
-
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    if executable is None:
-        if os.environ.get("PLAYGROUND_REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def make_comparison(services, modality: str, variants: dict, seeds: list[int], params: dict) -> int:

@@ -48,16 +48,18 @@ def tiny_model_path(models_dir: Path, name: str) -> Path:
     target = Path(models_dir) / f"{name}-v{TINY_VERSION}"
     with _lock:
         if not (target / ".complete").exists():
-            _build_atomically(target, _BUILDERS[name])
+            build_atomically(target, _BUILDERS[name])
     return target
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+def build_atomically(target: Path, build: Callable[[Path], None],
+                     note: str = "built offline with random weights by Prompt Playground") -> None:
+    """Build into a scratch folder beside `target`, mark it complete, then rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         build(scratch)
-        (scratch / ".complete").write_text("built offline with random weights by Prompt Playground\n")
+        (scratch / ".complete").write_text(note + "\n")
         if target.exists():
             shutil.rmtree(target)
         os.replace(scratch, target)
@@ -79,7 +81,7 @@ def _bpe_tokenizer(vocab_size: int, special: list[str]):
     return tokenizer
 
 
-def _clip_vocab(special: list[str]) -> dict[str, int]:
+def clip_vocab(special: list[str]) -> dict[str, int]:
     """A character-level CLIP vocabulary with no merges: written out, not trained, because the BPE trainer breaks
     ties between equally frequent pairs differently in each process, which gave each build different ids."""
     alphabet = sorted(set(_CORPUS.lower()) - set(" \n")) + list("abcdefghijklmnopqrstuvwxyz0123456789")
@@ -122,7 +124,7 @@ def build_tiny_image(folder: Path) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     specials = ["<|startoftext|>", "<|endoftext|>"]
-    tokenizer = CLIPTokenizer(vocab=_clip_vocab(specials), merges=[], model_max_length=77)
+    tokenizer = CLIPTokenizer(vocab=clip_vocab(specials), merges=[], model_max_length=77)
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4,

@@ -7,14 +7,13 @@ Their scores are meaningless (random weights); they exist so that every scoring 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
 
-SCORER_TINY_VERSION = 3
+from ..engines.tiny import build_atomically, clip_vocab
+
+SCORER_TINY_VERSION = 4
 TINY_SCORERS = ("tiny-clip", "tiny-clap")
 MEANINGLESS_NOTE = "tiny random-weight scorer built offline: its scores are meaningless"
 
@@ -38,35 +37,20 @@ def tiny_scorer_path(models_dir: Path, name: str) -> Path:
     target = Path(models_dir) / f"{name}-v{SCORER_TINY_VERSION}"
     with _lock:
         if not (target / ".complete").exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-            try:
-                _BUILDERS[name](scratch)
-                (scratch / ".complete").write_text(MEANINGLESS_NOTE + "\n")
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(scratch, target)
-            finally:
-                if scratch.exists():
-                    shutil.rmtree(scratch, ignore_errors=True)
+            build_atomically(target, _BUILDERS[name], MEANINGLESS_NOTE)
     return target
 
 
 def _bpe(vocab_size: int, special: list[str], *, clip_style: bool):
-    """A BPE tokenizer trained on the fixed corpus (deterministic): CLIP's word-suffix style or byte-level."""
+    """(vocab, merges): CLIP's character vocabulary, or a byte-level BPE trained on the fixed corpus."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    if clip_style:
-        tokenizer = Tokenizer(models.BPE(unk_token=special[-1], end_of_word_suffix="</w>"))
-        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, end_of_word_suffix="</w>",
-                                      initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"),
-                                      show_progress=False)
-    else:
-        tokenizer = Tokenizer(models.BPE())
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    if clip_style:       # written out, not trained: the trainer breaks ties differently in each process
+        return clip_vocab(special), []
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
     merges = json.loads(tokenizer.to_str())["model"]["merges"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]

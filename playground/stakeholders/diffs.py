@@ -10,7 +10,6 @@ import difflib
 import html
 import io
 import re
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -66,21 +65,11 @@ def diff_stats(old: str, new: str) -> dict:
 # ---- audio ------------------------------------------------------------------------------------------------------
 
 def read_wav(path: Path) -> tuple[int, np.ndarray]:
-    """(sample rate, mono float32 samples in [-1, 1]) of a PCM WAV file."""
-    with wave.open(str(path), "rb") as handle:
-        rate, channels, width = handle.getframerate(), handle.getnchannels(), handle.getsampwidth()
-        raw = handle.readframes(handle.getnframes())
-    if width == 1:
-        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128) / 128
-    elif width == 2:
-        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768
-    elif width == 4:
-        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2**31
-    else:
-        raise ValueError(f"{path}: {8 * width}-bit WAV is not supported; use 8, 16 or 32-bit PCM")
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    return rate, data
+    """(sample rate, mono float32 samples in [-1, 1]) of a PCM WAV file, read by the log's own WAV reader."""
+    from ..scoring.audio import mono, read_wav as decode
+
+    rate, data = decode(Path(path).read_bytes())
+    return rate, mono(data)
 
 
 def stft_db(samples: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
