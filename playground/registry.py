@@ -169,12 +169,19 @@ class RemoteTextOptions(Options):
     completions: bool = Field(False, description="use the legacy completions endpoint (raw prompt, no chat)")
 
 
-class ImageOptions(Options):
+class RemoteImageOptions(Options):
+    """What a text-to-image provider takes."""
+
     multiple_of: ClassVar[dict[str, int]] = {"width": 8, "height": 8}
     num_inference_steps: int = Field(25, ge=1, le=150, description="denoising steps (turbo models: 1-4)")
     guidance_scale: float = Field(7.0, ge=0.0, le=30.0, description="prompt adherence (turbo models: 0)")
     width: int = Field(512, ge=64, le=2048, description="pixels")
     height: int = Field(512, ge=64, le=2048, description="pixels")
+
+
+class ImageOptions(RemoteImageOptions):
+    """A diffusers pipeline on this machine: the provider's options plus precision and how the batch runs."""
+
     precision: Precision = Field("auto", description=PRECISION_HELP + " (this machine's models only)")
     image_mode: Literal["auto", "exact", "fast"] = Field(
         "auto", description="exact: each cell's denoiser runs alone, so a cell is bit-identical whatever ran beside "

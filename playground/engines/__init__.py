@@ -1,7 +1,8 @@
 """The engines: one module each, registered here. Only the registry entries are made at import; an engine's
 module (and torch, transformers, diffusers, openai) is imported when one of its models is first used."""
 
-from ..registry import (Engine, ImageOptions, LocalTextOptions, MusicOptions, RemoteTextOptions, register)
+from ..registry import (Engine, ImageOptions, LocalTextOptions, MusicOptions, RemoteImageOptions, RemoteTextOptions,
+                        register)
 
 register(Engine("local-text", "text", "transformers (this machine)", LocalTextOptions,
                 "playground.engines.local_text:LocalTextModel", streams_text=True, needs_gpu=True, batch_size=64))
@@ -15,6 +16,6 @@ register(Engine("openai", "text", "OpenAI-compatible server (openai:<model> or <
 register(Engine("hf-text", "text", "Hugging Face Inference Providers (hf:<model id>)", RemoteTextOptions,
                 "playground.engines.hf_inference:HFInferenceModel", prefix="hf:", streams_text=True,
                 honours_seed="best effort", concurrent=True, batch_size=64))
-register(Engine("hf-image", "image", "Hugging Face Inference Providers (hf:<model id>)", ImageOptions,
+register(Engine("hf-image", "image", "Hugging Face Inference Providers (hf:<model id>)", RemoteImageOptions,
                 "playground.engines.hf_inference:HFInferenceModel", prefix="hf:", honours_seed="best effort",
                 concurrent=True, batch_size=64))
