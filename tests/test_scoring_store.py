@@ -104,6 +104,23 @@ def test_export_rows_carry_scores_and_import_reads_them_back(log):
         scores_from_export_row({"scores": {"x": {"value": float("inf")}}})
 
 
+def test_scores_travel_with_their_runs_through_an_export_file(log, tmp_path):
+    comparison_id = log.start_comparison("text", "scored")
+    a = text_run(log)
+    with log._write() as tx:
+        tx.execute("UPDATE runs SET comparison_id = ? WHERE id = ?", (comparison_id, a.id))
+    a = log.get_run(a.id)
+    save_scores(log, a.id, [Score("latency", 0.25), Score("contains=lantern", 1.0, True, {"check": "contains"})])
+    exported = log.export(tmp_path / "scored.jsonl", "jsonl", runs=[a])
+    other = RunLog(tmp_path / "elsewhere")
+    report = other.import_jsonl(exported)
+    assert report.imported == 1 and not report.errors
+    (run,) = other.list_runs()
+    back = scores_for_runs(other, [run.id])[run.id]
+    assert back["latency"].value == 0.25 and back["contains=lantern"].passed is True
+    other.close()
+
+
 def png_bytes(seed: int) -> bytes:
     from PIL import Image
 

@@ -54,15 +54,21 @@ def save_scores(log, run_id: int, scores: Iterable[Score]) -> None:
     rows = [_check(score) for score in scores]
     if not rows:
         return
-    now = _now()
     with log._write() as tx:
         if tx.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
             raise KeyError(f"no run #{run_id} in the log")
-        tx.executemany(
-            "INSERT INTO scores (run_id, name, value, passed, detail, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, passed = excluded.passed, "
-            "detail = excluded.detail, created_at = excluded.created_at",
-            [(int(run_id), name, value, passed, detail, now) for name, value, passed, detail in rows])
+        insert_scores(tx, run_id, scores)
+
+
+def insert_scores(tx, run_id: int, scores: Iterable[Score]) -> None:
+    """Store scores inside an open transaction (an import adds a run and its scores together)."""
+    scores = list(scores)
+    rows, now = [_check(score) for score in scores], _now()
+    tx.executemany(
+        "INSERT INTO scores (run_id, name, value, passed, detail, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, passed = excluded.passed, "
+        "detail = excluded.detail, created_at = excluded.created_at",
+        [(int(run_id), name, value, passed, detail, now) for name, value, passed, detail in rows])
     for score in scores:
         score.run_id, score.created_at = int(run_id), now
 

@@ -17,7 +17,7 @@ from .archive import ExportFile, ImportRefused
 from .limits import ImportLimits
 from .records import _JSON_FIELDS, ImportReport, RunRecord, _now
 from .rows import insert_rating, insert_run
-from .scores import add_score_columns
+from .scores import add_score_columns, insert_scores, scores_from_export_row
 from .schema import COMPARISON_STATUSES
 from .validate import MODALITIES, derived_uid, parse_row
 
@@ -103,6 +103,7 @@ class TransferMixin:
             for number, line in source.lines(report.errors):
                 try:
                     record, ratings, info = parse_row(line, limits)
+                    scores = scores_from_export_row(json.loads(line))     # scores travel with their run
                     key = ("c", record.comparison_id) if record.comparison_id is not None else ("r", number)
                     group, taken = groups.setdefault(key, []), cells.setdefault(key, set())
                     cell = (record.row, record.col)
@@ -113,7 +114,7 @@ class TransferMixin:
                         raise ValueError(f"comparison #{record.comparison_id} has more than "
                                          f"{limits.max_cells * RUNS_PER_CELL} runs ({RUNS_PER_CELL} per cell)")
                     taken.add(cell)
-                    group.append(_Row(number, record, ratings, info))
+                    group.append(_Row(number, record, ratings, info, scores=scores))
                 except ValueError as error:
                     report.errors.append((number, str(error)))
             copied: dict[str, str] = {}        # artifact in the export -> artifact here (shared files stay shared)
@@ -162,6 +163,7 @@ class TransferMixin:
                         insert_run(tx, row.record)
                         if any(v is not None for v in row.ratings.values()):
                             insert_rating(tx, row.record.id, **row.ratings)
+                        insert_scores(tx, row.record.id, row.scores)
                         tx.execute("RELEASE import_row")
                     except sqlite3.Error as error:
                         tx.execute("ROLLBACK TO import_row")
@@ -215,6 +217,7 @@ class _Row:
     ratings: dict
     info: dict
     old_id: int | None = None
+    scores: list = dataclasses.field(default_factory=list)
 
 
 def _jsonl(rows: list[dict]) -> str:
