@@ -33,6 +33,7 @@ def main(argv=None) -> None:
     # changes how much.
     logging.basicConfig(level=os.environ.get("PLAYGROUND_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)     # Gradio's own start-up probes, one line each
     try:
         settings = Settings.from_env(offline=args.offline, data_dir=args.data_dir, device=args.device)
     except ValueError as error:
