@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -39,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 RUNS_DIR, MEDIA_DIR = "runs", "media"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_IDENTITY = ("created_at", "modality", "model_id", "prompt", "seed", "row", "col", "variant")
 
 
 def process_file_name() -> str:
@@ -48,10 +46,8 @@ def process_file_name() -> str:
 
 
 def run_identity(values) -> str:
-    """The same run in any copy of the log: ids change on import, these fields do not."""
-    get = values.get if isinstance(values, dict) else (lambda name: values[name])
-    key = json.dumps([get(name) for name in _IDENTITY], ensure_ascii=False, default=str)
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    """The same run in any copy of the log: ids change on import, the run's uid does not."""
+    return values.get("uid") if isinstance(values, dict) else values["uid"]
 
 
 class LogMirror:
@@ -173,7 +169,8 @@ def restore_from_folder(log: RunLog, folder: Path) -> RestoreReport:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise ValueError("a row must be a JSON object")
-                missing = [name for name in ("created_at", "model_id", "prompt", "seed") if row.get(name) is None]
+                missing = [name for name in ("created_at", "model_id", "prompt", "seed", "uid")
+                           if row.get(name) is None]
                 if missing:                  # without them a run has no identity: it could not be told apart
                     raise ValueError(f"not a run: no {', '.join(missing)}")
                 groups.setdefault(run_identity(row), []).append((index, row))
@@ -203,7 +200,7 @@ def restore_from_folder(log: RunLog, folder: Path) -> RestoreReport:
 
 
 def _identities(log: RunLog) -> dict[str, int]:
-    rows = log._db().execute(f"SELECT id, {', '.join(_IDENTITY)} FROM runs").fetchall()
+    rows = log._db().execute("SELECT id, uid FROM runs").fetchall()
     return {run_identity(row): row["id"] for row in rows}
 
 
