@@ -73,18 +73,27 @@ class Runner:
         self.catalog = catalog
         self.log = log
         self.settings = settings
+        self._judges: dict[str, tuple[Resolved, dict]] = {}
+        self._judges_lock = threading.Lock()
         self.scoring = ScorerContext.from_settings(settings, generate=self._judge_with(None),
                                                    generate_for=self._judge_with)
+
+    def _judge_model(self, model_id: str) -> tuple[Resolved, dict]:
+        """A judge model resolved once (a hub look-up), with greedy options: not again for every judged cell."""
+        with self._judges_lock:
+            if model_id not in self._judges:
+                resolved = self.catalog.resolve("text", model_id)
+                greedy = {"do_sample": False} if "do_sample" in resolved.engine.options.model_fields else \
+                    {"temperature": 0.0}
+                self._judges[model_id] = (resolved, validate_options(
+                    resolved.engine.options, {"max_new_tokens": 256, **greedy}, self.settings))
+            return self._judges[model_id]
 
     def _judge_with(self, model_id: str | None):
         """`prompt -> text` on any text engine, local or remote: what an LLM-judge check talks to."""
         def generate(prompt: str) -> str:
-            chosen = model_id or self.catalog.default_model("text")
-            resolved = self.catalog.resolve("text", chosen)
+            resolved, options = self._judge_model(model_id or self.catalog.default_model("text"))
             model = self.catalog.remote(resolved) if resolved.engine.remote else self.catalog.get(resolved)
-            options = validate_options(resolved.engine.options, {"max_new_tokens": 256, "temperature": 0.0}
-                                       if "do_sample" not in resolved.engine.options.model_fields else
-                                       {"max_new_tokens": 256, "do_sample": False}, self.settings)
             for event in self._stream(model, resolved, [GenerationRequest(prompt, 0)], options):
                 if isinstance(event, Finished):
                     return event.output.text or ""

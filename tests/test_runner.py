@@ -399,3 +399,20 @@ def test_a_bad_check_is_refused_before_anything_runs(runner, log):
     with pytest.raises(InvalidInput) as error:
         list(runner.run(spec))
     assert error.value.field == "checks" and len(log.list_comparisons()) == before
+
+
+def test_an_llm_judge_runs_on_a_real_text_engine_looked_up_once(runner, log, catalog, monkeypatch):
+    from playground.store.scores import scores_for_runs
+
+    calls = []
+    real = catalog.resolve
+    monkeypatch.setattr(catalog, "resolve", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    spec = build_spec(tagline(), models=["tiny-text"], seeds=[1, 2], params={"max_new_tokens": 2}, rerun=True,
+                      checks=[{"type": "llm_judge", "rubric": "Is it one catchy line?", "model": "tiny-text"}])
+    results = [p.result for p in run_all(runner, spec)]
+    stored = scores_for_runs(log, [r.record.id for r in results])
+    for result in results:                  # the tiny judge writes noise, but its prompt and answer are kept
+        (score,) = stored[result.record.id].values()
+        detail = score.detail
+        assert "Is it one catchy line?" in detail["judge_prompt"] and "judge_output" in detail
+    assert calls.count("tiny-text") == 2    # once for the grid, once for the judge: not once per judged cell
