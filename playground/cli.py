@@ -11,8 +11,7 @@ from pathlib import Path
 
 from .registry import InvalidInput
 from .spec import build_spec, spec_from_runs
-from .scoring import CheckError
-from .scoring.cli import parse_check_args
+from .scoring import CheckError, parse_check_args
 from .services import Services
 from .settings import Settings
 from .store import ImportLimits

@@ -251,6 +251,14 @@ def make_checks(specs, modality: str | None = None) -> list[Check]:
     return checks
 
 
+def parse_check_args(values: list[str] | None, modality: str | None = None) -> list[dict]:
+    """`--check` strings -> check declarations, each validated (against `modality` when given).
+    Raises CheckError with a message that says what to change."""
+    specs = [parse_check_arg(value) for value in values or []]
+    make_checks(specs, modality)
+    return specs
+
+
 def parse_check_arg(text: str) -> dict:
     """`--check` text -> a declaration: `clip`, `contains=lantern` (the check's main argument),
     `length:unit=words,max=50` (named arguments; values may be JSON), or a JSON object."""

@@ -1,7 +1,6 @@
 """`python -m playground stats <comparison id>`: per-variant means with intervals and the pairwise table.
 
-With `--check`, the comparison is scored again first (from its logged text and files). `parse_check_args` turns
-`--check clip --check contains=lantern` style strings into check declarations for any command that takes them.
+With `--check`, the comparison is scored again first (from its logged text and files).
 """
 
 from __future__ import annotations
@@ -9,16 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .base import CheckError, ScorerContext, make_checks, parse_check_arg
+from .base import CheckError, ScorerContext, parse_check_args
 from .stats import RESAMPLES, Summary, comparison_summary
-
-
-def parse_check_args(values: list[str] | None, modality: str | None = None) -> list[dict]:
-    """`--check` strings -> check declarations, each validated (against `modality` when given).
-    Raises CheckError with a message that says what to change."""
-    specs = [parse_check_arg(value) for value in values or []]
-    make_checks(specs, modality)
-    return specs
 
 
 def add_parser(subparsers) -> None:

@@ -15,8 +15,7 @@ from typing import Callable
 import gradio as gr
 
 from ..registry import MODALITIES, InvalidInput
-from ..scoring import CheckError
-from ..scoring.cli import parse_check_args
+from ..scoring import CheckError, parse_check_args
 from ..engines.catalog import preset_params
 from ..spec import Cell, ComparisonSpec, build_spec
 from ..services import Services
