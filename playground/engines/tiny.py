@@ -45,16 +45,20 @@ def tiny_model_path(models_dir: Path, name: str) -> Path:
     """The folder of a tiny model, built on first use (safe against concurrent builders)."""
     if name not in TINY_MODELS:
         raise KeyError(f"unknown tiny model {name!r}; known: {', '.join(TINY_MODELS)}")
-    target = Path(models_dir) / f"{name}-v{TINY_VERSION}"
+    return ensure_built(Path(models_dir) / f"{name}-v{TINY_VERSION}", _BUILDERS[name])
+
+
+def ensure_built(target: Path, build: Callable[[Path], None],
+                 note: str = "built offline with random weights by Prompt Playground") -> Path:
+    """`target`, built on first use: into a scratch folder beside it, marked complete, then renamed into place
+    (one builder at a time in this process; a half-built folder is never seen)."""
     with _lock:
         if not (target / ".complete").exists():
-            build_atomically(target, _BUILDERS[name])
+            _build_atomically(target, build, note)
     return target
 
 
-def build_atomically(target: Path, build: Callable[[Path], None],
-                     note: str = "built offline with random weights by Prompt Playground") -> None:
-    """Build into a scratch folder beside `target`, mark it complete, then rename it into place."""
+def _build_atomically(target: Path, build: Callable[[Path], None], note: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

@@ -7,11 +7,10 @@ Their scores are meaningless (random weights); they exist so that every scoring 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Callable
 
-from ..engines.tiny import build_atomically, clip_vocab
+from ..engines.tiny import clip_vocab, ensure_built
 
 SCORER_TINY_VERSION = 4
 TINY_SCORERS = ("tiny-clip", "tiny-clap")
@@ -27,18 +26,11 @@ upbeat electronic dance track with a driving kick, bright synth leads and a big 
 calm acoustic guitar ballad, warm and intimate, gentle strings in the chorus. a cat, a dog, a tree, the sea.
 """
 
-_lock = threading.Lock()
-
-
 def tiny_scorer_path(models_dir: Path, name: str) -> Path:
-    """The folder of a tiny scorer, built on first use (safe against concurrent builders in this process)."""
+    """The folder of a tiny scorer, built on first use."""
     if name not in _BUILDERS:
         raise KeyError(f"unknown tiny scorer {name!r}; known: {', '.join(TINY_SCORERS)}")
-    target = Path(models_dir) / f"{name}-v{SCORER_TINY_VERSION}"
-    with _lock:
-        if not (target / ".complete").exists():
-            build_atomically(target, _BUILDERS[name], MEANINGLESS_NOTE)
-    return target
+    return ensure_built(Path(models_dir) / f"{name}-v{SCORER_TINY_VERSION}", _BUILDERS[name], MEANINGLESS_NOTE)
 
 
 def _bpe(vocab_size: int, special: list[str], *, clip_style: bool):
