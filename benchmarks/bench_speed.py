@@ -4,7 +4,9 @@
     python benchmarks/bench_speed.py --only text --quick  # one section, fewer measurements
     python benchmarks/bench_speed.py --data-dir /tmp/pp-speed   # keep the built models between runs
 
-Models are random-weight builds of real architectures (benchmarks/speed_models.py): SmolLM2-360M for text,
+Every torch call runs on the app's compute thread (playground/engines/compute.py), as model work does in the app:
+a second thread using torch would slow the first (OpenMP). Models are random-weight builds of real architectures
+(benchmarks/speed_models.py): SmolLM2-360M for text,
 SD-Turbo for images, MusicGen-small for music. Text: 8 cells x 32 new tokens, greedy, against the naive peer (8
 sequential transformers `pipeline()` calls), with S(8) = sequential / batched beside its ideal from measured prefill
 and batch-1 decode, and batch-1 decode against the memory-bandwidth bound (weights read once per token).
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from playground.engines import compute  # noqa: E402
 from speed_models import build_musicgen_small, build_sd_turbo, build_smollm2_360m, built  # noqa: E402
 
 TEXT_PROMPTS = [   # 8 cells of different lengths, as a grid of variants would give
@@ -82,7 +85,7 @@ def machine() -> float:
     line("CPU cores (torch threads)", f"{os.cpu_count()} ({torch.get_num_threads()})")
     line("native bf16 (avx512_bf16 / amx / bf16)", str(cpu_has_native_bf16()),
          f"auto precision on CPU -> {choose_dtype('cpu')}")
-    gbs = bandwidth_gbs()
+    gbs = compute.run(bandwidth_gbs)
     line("memory bandwidth (large copy)", f"{gbs:.1f} GB/s")
     return gbs
 
@@ -108,9 +111,13 @@ def prefill_seconds(model, texts: list[str], repeats: int) -> float:
     import torch
 
     encoded = model.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    with torch.inference_mode():       # as generate's prefill: logits of the last position only
-        model.model(**encoded, logits_to_keep=1)            # kernels for a new shape are made on first use
-        return timed(lambda: model.model(**encoded, logits_to_keep=1), max(repeats, 2))[0]
+
+    def measure() -> float:
+        with torch.inference_mode():       # as generate's prefill: logits of the last position only
+            model.model(**encoded, logits_to_keep=1)            # kernels for a new shape are made on first use
+            return timed(lambda: model.model(**encoded, logits_to_keep=1), max(repeats, 2))[0]
+
+    return compute.run(measure)
 
 
 def naive_peer(folder: Path, tokens: int) -> tuple[float, str, int]:
@@ -147,7 +154,7 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
     requests = [GenerationRequest(p, seed=i + 1) for i, p in enumerate(TEXT_PROMPTS)]
     texts = [model.format_prompt(r) for r in requests]
     lengths = [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    weights = sum(p.numel() * p.element_size() for p in model.model.parameters())
+    weights = step_bytes(model.model)
     print(f"\ntext: SmolLM2-360M architecture, random weights, 8 cells x {tokens} new tokens, greedy; "
           f"prompts {min(lengths)}-{max(lengths)} tokens")
     run_cells(model, requests[:1], options | {"max_new_tokens": 2})          # first-call allocations
@@ -155,10 +162,10 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
     batched_s, (batched, _) = timed(lambda: run_cells(model, requests, options), repeats)
     sequential_s, alone = timed(lambda: [run_cells(model, [r], options) for r in requests], 1)
     same = all(a[0][0].text == b.text for a, b in zip(alone, batched))
-    one = alone[0][0][0].metrics
-    decode_1 = (one["wall_s"] - one["ttft_s"]) / max(one["completion_tokens"] - 1, 1)
+    # A decode step at batch 1: the median over the 8 cells run alone (one cell's figure swings with the machine).
+    decode_1 = statistics.median(decode_step(a[0][0].metrics) for a in alone)
     eight = batched[0].metrics
-    decode_8 = (eight["wall_s"] - eight["ttft_s"]) / max(eight["completion_tokens"] - 1, 1)
+    decode_8 = decode_step(eight)
     ttft = statistics.median(a[1] for a in alone)
     prefill_each = [prefill_seconds(model, [t], repeats) for t in texts]
     prefill_batch = prefill_seconds(model, texts, repeats)
@@ -181,7 +188,7 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
          f"{(1 / decode_1) / bound:.0%} of the bound ({weights / 1e9:.2f} GB of {model.dtype} weights at "
          f"{gbs:.0f} GB/s)")
     line("time to first streamed token, one cell", f"{ttft:.3f} s", "stream() called -> first partial text")
-    twin_free(model, requests[0], options, bound)
+    packing_gain(model, requests, options, sequential_s / len(requests), batched_s)
 
     sampled = validate_options(LocalTextOptions, {"max_new_tokens": tokens, "temperature": 0.7}, settings)
     sampled_s, _ = timed(lambda: run_cells(model, requests, sampled), 1)
@@ -195,25 +202,46 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
     catalog.clear()
     if not peer:
         return
-    peer_s, peer_dtype, produced = naive_peer(folder, tokens)
+    peer_s, peer_dtype, produced = compute.run(naive_peer, folder, tokens)
     line(f"naive peer: 8 sequential pipeline() calls ({peer_dtype})", f"{peer_s:.2f} s",
          f"engine batched is {peer_s / batched_s:.2f}x faster ({produced} tokens produced)")
 
 
-def twin_free(model, request, options, bound: float) -> None:
-    """A lone cell runs as two identical rows (bit-identical to the cell in a batch); what one row alone gives."""
-    from playground.engines import local_text
+def decode_step(metrics: dict) -> float:
+    """Seconds per token after the first (the first includes the prefill)."""
+    return (metrics["wall_s"] - metrics["ttft_s"]) / max(metrics["completion_tokens"] - 1, 1)
 
-    local_text.SINGLE_ROW_TWIN = False
+
+def step_bytes(model) -> int:
+    """Bytes of weights one decode step reads: every linear layer once, packed or plain, and the norms; of the
+    input embedding only one row (a head tied to it is counted through its packed copy, or once as a parameter)."""
+    from playground.engines.linears import PackedLinear, StackedLinear
+
+    packed = [m.packed for m in model.modules() if isinstance(m, PackedLinear)]
+    packed += list({id(m.stack): m.stack.packed for m in model.modules() if isinstance(m, StackedLinear)}.values())
+    dense = sum(p.numel() * p.element_size() for p in model.parameters())
+    if packed:
+        dense -= model.get_input_embeddings().weight.numel() * model.get_input_embeddings().weight.element_size()
+    return dense + sum(t.numel() * t.element_size() for t in packed)
+
+
+def packing_gain(model, requests, options, packed_one_s: float, packed_eight_s: float) -> None:
+    """The same model with torch's plain linear layers, whose weights oneDNN re-lays out on every call."""
+    from playground.engines import linears, local_text
+
+    pack = linears.pack
+    linears.pack = lambda module: linears.PLAIN
     try:
-        run_cells(model, [request], options | {"max_new_tokens": 2})
-        (output,), first = run_cells(model, [request], options)
+        plain = local_text.LocalTextModel.load(model.model_id, model.source, model.revision, model.device,
+                                               model.dtype)
     finally:
-        local_text.SINGLE_ROW_TWIN = True
-    metrics = output.metrics
-    decode = (metrics["wall_s"] - metrics["ttft_s"]) / max(metrics["completion_tokens"] - 1, 1)
-    line("  one row without its twin: first token / decode", f"{first:.3f} s / {1 / decode:.1f} tok/s",
-         f"{(1 / decode) / bound:.0%} of the bound; not bit-identical to the batched cell in bf16")
+        linears.pack = pack
+    run_cells(plain, requests[:1], options | {"max_new_tokens": 2})
+    one_s, _ = timed(lambda: run_cells(plain, requests[:1], options), 1)
+    eight_s, _ = timed(lambda: run_cells(plain, requests, options), 1)
+    line("plain linears: 1 cell / 8 cells batched", f"{one_s:.2f} / {eight_s:.2f} s",
+         f"packed is {one_s / packed_one_s:.2f}x / {eight_s / packed_eight_s:.2f}x faster")
+    plain.unload()
 
 
 def attention_cost(model, requests, options) -> None:
@@ -291,7 +319,7 @@ def preview(model, requests, options, full_s, data_dir: Path, local_image) -> No
 
     folder = data_dir / "taesd-arch"
     if not (folder / "config.json").exists():
-        AutoencoderTiny().save_pretrained(folder)
+        compute.run(lambda: AutoencoderTiny().save_pretrained(folder))
     local_image.PREVIEW_VAES["StableDiffusionPipeline"] = str(folder)
     preview_s, _ = timed(lambda: run_cells(model, requests, options | {"preview_vae": True}), 1)
     line("  with the preview autoencoder (TAESD arch)", f"{preview_s:.2f} s", f"{full_s / preview_s:.2f}x")
@@ -330,10 +358,14 @@ def music(data_dir: Path, repeats: int, quick: bool) -> None:
         codec = model.model.audio_encoder
         frames = int(seconds * model.frame_rate)
         codes = torch.randint(0, codec.config.codebook_size, (1, 4, model.model.decoder.num_codebooks, frames))
-        with torch.inference_mode():
-            codec.decode(codes, [None] * 4), codec.decode.__wrapped_decode__(codes, [None] * 4)     # warm-up
-            per_clip_s, per_clip = timed(lambda: codec.decode(codes, [None] * 4), repeats)   # the engine's wrapper
-            batched_decode_s, batched = timed(lambda: codec.decode.__wrapped_decode__(codes, [None] * 4), repeats)
+
+        def decode():
+            with torch.inference_mode():
+                codec.decode(codes, [None] * 4), codec.decode.__wrapped_decode__(codes, [None] * 4)     # warm-up
+                return (timed(lambda: codec.decode(codes, [None] * 4), repeats),   # the engine's wrapper
+                        timed(lambda: codec.decode.__wrapped_decode__(codes, [None] * 4), repeats))
+
+        (per_clip_s, per_clip), (batched_decode_s, batched) = compute.run(decode)
         exact = torch.equal(per_clip.audio_values, batched.audio_values)
         line("  codec decode: per clip (exact) / batched", f"{per_clip_s:.3f} / {batched_decode_s:.3f} s",
              f"per-clip costs {per_clip_s - batched_decode_s:+.3f} s of {batched_s:.2f} s; batched bit-exact: {exact}")

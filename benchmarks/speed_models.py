@@ -87,7 +87,9 @@ def build_musicgen_small(folder: Path, tiny_music: Path) -> None:
 def built(folder: Path, build, *args) -> Path:
     """The folder, built once (kept between runs with --data-dir)."""
     if not (folder / ".built").exists():
+        from playground.engines import compute
+
         folder.mkdir(parents=True, exist_ok=True)
-        build(folder, *args)
+        compute.run(build, folder, *args)     # torch only on the compute thread (playground/engines/compute.py)
         (folder / ".built").write_text("random weights\n")
     return folder

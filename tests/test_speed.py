@@ -122,41 +122,68 @@ def test_bf16_greedy_tokens_match_fp32_where_the_margin_is_clear(which, text_mod
 
 # ---- row-exact attention ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_rowwise_attention_gives_the_logits_a_row_has_alone(mid_text, dtype):
-    """Alone means a batch of two identical rows: a batch of one takes other matrix kernels (next test)."""
+def _mid_model(source, dtype, packed: bool):
     from transformers import AutoModelForCausalLM
 
-    from playground.engines import rowwise
+    from playground.engines import linears, rowwise
 
-    model = AutoModelForCausalLM.from_pretrained(mid_text, dtype=dtype, attn_implementation=rowwise.register()).eval()
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=rowwise.register()).eval()
+    if packed:
+        assert linears.pack(model) == linears.PACKED
+    return model
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_a_row_alone_gets_the_logits_it_gets_in_a_batch(mid_text, dtype):
+    """Row-exact attention and packed linears together: bit-identical logits alone (a batch of one) or batched
+    beside shorter and longer rows, at every step, in bf16 and in fp32."""
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no native bf16")
+    model = _mid_model(mid_text, dtype, packed=True)
     generator = torch.Generator().manual_seed(1)
-    rows = [torch.randint(10, model.config.vocab_size, (n,), generator=generator) for n in (5, 17, 9)]
-    ids = torch.zeros(3, 17, dtype=torch.long)
-    mask = torch.zeros(3, 17, dtype=torch.long)
+    rows = [torch.randint(10, model.config.vocab_size, (n,), generator=generator) for n in (5, 17, 9, 1)]
+    ids = torch.zeros(len(rows), 17, dtype=torch.long)
+    mask = torch.zeros(len(rows), 17, dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, 17 - len(row):], mask[i, 17 - len(row):] = row, 1
     with torch.inference_mode():
-        batched = model.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False, output_logits=True,
+        batched = model.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False, output_logits=True,
                                  return_dict_in_generate=True)
         for i, row in enumerate(rows):
-            alone = model.generate(row[None].repeat(2, 1), attention_mask=torch.ones(2, len(row), dtype=torch.long),
-                                   max_new_tokens=6, do_sample=False, output_logits=True,
+            alone = model.generate(row[None], attention_mask=torch.ones(1, len(row), dtype=torch.long),
+                                   max_new_tokens=8, do_sample=False, output_logits=True,
                                    return_dict_in_generate=True)
-            if dtype == torch.bfloat16:     # bf16 matrix kernels are row-independent on CPU (two rows or more)
-                assert all(torch.equal(a[0], b[i]) for a, b in zip(alone.logits, batched.logits))
-            else:                           # fp32 GEMMs round by batch size (MKL): equal to ~1e-5
-                assert all(torch.allclose(a[0], b[i], atol=1e-4) for a, b in zip(alone.logits, batched.logits))
+            assert all(torch.equal(a[0], b[i]) for a, b in zip(alone.logits, batched.logits)), f"row {i}"
 
 
-def test_bf16_matrix_products_are_row_independent_from_two_rows_on():
-    """Why a lone text cell runs as two rows: on this CPU, one row takes a kernel that rounds differently."""
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_packed_linear_gives_each_row_the_same_bits_at_any_row_count(dtype):
+    from playground.engines.linears import PackedLinear, can_pack
+
+    if not can_pack(dtype):
+        pytest.skip(f"oneDNN cannot pack {dtype} on this CPU")
     torch.manual_seed(0)
-    layer = torch.nn.Linear(2560, 960, bias=False).to(torch.bfloat16)     # SmolLM2-360M's down projection
-    x = torch.randn(16, 1, 2560).to(torch.bfloat16)
-    every = layer(x)
-    assert all(torch.equal(layer(x[:m]), every[:m]) for m in (2, 3, 8))
-    assert torch.equal(layer(x[:1].repeat(2, 1, 1))[0], every[0])
+    layer = torch.nn.Linear(2560, 960, bias=True).to(dtype)     # SmolLM2-360M's down projection (with a bias)
+    x = torch.randn(16, 1, 2560).to(dtype)
+    packed = PackedLinear(layer)
+    every = packed(x)
+    assert all(torch.equal(packed(x[:m]), every[:m]) for m in (1, 2, 3, 8))
+    assert torch.equal(packed(x[3, 0]), every[3, 0])                 # a bare vector too
+    assert torch.allclose(every.float(), layer(x).float(), rtol=1e-2, atol=1e-2)
+
+
+def test_packing_frees_the_plain_weights_and_keeps_the_tied_head(mid_text):
+    from playground.engines import linears
+
+    model = _mid_model(mid_text, torch.float32, packed=False)
+    before = sum(p.numel() for p in model.parameters())
+    linears.pack(model)
+    after = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel()
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    assert after < 0.5 * before and after >= embedding        # the plain copies are gone, the embedding stays
+    with torch.inference_mode():
+        assert model(torch.tensor([[5, 6, 7]])).logits.shape[-1] == model.config.vocab_size
 
 
 def test_mid_size_cell_alone_reproduces_batched_cell_in_bf16(settings, mid_text):
@@ -181,9 +208,10 @@ def test_rowwise_attention_is_kept_off_sliding_window_models():
     assert not rowwise.suits(MistralConfig(sliding_window=64))
 
 
-def test_text_model_uses_rowwise_attention(text_model, settings):
+def test_text_model_uses_rowwise_attention_and_packed_linears(text_model, settings):
     output = collect(text_model, requests(1), options("text", {"max_new_tokens": 2}, settings))[0][0]
     assert output.metrics["attention"] == "rowwise_sdpa"
+    assert output.metrics["linears"] == "onednn-packed"
 
 
 # ---- sampling -----------------------------------------------------------------------------------------------------
@@ -360,3 +388,44 @@ def test_engines_and_catalog_import_no_model_library():
              "print(*[m for m in ('torch', 'transformers', 'diffusers', 'gradio') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# ---- one compute thread -------------------------------------------------------------------------------------------
+
+def test_model_work_runs_on_one_thread(settings, monkeypatch):
+    """Loads, generation and scoring models share one thread: a second thread using torch would give the CPU a
+    second OpenMP team and slow every kernel (engines/compute.py)."""
+    import threading
+
+    from playground.engines import compute, local_text
+    from playground.scoring import ScorerContext, make_checks
+    from playground.scoring.cell import score_cell
+
+    seen = []
+    load = local_text.LocalTextModel.load_weights
+    monkeypatch.setattr(local_text.LocalTextModel, "load_weights",
+                        lambda self: (seen.append(("load", threading.get_ident())), load(self))[1])
+    catalog = Catalog(replace(settings, max_models_loaded=1))
+    model = catalog.get(catalog.resolve("text", "tiny-text"))
+    work = type(model.model).generate
+    monkeypatch.setattr(type(model.model), "generate",
+                        lambda *a, **k: (seen.append(("generate", threading.get_ident())), work(*a, **k))[1])
+    collect(model, requests(1), options("text", {"max_new_tokens": 2}, settings))
+    collect(model, requests(1), options("text", {"max_new_tokens": 2, "precision": "float32"}, settings))
+    catalog.clear()
+    assert [kind for kind, _ in seen] == ["load", "generate", "load", "generate"]
+    assert len({ident for _, ident in seen}) == 1 and threading.get_ident() not in {i for _, i in seen}
+
+    class Probe:
+        runs_torch, modalities, name = True, ("text",), "probe"
+
+        def score(self, cell, context):
+            seen.append(("score", threading.get_ident()))
+            return make_checks(["length"])[0].score(cell, context)
+
+    record = type("Record", (), {"status": "ok", "modality": "text", "prompt": "p", "output_text": "hi",
+                                 "metrics": {}, "params": {}, "artifact": None})()
+    monkeypatch.setattr("playground.scoring.cell.make_checks", lambda checks: list(checks))
+    score_cell(record, "hi", [Probe()], ScorerContext(models_dir=settings.models_dir))
+    assert seen[-1][1] == seen[0][1]
+    assert compute.run(compute.on_compute_thread) and not compute.on_compute_thread()

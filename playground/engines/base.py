@@ -16,10 +16,12 @@ import queue
 import threading
 import time
 import wave
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..registry import InvalidInput
+from . import compute
 
 SEED_MAX = 2**32 - 1
 
@@ -100,8 +102,9 @@ def stream_blocking(work: Callable[[Callable[[Event], None], threading.Event], l
     """Run a blocking model call (`generate`, a pipeline) and yield its events as they happen.
 
     `work(emit, stop)` calls `emit(event)` from inside the model loop and returns one Output per request. The call
-    runs on a worker thread (transformers' own streaming recipe); closing this generator sets `stop`, which the
-    model's StoppingCriteria or step callback turns into a stop within one step, and waits for the call to end.
+    runs on the compute thread (compute.py), as transformers' own streaming recipe runs it on a worker thread;
+    closing this generator sets `stop`, which the model's StoppingCriteria or step callback turns into a stop within
+    one step, and waits for the call to end.
     """
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -112,8 +115,7 @@ def stream_blocking(work: Callable[[Callable[[Event], None], threading.Event], l
         except BaseException as error:     # handed to the consumer, which raises it
             events.put(("error", error))
 
-    worker = threading.Thread(target=target, daemon=True, name="model-call")
-    worker.start()
+    call = compute.submit(target)
     try:
         while True:
             kind, payload = events.get()
@@ -127,7 +129,7 @@ def stream_blocking(work: Callable[[Callable[[Event], None], threading.Event], l
                 return
     finally:
         stop.set()
-        worker.join()
+        futures.wait([call])
 
 
 def choose_device(preference: str | None = None) -> str:
@@ -257,7 +259,7 @@ class LocalModel:
              offload: bool = False) -> "LocalModel":
         model = cls(model_id, source, revision, device, dtype, offload)
         started = time.perf_counter()
-        model.load_weights()
+        compute.run(model.load_weights)
         model.load_s = time.perf_counter() - started
         return model
 

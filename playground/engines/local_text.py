@@ -15,17 +15,13 @@ from transformers.generation.streamers import BaseStreamer
 
 from .base import (Event, Failed, Finished, GenerationRequest, InvalidInput, LocalModel, Output, Partial, Timer,
                    check_prompts, stream_blocking, torch_dtype)
-from . import rowwise
+from . import linears, rowwise
 from .placement import ensure_precision, load_plan, transformers_placement
 from .sampling import SAMPLER_VERSION, SeededSampler
 
 # Rows in one `generate` call. Decode on a CPU or a GPU is bound by reading the weights, so rows up to here come
 # nearly free; beyond it a CPU turns compute-bound and the KV cache grows.
 MAX_ROWS = 8
-# bf16 matrix products on CPU give each row the same bits at any batch size of two or more, but a batch of one takes
-# a matrix-vector kernel that rounds differently (tests/test_speed.py); running a lone cell as two identical rows
-# keeps it bit-identical to the same cell in a batch, for the cost of a second row (decode reads the weights once).
-SINGLE_ROW_TWIN = True
 
 
 class StopWhenSet(StoppingCriteria):
@@ -104,6 +100,8 @@ class LocalTextModel(LocalModel):
         if self.plan == "cpu":
             self.model.to(self.device)
         self.model.eval()
+        # Packed linears: faster decode, and a cell's bits independent of its batch (see linears.py).
+        self.linears = linears.pack(self.model) if self.plan == "cpu" else linears.PLAIN
 
     @property
     def uses_chat_template(self) -> bool:
@@ -126,21 +124,15 @@ class LocalTextModel(LocalModel):
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=special)["input_ids"]]
         self._check_context(max(lengths), options["max_new_tokens"])
         for rows in length_sorted_batches(lengths, MAX_ROWS):
-            # A lone row runs twice over: CPU matrix kernels take another path for a single row, and a cell must
-            # get the same numbers alone as beside others (see SINGLE_ROW_TWIN).
-            twin = len(rows) == 1 and SINGLE_ROW_TWIN
-            batch = rows * 2 if twin else rows
             done: list[Event] = []          # a sub-batch's cells all end together: handed on in request order
-            for event in self._stream_rows([requests[i] for i in batch], [texts[i] for i in batch], options):
+            for event in self._stream_rows([requests[i] for i in rows], [texts[i] for i in rows], options):
                 if isinstance(event, Partial):
-                    yield Partial({rows[i]: text for i, text in event.texts.items() if i < len(rows)})
+                    yield Partial({rows[i]: text for i, text in event.texts.items()})
                 elif isinstance(event, Finished):
-                    if event.index < len(rows):
-                        event.output.metrics.update(batch_rows=len(rows), precision_reload_s=reload_s)
-                        done.append(Finished(rows[event.index], event.output))
+                    event.output.metrics.update(batch_rows=len(rows), precision_reload_s=reload_s)
+                    done.append(Finished(rows[event.index], event.output))
                 elif isinstance(event, Failed):
-                    if event.index < len(rows):
-                        done.append(Failed(rows[event.index], event.error))
+                    done.append(Failed(rows[event.index], event.error))
                 else:
                     yield event
             yield from sorted(done, key=lambda event: event.index)
@@ -175,7 +167,8 @@ class LocalTextModel(LocalModel):
                            "completion_tokens": len(completion), "wall_s": wall, "ttft_s": timer.first,
                            "tokens_per_s": len(completion) / wall if wall > 0 else None,
                            "formatted_prompt": texts[row], "padded_tokens": int(encoded["input_ids"].shape[1]),
-                           "placement": self.plan, "attention": self.model.config._attn_implementation}
+                           "placement": self.plan, "attention": self.model.config._attn_implementation,
+                           "linears": self.linears}
                 if sampled:
                     metrics["sampler"] = SAMPLER_VERSION
                 outputs.append(Output(text=self.tokenizer.decode(completion, skip_special_tokens=True),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from . import compute
 from .base import choose_dtype, free_device_memory
 
 # How weights are placed. "cpu": loaded and run on the CPU. "device": loaded straight onto the accelerator
@@ -62,5 +63,5 @@ def ensure_precision(model, options: dict) -> float:
     model.unload()
     free_device_memory()
     model.dtype = wanted
-    model.load_weights()
+    compute.run(model.load_weights)
     return time.perf_counter() - started

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from . import compute
+
 TINY_VERSION = 3
 TINY_MODELS = {"tiny-text": "text", "tiny-image": "image", "tiny-music": "music"}
 
@@ -62,7 +64,7 @@ def _build_atomically(target: Path, build: Callable[[Path], None], note: str) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build(scratch)
+        compute.run(build, scratch)
         (scratch / ".complete").write_text(note + "\n")
         if target.exists():
             shutil.rmtree(target)

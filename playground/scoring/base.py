@@ -148,6 +148,7 @@ class Check:
     modalities: ClassVar[tuple[str, ...]] = ALL
     args: ClassVar[tuple[Arg, ...]] = ()
     needs_model: ClassVar[bool] = False
+    runs_torch: ClassVar[bool] = False           # scores with a local torch model: on the compute thread
     better: ClassVar[str | None] = "higher"      # which way a larger value goes; None: neither (a measurement)
     main_arg: ClassVar[str | None] = None         # the argument `--check type=VALUE` sets
     description: ClassVar[str] = ""

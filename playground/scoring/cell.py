@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..engines import compute
 from ..store.scores import Score, save_scores
 from .base import CellInput, ScorerContext, make_checks
 
@@ -73,7 +74,10 @@ def score_cell(record, output: Any, checks: Iterable, scorer_context: ScorerCont
         if record.modality not in check.modalities:
             continue
         try:
-            scores.append(check.score(cell, scorer_context))
+            if check.runs_torch:      # with the model work, on one thread (engines/compute.py)
+                scores.append(compute.run(check.score, cell, scorer_context))
+            else:
+                scores.append(check.score(cell, scorer_context))
         except Exception as error:    # noqa: BLE001 - a scorer's failure is recorded, not raised
             scores.append(check.make(None, None, error=f"{type(error).__name__}: {error}"[:500]))
     return scores

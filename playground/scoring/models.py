@@ -64,6 +64,7 @@ def load_clap(source: str, device: str):
 
 class _ModelCheck(Check):
     needs_model = True
+    runs_torch = True
     preset: str = ""
     tiny: str = ""
     args = (Arg("model", str, help="a hub id or folder (default: the preset; offline: a tiny random model)"),)
