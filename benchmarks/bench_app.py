@@ -29,12 +29,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cold_start() -> float:
+def cold_start(command: list[str] | None = None) -> float:
+    """Seconds from process start to the page served, for the app (or another `command` taking --port)."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = (command or [sys.executable, "app.py", "--offline", "--data-dir", tempfile.mkdtemp(prefix="pp-cold-")])
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "app.py", "--offline", "--port", str(port), "--data-dir",
-                                tempfile.mkdtemp(prefix="pp-cold-")], cwd=ROOT, env=env,
+    process = subprocess.Popen(command + ["--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = started + 120

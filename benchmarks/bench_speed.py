@@ -60,19 +60,19 @@ def timed(fn, repeats: int = 1):
 
 # ---- machine --------------------------------------------------------------------------------------------------------
 
-def bandwidth_gbs(megabytes: int = 512) -> float:
-    """Memory bandwidth from a large copy (bytes read + bytes written per second), best of 3 with numpy and torch."""
-    import numpy as np
+def bandwidth_gbs(megabytes: int = 512, repeats: int = 10) -> float:
+    """Memory bandwidth from a large copy (bytes read + bytes written per second): the best of `repeats` torch
+    copies after one that touches every page (torch copies on every core; numpy's copy uses one)."""
     import torch
 
-    source = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
-    target = np.empty_like(source)
+    source = torch.ones(megabytes * 2**20 // 4)
+    target = torch.empty_like(source)
+    target.copy_(source)
     best = 0.0
-    for copy in (lambda: np.copyto(target, source), lambda: torch.from_numpy(target).copy_(torch.from_numpy(source))):
-        for _ in range(3):
-            started = time.perf_counter()
-            copy()
-            best = max(best, 2 * source.nbytes / (time.perf_counter() - started) / 1e9)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        target.copy_(source)
+        best = max(best, 2 * source.nbytes / (time.perf_counter() - started) / 1e9)
     return best
 
 
@@ -187,6 +187,7 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
     line("batch-1 decode vs bandwidth bound", f"{1 / decode_1:.1f} / {bound:.1f} tok/s",
          f"{(1 / decode_1) / bound:.0%} of the bound ({weights / 1e9:.2f} GB of {model.dtype} weights at "
          f"{gbs:.0f} GB/s)")
+    compute.run(kernel_ceiling, model.model, weights, decode_1, gbs)
     line("time to first streamed token, one cell", f"{ttft:.3f} s", "stream() called -> first partial text")
     packing_gain(model, requests, options, sequential_s / len(requests), batched_s)
 
@@ -194,7 +195,7 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
     sampled_s, _ = timed(lambda: run_cells(model, requests, sampled), 1)
     line("engine, 8 cells batched, sampled (T 0.7)", f"{sampled_s:.2f} s", "per-cell seeded inverse-CDF sampler")
     attention_cost(model, requests, options)
-    prefix_share(model, texts, lengths, prefill_each, batched_s)
+    head_gain(model, requests, options, batched_s)
 
     if not quick:
         fp32_s, _ = timed(lambda: run_cells(model, requests, options | {"precision": "float32"}), 1)
@@ -225,6 +226,36 @@ def step_bytes(model) -> int:
     return dense + sum(t.numel() * t.element_size() for t in packed)
 
 
+def kernel_ceiling(model, weights: int, decode_1: float, gbs: float) -> None:
+    """Every packed weight of the model once, as a decode step reads them (a lone row as two), with nothing else:
+    the fastest a batch-1 step can be with these matrix kernels on this machine."""
+    import torch
+
+    from playground.engines.linears import PackedLinear, StackedLinear, _product
+
+    products = {}
+    for module in model.modules():
+        if isinstance(module, PackedLinear):
+            products[id(module)] = (module.packed, module.bias, module.in_features)
+        elif isinstance(module, StackedLinear):
+            products[id(module.stack)] = (module.stack.packed, module.stack.bias, module.stack.in_features)
+    if not products:
+        return
+    dtype = next(model.parameters()).dtype
+    inputs = {width: torch.randn(1, 1, width, dtype=dtype) for _, _, width in products.values()}
+
+    def step():
+        for packed, bias, width in products.values():
+            _product(inputs[width], packed, bias, width)
+
+    with torch.inference_mode():
+        step()
+        seconds = timed(step, 5)[0]
+    line("  the packed linears alone, one step", f"{seconds * 1000:.0f} ms",
+         f"{weights / seconds / 1e9:.1f} GB/s = {1 / seconds:.1f} tok/s ({(1 / seconds) / (gbs * 1e9 / weights):.0%} "
+         f"of the bound); the engine's step is {decode_1 / seconds:.2f}x that")
+
+
 def packing_gain(model, requests, options, packed_one_s: float, packed_eight_s: float) -> None:
     """The same model with torch's plain linear layers, whose weights oneDNN re-lays out on every call."""
     from playground.engines import linears, local_text
@@ -250,25 +281,29 @@ def attention_cost(model, requests, options) -> None:
         return
     rowwise_s, _ = timed(lambda: run_cells(model, requests, options), 1)
     model.model.set_attn_implementation("sdpa")
+    kept, model.heads = model.heads, None       # cached heads need row-exact attention
     try:
         plain_s, (plain, _) = timed(lambda: run_cells(model, requests, options), 1)
         alone = [run_cells(model, [r], options)[0][0].text for r in requests[:3]]
     finally:
         model.model.set_attn_implementation("rowwise_sdpa")
+        model.heads = kept
     line("batched, row-exact attention / plain SDPA", f"{rowwise_s:.2f} / {plain_s:.2f} s",
          f"plain SDPA: alone == batched for {sum(a == p.text for a, p in zip(alone, plain))}/3 cells")
 
 
-def prefix_share(model, texts, lengths, prefill_each, batched_s) -> None:
-    """What reusing the common prefix (system prompt and chat-template head) could save at most."""
-    import os.path
-
-    head = os.path.commonprefix(texts)
-    head_tokens = len(model.tokenizer(head, add_special_tokens=False)["input_ids"]) - 1
-    share = head_tokens * len(texts) / sum(lengths)
-    saving = share * sum(prefill_each)
-    line("common prefix (chat head) of the 8 prompts", f"{head_tokens} tokens",
-         f"{share:.0%} of prompt tokens: reuse saves at most ~{saving:.2f} s of {batched_s:.2f} s")
+def head_gain(model, requests, options, batched_s: float) -> None:
+    """The same 8 cells with every prompt read whole by the batch, against heads cached once (engines/heads.py)."""
+    outputs, _ = run_cells(model, requests, options)
+    cached = sum(o.metrics.get("cached_head_tokens", 0) for o in outputs)
+    total = sum(o.metrics["prompt_tokens"] for o in outputs)
+    kept, model.heads = model.heads, None
+    try:
+        whole_s, _ = timed(lambda: run_cells(model, requests, options), 1)
+    finally:
+        model.heads = kept
+    line("prompt heads cached / whole prompts batched", f"{batched_s:.2f} / {whole_s:.2f} s",
+         f"{cached} of {total} prompt tokens came from cached heads; {whole_s / batched_s:.2f}x")
 
 
 # ---- images ---------------------------------------------------------------------------------------------------------
@@ -391,6 +426,15 @@ def cold(repeats: int) -> None:
     starts = [cold_start() for _ in range(repeats)]
     line("process start -> page served", f"{statistics.median(starts):.2f} s",
          "runs: " + ", ".join(f"{s:.2f}" for s in starts))
+    bare = [cold_start([sys.executable, "-c", BARE_GRADIO_APP]) for _ in range(repeats)]
+    line("  the floor: a one-textbox Gradio app", f"{statistics.median(bare):.2f} s",
+         f"the app's own share: {statistics.median(starts) - statistics.median(bare):+.2f} s")
+
+
+# The same server start with nothing of this project: what Gradio itself costs on this machine.
+BARE_GRADIO_APP = ("import sys, gradio as gr\n"
+                   "with gr.Blocks() as demo:\n    gr.Textbox()\n"
+                   "demo.launch(server_port=int(sys.argv[sys.argv.index('--port') + 1]))")
 
 
 def _wall(command: list[str]) -> float:

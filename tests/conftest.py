@@ -57,6 +57,28 @@ def music_model(catalog):
     return load(catalog, "music", "tiny-music")
 
 
+def _mid_text_model(folder: Path, tokenizer_source: str) -> Path:
+    """A mid-size random-weight Llama (8 layers, 512 wide, intermediate 1408, GQA) with the tiny model's tokenizer
+    and chat template: big enough for bf16 rounding and matrix-kernel choices to matter."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mid_text(tmp_path_factory, text_model):
+    return _mid_text_model(tmp_path_factory.mktemp("mid-text"), text_model.source)
+
+
 def options(modality: str, values: dict | None = None, settings=None) -> dict:
     """Validated options of the modality's local engine."""
     from playground.registry import engine_for, validate_options

@@ -63,27 +63,6 @@ def test_precision_option_is_checked(settings):
     assert error.value.field == "precision"
 
 
-def _mid_text_model(folder: Path, tokenizer_source: str) -> Path:
-    """A mid-size random-weight Llama (8 layers, 512 wide, intermediate 1408, GQA) with the tiny model's tokenizer
-    and chat template: big enough for bf16 rounding and matrix-kernel choices to matter."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
-                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def mid_text(tmp_path_factory, text_model):
-    return _mid_text_model(tmp_path_factory.mktemp("mid-text"), text_model.source)
-
-
 def _greedy_agreement(source, margin: float) -> tuple[int, int]:
     """(positions where fp32's top-1 beats its runner-up by `margin` times the spread (std) of that position's
     logits, of those where bf16 picks the same token).

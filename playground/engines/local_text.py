@@ -7,6 +7,7 @@ call and little compute goes to padding; results are mapped back to request orde
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Iterator
 
 import torch
@@ -15,7 +16,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from .base import (Event, Failed, Finished, GenerationRequest, InvalidInput, LocalModel, Output, Partial, Timer,
                    check_prompts, stream_blocking, torch_dtype)
-from . import linears, rowwise
+from . import heads, linears, rowwise
 from .placement import ensure_precision, load_plan, transformers_placement
 from .sampling import SAMPLER_VERSION, SeededSampler
 
@@ -93,7 +94,8 @@ class LocalTextModel(LocalModel):
         self.plan = load_plan(self.device, self.offload)
         config = AutoConfig.from_pretrained(self.source, **self.hub_revision)
         # Row-exact attention keeps a cell's logits identical alone or batched (see rowwise.py).
-        attention = {"attn_implementation": rowwise.register()} if rowwise.suits(config) else {}
+        exact = rowwise.suits(config)
+        attention = {"attn_implementation": rowwise.register()} if exact else {}
         self.model = AutoModelForCausalLM.from_pretrained(self.source, config=config, dtype=torch_dtype(self.dtype),
                                                           **attention, **transformers_placement(self.plan, self.device),
                                                           **self.hub_revision)
@@ -102,6 +104,8 @@ class LocalTextModel(LocalModel):
         self.model.eval()
         # Packed linears: faster decode, and a cell's bits independent of its batch (see linears.py).
         self.linears = linears.pack(self.model) if self.plan == "cpu" else linears.PLAIN
+        # Cached prompt heads need each row computed alone and then batched: row-exact attention only.
+        self.heads = heads.Heads(self.model) if exact else None
 
     @property
     def uses_chat_template(self) -> bool:
@@ -138,9 +142,14 @@ class LocalTextModel(LocalModel):
             yield from sorted(done, key=lambda event: event.index)
 
     def _stream_rows(self, requests: list[GenerationRequest], texts: list[str], options: dict) -> Iterator[Event]:
-        """One left-padded `generate` call for a few rows."""
-        encoded = self.tokenizer(texts, return_tensors="pt", padding=True,
-                                 add_special_tokens=not self.uses_chat_template).to(self.model.device)
+        """One left-padded `generate` call for a few rows. With row-exact attention each row's prompt, all but
+        its last token, is cached first, one row at a time on top of its cached head (heads.py)."""
+        special = not self.uses_chat_template
+        rows = self.tokenizer(texts, add_special_tokens=special)["input_ids"]
+        if self.heads is not None:
+            marked = [self.format_prompt(replace(r, prompt=heads.MARK)) for r in requests]
+            head_ids = self.tokenizer([heads.head_text(m) for m in marked], add_special_tokens=special)["input_ids"]
+            row_heads = [self.heads.head_of(ids, head) for ids, head in zip(rows, head_ids)]
         config = copy.deepcopy(self.model.generation_config)
         # Sampling happens in SeededSampler (one generator per cell); generate itself runs greedy.
         config.update(do_sample=False, temperature=None, top_p=None, top_k=None, num_beams=1,
@@ -151,24 +160,32 @@ class LocalTextModel(LocalModel):
 
         def work(emit, stop) -> list[Output]:
             timer = Timer()
+            if self.heads is not None:
+                inputs = self.heads.prefill(rows, row_heads, self.tokenizer.pad_token_id, stop)
+            else:
+                inputs = self.tokenizer(texts, return_tensors="pt", padding=True,
+                                        add_special_tokens=special).to(self.model.device)
+            width = inputs["input_ids"].shape[1]
             sampler = SeededSampler([r.seed for r in requests], do_sample=options["do_sample"],
                                     temperature=options["temperature"], top_k=options["top_k"],
                                     top_p=options["top_p"])
             streamer = _BatchStreamer(self.tokenizer, len(requests), stop_ids, emit, timer)
             with torch.inference_mode():
-                sequences = self.model.generate(**encoded, generation_config=config, logits_processor=[sampler],
+                sequences = self.model.generate(**inputs, generation_config=config, logits_processor=[sampler],
                                                 stopping_criteria=StoppingCriteriaList([StopWhenSet(stop)]),
                                                 streamer=streamer)
             wall = timer.elapsed
             outputs = []
-            for row, tokens in enumerate(sequences[:, encoded["input_ids"].shape[1]:].tolist()):
+            for row, tokens in enumerate(sequences[:, width:].tolist()):
                 completion = _until_stop(tokens, stop_ids)
-                metrics = {"prompt_tokens": int(encoded["attention_mask"][row].sum()),
+                metrics = {"prompt_tokens": len(rows[row]),
                            "completion_tokens": len(completion), "wall_s": wall, "ttft_s": timer.first,
                            "tokens_per_s": len(completion) / wall if wall > 0 else None,
-                           "formatted_prompt": texts[row], "padded_tokens": int(encoded["input_ids"].shape[1]),
+                           "formatted_prompt": texts[row], "padded_tokens": width,
                            "placement": self.plan, "attention": self.model.config._attn_implementation,
                            "linears": self.linears}
+                if self.heads is not None:       # the tokens read from a head cached before this batch
+                    metrics["cached_head_tokens"] = len(row_heads[row])
                 if sampled:
                     metrics["sampler"] = SAMPLER_VERSION
                 outputs.append(Output(text=self.tokenizer.decode(completion, skip_special_tokens=True),

@@ -3,11 +3,13 @@
 Batched attention over left-padded rows sums a row's real keys at an offset set by its padding, so its rounding
 depends on which other prompts shared the batch. In float32 that moves logits by ~1e-7; in bfloat16 each rounding
 is ~1e-3 and sampled tokens drift apart within a few dozen steps. This attention slices every row to its real
-queries and keys and runs PyTorch's SDPA on exactly the shapes the row has alone; every other layer of a Llama-like
-decoder is row-independent already, so a cell's logits are bit-identical alone or batched, in any dtype.
+queries and keys and runs PyTorch's SDPA on exactly the shapes the row has alone (at decode, one new token, a
+float32 softmax of the row's own scores instead: SDPA's fixed cost per call dominated there); with packed linears
+(linears.py) every other layer of a Llama-like decoder is row-independent, so a cell's logits are bit-identical
+alone or batched, in any dtype.
 
-The price is one SDPA call per row per layer (measured in benchmarks/bench_speed.py); the gain besides exactness is
-that padded keys are never computed against.
+The price is one attention call per row per layer (measured in benchmarks/bench_speed.py); the gain besides
+exactness is that padded keys are never computed against.
 """
 
 from __future__ import annotations
@@ -60,20 +62,49 @@ def _leading_pads(mask: torch.Tensor) -> list[int]:
     return _pads.pads
 
 
+def _plain(module, kwargs) -> bool:
+    """Plain softmax attention: no logit soft-capping, no attention sinks, no dropout."""
+    return (not kwargs.get("softcap") and kwargs.get("s_aux") is None and getattr(module, "sinks", None) is None
+            and not kwargs.get("dropout"))
+
+
+def _decode_row(query, key, value, scale: float):
+    """One row's attention for one new token, in float32: [heads, 1, d] against [kv heads, keys, d].
+
+    SDPA's CPU kernel costs ~170 us a call whatever the size, which one call per row per layer pays at every step;
+    these four products cost ~60 us, and give the same numbers alone or batched since each row runs alone."""
+    heads, kv_heads = query.shape[0], key.shape[0]
+    grouped = query.float().reshape(kv_heads, heads // kv_heads, query.shape[-1])     # query heads per kv head
+    scores = (grouped @ key.float().transpose(-1, -2)) * scale
+    out = scores.softmax(dim=-1) @ value.float()
+    return out.reshape(1, heads, value.shape[-1]).to(query.dtype)
+
+
 def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, _, q_len, _ = query.shape
     kv_len = key.shape[2]
-    if attention_mask is None and batch == 1:
+    decode = q_len == 1 and _plain(module, kwargs)
+    if attention_mask is None and batch == 1 and not decode and q_len == kv_len:
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
     pads = _leading_pads(attention_mask) if attention_mask is not None else [0] * batch
     output = query.new_zeros(batch, q_len, query.shape[1], value.shape[-1])
     for row, pad in enumerate(pads):
+        if decode:
+            output[row] = _decode_row(query[row], key[row, :, pad:], value[row, :, pad:],
+                                      kwargs.get("scaling") or query.shape[-1] ** -0.5)
+            continue
         q_pad = max(0, pad - (kv_len - q_len))      # prefill: padded queries too; decode: none
+        mask = None
+        if 1 < q_len - q_pad < kv_len - pad:
+            # Queries continuing a cache (a prompt after its cached head): causal from the bottom right corner,
+            # which SDPA's is_causal (top left) is not, so the row gets its own slice of the mask.
+            mask = (attention_mask[row:row + 1, :, q_pad:, pad:] if attention_mask is not None else
+                    torch.ones(q_len, kv_len, dtype=torch.bool, device=query.device).tril(kv_len - q_len))
         # Contiguous copies: the kernels block strided views differently from the tensors a row has alone.
         part, _ = sdpa_attention_forward(module, query[row:row + 1, :, q_pad:].contiguous(),
                                          key[row:row + 1, :, pad:].contiguous(),
-                                         value[row:row + 1, :, pad:].contiguous(), None, **kwargs)
+                                         value[row:row + 1, :, pad:].contiguous(), mask, **kwargs)
         output[row, q_pad:] = part[0]
     return output, None

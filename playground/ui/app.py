@@ -50,6 +50,9 @@ def _about(services: Services) -> str:
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
     with gr.Blocks(title="Prompt Playground") as demo:
+        # Before any component: queue() rebuilds the server app from the blocks so far, which is cheap only now
+        # (after the last block it is one more full build, ~0.2 s of start-up).
+        demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
         # The browser's anonymous visitor id, kept across reloads and restarts (encrypted with a stable secret).
@@ -101,7 +104,6 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         for tab in compare_tabs.values():
             outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
         demo.load(restore, [browser_state, visitor], outputs + history.tables + [visitor], api_visibility="private")
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.services = services
     return demo
 
