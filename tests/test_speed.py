@@ -408,3 +408,51 @@ def test_model_work_runs_on_one_thread(settings, monkeypatch):
     score_cell(record, "hi", [Probe()], ScorerContext(models_dir=settings.models_dir))
     assert seen[-1][1] == seen[0][1]
     assert compute.run(compute.on_compute_thread) and not compute.on_compute_thread()
+
+
+def test_only_projections_of_one_input_are_stacked():
+    from playground.engines.linears import PackedLinear, StackedLinear, pack
+
+    torch.manual_seed(0)
+    layer = torch.nn.Module()
+    for parent in ("self_attn", "cross_attn"):
+        block = torch.nn.Module()
+        for name in ("q_proj", "k_proj", "v_proj"):
+            setattr(block, name, torch.nn.Linear(16, 8 if name == "q_proj" else 4))
+        setattr(layer, parent, block)
+    plain = {name: (m.weight.detach().clone(), m.bias.detach().clone())
+             for name, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert pack(layer) == "onednn-packed"
+    assert isinstance(layer.self_attn.k_proj, StackedLinear) and isinstance(layer.cross_attn.k_proj, PackedLinear)
+    x, y = torch.randn(3, 16), torch.randn(3, 16)
+    # The usual order (all three of one input), then a sibling fed other states: each gets its own product.
+    got = {"self_attn.q_proj": layer.self_attn.q_proj(x), "self_attn.k_proj": layer.self_attn.k_proj(x),
+           "self_attn.v_proj": layer.self_attn.v_proj(y), "cross_attn.q_proj": layer.cross_attn.q_proj(x)}
+    inputs = {"self_attn.v_proj": y}
+    for name, out in got.items():
+        weight, bias = plain[name]
+        assert torch.allclose(out, torch.nn.functional.linear(inputs.get(name, x), weight, bias), atol=1e-5), name
+
+
+def test_compute_thread_nesting_and_fork():
+    """A stream consumed on the compute thread itself gets a thread of its own (no wait on itself), and a forked
+    child (the ZeroGPU worker) starts its own compute thread instead of queueing to its parent's, gone there."""
+    import os
+    import threading
+
+    from playground.engines import compute
+
+    def nested():
+        inner = compute.submit(threading.get_ident).result(timeout=10)
+        return threading.get_ident(), inner
+
+    outer, inner = compute.run(nested)
+    assert outer != inner and outer == compute.run(threading.get_ident)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:                                          # the child: a compute thread of its own, and it works
+        os.write(write, b"1" if compute.run(threading.get_ident) != outer else b"0")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
+

@@ -31,12 +31,22 @@ def _mark() -> None:
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _pid, _executor, _ident
+    global _pid, _executor
     with _lock:
-        if _pid != os.getpid():     # first use, or a forked child (the ZeroGPU worker): the parent's thread is gone
-            _pid, _ident = os.getpid(), None
-            _executor = ThreadPoolExecutor(1, thread_name_prefix="model-compute", initializer=_mark)
+        if _executor is None:
+            _pid, _executor = os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="model-compute",
+                                                              initializer=_mark)
         return _executor
+
+
+def _forget_parent() -> None:
+    """In a forked child (the ZeroGPU worker) the parent's compute thread is gone, and its lock may have been held
+    at the fork: start afresh."""
+    global _lock, _pid, _executor, _ident
+    _lock, _pid, _executor, _ident = threading.Lock(), None, None, None
+
+
+os.register_at_fork(after_in_child=_forget_parent)
 
 
 def on_compute_thread() -> bool:

@@ -24,8 +24,10 @@ import torch
 # What the record logs as the linear kernels: a change here changes the bits a seed gives.
 PACKED = "onednn-packed"
 PLAIN = "torch"
-# Projections of one parent module that read the same input tensor in Llama-family layers.
+# Projections of one parent module that read the same input tensor in Llama-family layers, and the parents they
+# sit in (a cross-attention's q_proj reads other states than its k_proj and v_proj).
 SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+SIBLING_PARENTS = ("self_attn", "mlp")
 
 
 def _product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, in_features: int) -> torch.Tensor:
@@ -37,11 +39,24 @@ def _product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, i
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
-class PackedLinear(torch.nn.Module):
+class _Placeholder:
+    """`weight` of a packed layer: its dtype and device, which some layers check (T5's feed-forward casts its
+    input to `wo.weight.dtype`); the values themselves live packed."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._dtype_of
+
+    def _hold(self, weight: torch.Tensor) -> None:
+        self._dtype_of = weight.new_empty(0)
+
+
+class PackedLinear(_Placeholder, torch.nn.Module):
     """`nn.Linear` with its weight packed for oneDNN."""
 
     def __init__(self, linear: torch.nn.Linear):
         super().__init__()
+        self._hold(linear.weight)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         # A plain attribute, not a buffer: state_dict and .to() must not meet an opaque oneDNN tensor.
         self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach())
@@ -77,11 +92,12 @@ class _Stack:
         return part
 
 
-class StackedLinear(torch.nn.Module):
+class StackedLinear(_Placeholder, torch.nn.Module):
     """One sibling of a _Stack, in the place of its `nn.Linear`."""
 
-    def __init__(self, stack: _Stack, index: int):
+    def __init__(self, stack: _Stack, index: int, weight: torch.Tensor):
         super().__init__()
+        self._hold(weight)
         self.stack, self.index = stack, index
         self.in_features, self.out_features = stack.in_features, stack.sizes[index]
 
@@ -119,7 +135,7 @@ def pack(model: torch.nn.Module) -> str:
         if group:
             stack = _Stack([plain[n] for n in group])
             for index, sibling in enumerate(group):
-                setattr(parent, sibling.rpartition(".")[2], StackedLinear(stack, index))
+                setattr(parent, sibling.rpartition(".")[2], StackedLinear(stack, index, plain[sibling].weight))
                 del plain[sibling]
         elif name in plain:
             setattr(parent, child, PackedLinear(plain.pop(name)))
@@ -129,6 +145,8 @@ def pack(model: torch.nn.Module) -> str:
 def _siblings(parent: str, child: str, plain: dict) -> list[str]:
     """Full names of the sibling group `child` opens, when every member is a plain linear of one input width and
     all or none have a bias; else []."""
+    if parent.rpartition(".")[2] not in SIBLING_PARENTS:
+        return []
     for names in SIBLINGS:
         if child == names[0]:
             group = [f"{parent}.{n}" if parent else n for n in names]
