@@ -189,13 +189,13 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
          f"{gbs:.0f} GB/s)")
     compute.run(kernel_ceiling, model.model, weights, decode_1, gbs)
     line("time to first streamed token, one cell", f"{ttft:.3f} s", "stream() called -> first partial text")
-    packing_gain(model, requests, options, sequential_s / len(requests), batched_s)
+    packing_gain(model, requests, options, repeats)
 
     sampled = validate_options(LocalTextOptions, {"max_new_tokens": tokens, "temperature": 0.7}, settings)
     sampled_s, _ = timed(lambda: run_cells(model, requests, sampled), 1)
     line("engine, 8 cells batched, sampled (T 0.7)", f"{sampled_s:.2f} s", "per-cell seeded inverse-CDF sampler")
     attention_cost(model, requests, options)
-    head_gain(model, requests, options, batched_s)
+    head_gain(model, requests, options, repeats)
 
     if not quick:
         fp32_s, _ = timed(lambda: run_cells(model, requests, options | {"precision": "float32"}), 1)
@@ -256,8 +256,9 @@ def kernel_ceiling(model, weights: int, decode_1: float, gbs: float) -> None:
          f"of the bound); the engine's step is {decode_1 / seconds:.2f}x that")
 
 
-def packing_gain(model, requests, options, packed_one_s: float, packed_eight_s: float) -> None:
-    """The same model with torch's plain linear layers, whose weights oneDNN re-lays out on every call."""
+def packing_gain(model, requests, options, repeats: int) -> None:
+    """The same model with torch's plain linear layers, whose weights oneDNN re-lays out on every call, measured in
+    turns with the packed one so both see the same machine."""
     from playground.engines import linears, local_text
 
     pack = linears.pack
@@ -268,10 +269,16 @@ def packing_gain(model, requests, options, packed_one_s: float, packed_eight_s: 
     finally:
         linears.pack = pack
     run_cells(plain, requests[:1], options | {"max_new_tokens": 2})
-    one_s, _ = timed(lambda: run_cells(plain, requests[:1], options), 1)
-    eight_s, _ = timed(lambda: run_cells(plain, requests, options), 1)
-    line("plain linears: 1 cell / 8 cells batched", f"{one_s:.2f} / {eight_s:.2f} s",
-         f"packed is {one_s / packed_one_s:.2f}x / {eight_s / packed_eight_s:.2f}x faster")
+    times = {(name, n): [] for name in ("packed", "plain") for n in (1, len(requests))}
+    for _ in range(max(repeats, 2)):
+        for (name, n), samples in times.items():
+            engine = model if name == "packed" else plain
+            samples.append(timed(lambda: run_cells(engine, requests[:n], options), 1)[0])
+    median = {key: statistics.median(samples) for key, samples in times.items()}
+    eight = len(requests)
+    line("plain linears: 1 cell / 8 cells batched", f"{median['plain', 1]:.2f} / {median['plain', eight]:.2f} s",
+         f"packed is {median['plain', 1] / median['packed', 1]:.2f}x / "
+         f"{median['plain', eight] / median['packed', eight]:.2f}x faster (in turns)")
     plain.unload()
 
 
@@ -292,18 +299,24 @@ def attention_cost(model, requests, options) -> None:
          f"plain SDPA: alone == batched for {sum(a == p.text for a, p in zip(alone, plain))}/3 cells")
 
 
-def head_gain(model, requests, options, batched_s: float) -> None:
-    """The same 8 cells with every prompt read whole by the batch, against heads cached once (engines/heads.py)."""
+def head_gain(model, requests, options, repeats: int) -> None:
+    """The same 8 cells with every prompt read whole by the batch, against heads cached once (engines/heads.py),
+    measured in turns so both see the same machine."""
     outputs, _ = run_cells(model, requests, options)
     cached = sum(o.metrics.get("cached_head_tokens", 0) for o in outputs)
     total = sum(o.metrics["prompt_tokens"] for o in outputs)
-    kept, model.heads = model.heads, None
+    kept = model.heads
+    times = {"cached": [], "whole": []}
     try:
-        whole_s, _ = timed(lambda: run_cells(model, requests, options), 1)
+        for _ in range(max(repeats, 2)):
+            for label, heads in (("cached", kept), ("whole", None)):
+                model.heads = heads
+                times[label].append(timed(lambda: run_cells(model, requests, options), 1)[0])
     finally:
         model.heads = kept
-    line("prompt heads cached / whole prompts batched", f"{batched_s:.2f} / {whole_s:.2f} s",
-         f"{cached} of {total} prompt tokens came from cached heads; {whole_s / batched_s:.2f}x")
+    cached_s, whole_s = statistics.median(times["cached"]), statistics.median(times["whole"])
+    line("prompt heads cached / whole prompts batched", f"{cached_s:.2f} / {whole_s:.2f} s",
+         f"{cached} of {total} prompt tokens came from cached heads; {whole_s / cached_s:.2f}x (in turns)")
 
 
 # ---- images ---------------------------------------------------------------------------------------------------------
