@@ -184,7 +184,7 @@ class LocalTextModel(LocalModel):
                            "formatted_prompt": texts[row], "padded_tokens": width,
                            "placement": self.plan, "attention": self.model.config._attn_implementation,
                            "linears": self.linears}
-                if self.heads is not None:       # the tokens read from a head cached before this batch
+                if self.heads is not None:       # prompt tokens taken from the head cache (computed once per model)
                     metrics["cached_head_tokens"] = len(row_heads[row])
                 if sampled:
                     metrics["sampler"] = SAMPLER_VERSION
