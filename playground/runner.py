@@ -278,7 +278,8 @@ class Runner:
         record = self._record(spec, cell, comparison_id, checked, model)
         _fill_metrics(record, output, load_s)
         if model is not None and hasattr(model, "seconds_per_cell") and record.wall_s:
-            model.seconds_per_cell = record.wall_s     # sizes the next GPU lease
+            # wall_s is the whole batch's: the next GPU lease is sized per cell
+            model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
         try:
             artifact, ext = _artifact(output)
             self.log.add_run(record, artifact=artifact, artifact_ext=ext)

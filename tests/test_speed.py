@@ -456,3 +456,27 @@ def test_compute_thread_nesting_and_fork():
     os.waitpid(child, 0)
     assert os.read(read, 1) == b"1"
 
+
+
+def test_a_precision_switch_lets_go_of_everything_the_old_weights_held(own_catalog, settings, monkeypatch):
+    """The cached heads hold the model too: the old weights must be gone before the new ones load, not after."""
+    import gc
+    import weakref
+
+    from playground.engines import local_text
+
+    model = own_catalog.get(own_catalog.resolve("text", "tiny-text"))
+    collect(model, requests(1), options("text", {"max_new_tokens": 2}, settings))
+    old = weakref.ref(model.model)
+    alive_at_load = []
+    load = local_text.LocalTextModel.load_weights
+
+    def checked_load(self):
+        gc.collect()
+        alive_at_load.append(old() is not None)
+        load(self)
+
+    monkeypatch.setattr(local_text.LocalTextModel, "load_weights", checked_load)
+    wanted = "float32" if model.dtype != "float32" else "bfloat16"
+    collect(model, requests(1), options("text", {"max_new_tokens": 2, "precision": wanted}, settings))
+    assert alive_at_load == [False] and model.dtype == wanted

@@ -253,6 +253,7 @@ class LocalModel:
         self.offload = offload        # keep weights in CPU RAM between uses (accelerators only)
         self.load_s: float = 0.0
         self.seconds_per_cell: float | None = None    # measured; sizes the GPU lease on ZeroGPU
+        self._identity = set(vars(self)) | {"_identity"}   # what unload keeps: everything else came with the weights
 
     @classmethod
     def load(cls, model_id: str, source: str, revision: str | None, device: str, dtype: str,
@@ -277,7 +278,7 @@ class LocalModel:
         raise NotImplementedError
 
     def unload(self) -> None:
-        """Drop references to weights; the catalog calls this on eviction and then frees device memory."""
-        for name in list(vars(self)):
-            if name in {"model", "pipe", "tokenizer", "processor"}:
-                setattr(self, name, None)
+        """Drop everything load_weights made (weights, and whatever holds them: cached heads, a kept VAE); the
+        catalog calls this on eviction, and a precision switch before loading again, then frees device memory."""
+        for name in set(vars(self)) - self._identity:
+            setattr(self, name, None)
