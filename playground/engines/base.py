@@ -11,6 +11,7 @@ run in another process (the ZeroGPU worker) and cross back event by event.
 
 from __future__ import annotations
 
+import functools
 import io
 import queue
 import threading
@@ -147,6 +148,7 @@ def choose_device(preference: str | None = None) -> str:
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
+@functools.cache         # the CPU does not change while the process runs; read /proc/cpuinfo once
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bfloat16 in hardware (x86 AVX512-BF16 or AMX, Arm BF16 extension).
 

@@ -124,12 +124,13 @@ class LocalTextModel(LocalModel):
         check_prompts(requests)
         reload_s = ensure_precision(self, options)
         texts = [self.format_prompt(r) for r in requests]
-        special = not self.uses_chat_template
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=special)["input_ids"]]
+        ids = self.tokenizer(texts, add_special_tokens=not self.uses_chat_template)["input_ids"]
+        lengths = [len(row) for row in ids]
         self._check_context(max(lengths), options["max_new_tokens"])
         for rows in length_sorted_batches(lengths, MAX_ROWS):
             done: list[Event] = []          # a sub-batch's cells all end together: handed on in request order
-            for event in self._stream_rows([requests[i] for i in rows], [texts[i] for i in rows], options):
+            for event in self._stream_rows([requests[i] for i in rows], [texts[i] for i in rows],
+                                           [ids[i] for i in rows], options):
                 if isinstance(event, Partial):
                     yield Partial({rows[i]: text for i, text in event.texts.items()})
                 elif isinstance(event, Finished):
@@ -141,14 +142,15 @@ class LocalTextModel(LocalModel):
                     yield event
             yield from sorted(done, key=lambda event: event.index)
 
-    def _stream_rows(self, requests: list[GenerationRequest], texts: list[str], options: dict) -> Iterator[Event]:
-        """One left-padded `generate` call for a few rows. With row-exact attention each row's prompt, all but
-        its last token, is cached first, one row at a time on top of its cached head (heads.py)."""
-        special = not self.uses_chat_template
-        rows = self.tokenizer(texts, add_special_tokens=special)["input_ids"]
+    def _stream_rows(self, requests: list[GenerationRequest], texts: list[str], rows: list[list[int]],
+                     options: dict) -> Iterator[Event]:
+        """One left-padded `generate` call for a few rows (`rows`: their prompts' token ids). With row-exact
+        attention each row's prompt, all but its last token, is cached first, one row at a time on top of its
+        cached head (heads.py)."""
         if self.heads is not None:
             marked = [self.format_prompt(replace(r, prompt=heads.MARK)) for r in requests]
-            head_ids = self.tokenizer([heads.head_text(m) for m in marked], add_special_tokens=special)["input_ids"]
+            head_ids = self.tokenizer([heads.head_text(m) for m in marked],
+                                      add_special_tokens=not self.uses_chat_template)["input_ids"]
             row_heads = [self.heads.head_of(ids, head) for ids, head in zip(rows, head_ids)]
         config = copy.deepcopy(self.model.generation_config)
         # Sampling happens in SeededSampler (one generator per cell); generate itself runs greedy.
@@ -163,8 +165,7 @@ class LocalTextModel(LocalModel):
             if self.heads is not None:
                 inputs = self.heads.prefill(rows, row_heads, self.tokenizer.pad_token_id, stop)
             else:
-                inputs = self.tokenizer(texts, return_tensors="pt", padding=True,
-                                        add_special_tokens=special).to(self.model.device)
+                inputs = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt").to(self.model.device)
             width = inputs["input_ids"].shape[1]
             sampler = SeededSampler([r.seed for r in requests], do_sample=options["do_sample"],
                                     temperature=options["temperature"], top_k=options["top_k"],
