@@ -413,3 +413,18 @@ def test_values_that_look_like_jinja_are_inserted_literally(inner):
     value = "{{ " + inner + " }}{% if x %}"
     assert render_source("<{{ product }}>", {"product": value}) == f"<{value}>"
     assert parse_template(GOOD).render("plain", {"product": value}) == f"Write a tagline for {value}."
+
+
+def test_a_template_edited_in_the_form_keeps_its_checks_notes_and_variable_help(library):
+    from playground.templates import with_changes
+    from playground.ui.form import edited_template
+
+    base = library.get("product-tagline")
+    assert base.checks and base.notes, "the test needs a template with checks and notes"
+    variants = {**base.variants, "shout": "{{ product | upper }}!"}
+    edited = edited_template(base, "text", variants, list(base.variables), {"system": base.system})
+    assert edited.variants == variants and edited.text != base.text
+    assert (edited.checks, edited.notes, edited.variables) == (base.checks, base.notes, base.variables)
+    renamed = with_changes(edited, name="my-tagline")
+    assert renamed.name == "my-tagline" and renamed.checks == base.checks
+    assert edited_template(base, "text", dict(base.variants), list(base.variables), {"system": base.system}) is base

@@ -10,7 +10,7 @@ frontmatter (file format and its schema), files (library, saving, importing), ex
 
 from .errors import TemplateError
 from .expand import EXPAND_SECONDS, MAX_VALUES_INPUT_CHARS, expand, parse_values
-from .files import import_template, load_library, save_user_template, with_variant
+from .files import import_template, load_library, save_user_template, with_changes, with_variant
 from .frontmatter import (FRONT_KEYS, MAX_CHECKS, MAX_FILE_BYTES, MAX_YAML_DEPTH, RESERVED_NAMES, check_checks,
                           make_template, parse_template, template_to_text)
 from .model import (DEFAULT_MAX_CHARS, LIBRARY_DIR, MAX_VALUE_CHARS, MAX_VARIANTS, MODALITIES, NAME_RULE, Library,
@@ -26,4 +26,4 @@ __all__ = ["DEFAULT_MAX_CHARS", "EXPAND_SECONDS", "FRONT_KEYS", "LIBRARY_DIR", "
            "RENDER_SECONDS", "RESERVED_NAMES", "Library", "LoadError", "PromptCell", "Template", "TemplateError",
            "Variable", "check_checks", "check_name", "expand", "import_template", "load_library", "make_template",
            "parse_template", "parse_values", "render_source", "safe_notes", "save_user_template",
-           "template_to_text", "variables_used", "with_variant"]
+           "template_to_text", "variables_used", "with_changes", "with_variant"]

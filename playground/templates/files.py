@@ -117,8 +117,14 @@ def with_variant(template: Template, variant: str, source: str, name: str | None
     The copy gets `name` (it must differ from a library template's name when it is saved); variables the new
     variant uses and the template does not declare are added with an empty default."""
     check_name(variant, "variant name")
-    variants = {**template.variants, variant: source}
-    return make_template(name=name or template.name, modality=template.modality, variants=variants,
-                         variables=template.variables, params=template.params, system=template.system,
-                         negative_prompt=template.negative_prompt, description=template.description,
-                         techniques=template.techniques, notes=template.notes, checks=template.checks)
+    return with_changes(template, name=name or template.name, variants={**template.variants, variant: source})
+
+
+def with_changes(template: Template, **changes) -> Template:
+    """A copy of a template with some of make_template's fields changed and every other one (variables with their
+    descriptions, notes, checks...) kept."""
+    fields = dict(name=template.name, modality=template.modality, variants=template.variants,
+                  variables=template.variables, params=template.params, system=template.system,
+                  negative_prompt=template.negative_prompt, description=template.description,
+                  techniques=template.techniques, notes=template.notes, checks=template.checks)
+    return make_template(**(fields | changes))

@@ -19,7 +19,7 @@ from ..scoring import CheckError, parse_check_args
 from ..engines.catalog import preset_params
 from ..spec import Cell, ComparisonSpec, build_spec
 from ..services import Services
-from ..templates import TemplateError, Template, expand, make_template, parse_values, save_user_template
+from ..templates import TemplateError, Template, expand, parse_values, save_user_template, with_changes
 from . import grid
 from .params import param_controls
 from .errors import at_boundary, scrub
@@ -383,12 +383,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     def save(name, overwrite, *values):
         try:
             template, _, _, _, _ = read_form(list(values))
-            saved = replace(make_template(name=(name or "").strip(), modality=modality,
-                                          variants=template.variants,
-                                          variables={k: v.default for k, v in template.variables.items()},
-                                          params=template.params, system=template.system,
-                                          negative_prompt=template.negative_prompt,
-                                          description=template.description, techniques=template.techniques))
+            saved = with_changes(template, name=(name or "").strip(), modality=modality)
             save_user_template(saved, services.settings.user_templates_dir, services.library,
                                overwrite=bool(overwrite))
         except (InvalidInput, TemplateError) as error:

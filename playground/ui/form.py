@@ -8,7 +8,8 @@ import re
 import gradio as gr
 
 from ..registry import InvalidInput
-from ..templates import Template, TemplateError, Variable, make_template, safe_notes, variables_used
+from ..templates import (Template, TemplateError, Variable, make_template, safe_notes, variables_used,
+                         with_changes)
 
 
 def parse_seeds(raw: str) -> list[int]:
@@ -84,11 +85,9 @@ def edited_template(base: Template | None, modality: str, variants: dict, names:
         return base
     variables = {n: (base.variables[n] if base is not None and n in base.variables else Variable(n, ""))
                  for n in names}
-    return make_template(name=base.name if base else "ad-hoc", modality=modality, variants=variants,
-                         variables=variables, params=base.params if base else {},
-                         system=changes.get("system", base.system if base else None),
-                         negative_prompt=changes.get("negative_prompt", base.negative_prompt if base else None),
-                         description=base.description if base else "", techniques=base.techniques if base else ())
+    if base is None:
+        return make_template(name="ad-hoc", modality=modality, variables=variables, **changes)
+    return with_changes(base, variables=variables, **changes)
 
 
 def remembered_form(template: str | None, names: list[str], raw_values: list, variants: list[tuple[str, str]],
