@@ -63,6 +63,7 @@ class Checked:
 
     models: dict[tuple[str, str | None], Resolved]     # (model id, logged revision) -> resolved
     options: dict[str, dict]                            # engine name -> validated options
+    checks: list = field(default_factory=list)          # the comparison's checks, built once for every cell
 
     def resolved(self, cell: Cell) -> Resolved:
         return self.models[(cell.model_id, cell.revision)]
@@ -120,7 +121,7 @@ class Runner:
         for key in dict.fromkeys((c.model_id, c.revision) for c in spec.cells):
             models[key] = self.catalog.resolve(spec.modality, key[0], key[1])
         try:
-            make_checks(spec.checks, spec.modality)
+            checks = make_checks(spec.checks, spec.modality)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
         engines = list(dict.fromkeys(r.engine.name for r in models.values()))
@@ -141,7 +142,7 @@ class Runner:
                 from .engines.base import choose_device, choose_dtype
 
                 options[name]["precision"] = choose_dtype(choose_device(self.settings.device), self.settings.dtype)
-        return Checked(models, options)
+        return Checked(models, options, checks)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None, owner: str | None = None,
             into: int | None = None) -> Iterator[Progress]:
@@ -167,7 +168,7 @@ class Runner:
                     record = self._log_cache_hit(cached, record)
                     counts["ok"] += 1
                     yield Progress(sum(counts.values()), total, comparison_id, CellResult(
-                        index, cell, record, cached=True, scores=self._score(spec, record, None)))
+                        index, cell, record, cached=True, scores=self._score(checked, record, None)))
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
@@ -289,14 +290,14 @@ class Runner:
                            "space there or fix its permissions"
             self.log.add_run(record)
             return CellResult(index, cell, record)
-        return CellResult(index, cell, record, output=output, scores=self._score(spec, record, output))
+        return CellResult(index, cell, record, output=output, scores=self._score(checked, record, output))
 
-    def _score(self, spec, record: RunRecord, output) -> list[Score]:
+    def _score(self, checked: Checked, record: RunRecord, output) -> list[Score]:
         """The comparison's checks on one logged cell; a scorer that breaks never loses the cell."""
-        if not spec.checks:
+        if not checked.checks:
             return []
         try:
-            return score_and_save(self.log, record, output, spec.checks, self.scoring)
+            return score_and_save(self.log, record, output, checked.checks, self.scoring)
         except Exception as error:          # e.g. a scorer model that will not load: the cell stays logged
             log.warning("scoring run %s failed: %s", record.id, error)
             return []

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from ..registry import MODALITIES
 from ..store.scores import Score
+from ..templates.frontmatter import MAX_CHECKS     # noqa: F401 (per comparison: every check runs on every cell)
 
-MODALITIES = ("text", "image", "music")
-ALL = MODALITIES
-BETTER = ("higher", "lower", None)
-MAX_CHECKS = 20                   # per comparison: every check runs on every cell
+ALL = tuple(MODALITIES)              # every modality (registry.MODALITIES)
 
 
 class CheckError(ValueError):
