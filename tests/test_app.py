@@ -305,3 +305,14 @@ def test_compare_carries_scores_and_stats_says_who_wins(client):
     with pytest.raises(Exception, match="check"):
         client.predict("product-tagline", None, None, ["tiny-text"], [1], None, False, [{"type": "nope"}],
                        api_name="/compare")
+
+
+def test_a_pages_stop_flag_is_forgotten_when_its_run_ends():
+    from playground.ui.streaming import cancel_flag, stop_run
+
+    flags: dict = {}
+    with cancel_flag(flags, "page-1") as flag:
+        stop_run(flags, "page-1")
+        assert flag.is_set()
+    stop_run(flags, "page-1")               # Stop after the run ended: nothing to stop, nothing kept
+    assert flags == {}

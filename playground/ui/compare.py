@@ -25,7 +25,7 @@ from .params import param_controls
 from .errors import at_boundary, scrub
 from .form import (apply_remembered, blank_values, edited_template, form_variables, fresh_name, parse_seeds,
                    remembered_form, template_info, used_variables)
-from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stream_grid
+from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stop_run, stream_grid
 
 CHECK_EXAMPLES = {"text": "length:unit=words\ncontains=lantern", "image": "clip", "music": "clap\nloudness"}
 MAX_VARIANTS = 8
@@ -338,11 +338,12 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                                                                4 + MAX_VARIABLES + MAX_VARIANTS + n])),
             form[3 + MAX_VARIABLES], seeds_raw, dict(zip(extra_names, form[4 + MAX_VARIABLES + 2 * MAX_VARIANTS:])))
         remembered = {**remembered, "forms": {**(remembered.get("forms") or {}), modality: saved}}
-        yield from stream_grid(services, modality, spec, _cancel_flag(cancel_events, key), remembered,
-                               started=started, owner=services.visitors.owner(request))
+        with _cancel_flag(cancel_events, key) as cancel:
+            yield from stream_grid(services, modality, spec, cancel, remembered, started=started,
+                                   owner=services.visitors.owner(request))
 
     def stop(request: gr.Request):
-        _cancel_flag(cancel_events, _page_key(request), fresh=False).set()
+        stop_run(cancel_events, _page_key(request))
 
     run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [checks_box, browser_state]
     run_outputs = [grid_html, run_state, browser_state]
@@ -366,14 +367,14 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         # The re-run replaces its cell in place; the row keeps its label and the cell says what changed.
         badge = f"re-run · seed {new_cell.seed}"
         # Logged into its own comparison: History shows one comparison with the re-run cell beside the first.
-        for _, inner, _ in stream_grid(services, modality, single, _cancel_flag(cancel_events, key), remembered,
-                                       remember=False, owner=services.visitors.owner(request),
-                                       into=state.get("comparison_id")):
-            fresh = inner["views"][0]
-            fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
-            fresh.row_label, fresh.badge = views[index].row_label, badge
-            views[index] = fresh
-            yield grid.render_grid(views, modality, comparison_id=state["comparison_id"]), state, remembered
+        with _cancel_flag(cancel_events, key) as cancel:
+            for _, inner, _ in stream_grid(services, modality, single, cancel, remembered, remember=False,
+                                           owner=services.visitors.owner(request), into=state.get("comparison_id")):
+                fresh = inner["views"][0]
+                fresh.index, fresh.row, fresh.col = index, cell.row, cell.col
+                fresh.row_label, fresh.badge = views[index].row_label, badge
+                views[index] = fresh
+                yield grid.render_grid(views, modality, comparison_id=state["comparison_id"]), state, remembered
         spec.cells[index] = new_cell       # a later "same seed" re-run of this cell repeats this one
 
     grid_html.rerun(rerun_cell, [run_state, browser_state], run_outputs, api_visibility="private",

@@ -6,6 +6,7 @@ Rendered as one HTML block so a streaming run can redraw it cheaply; per-cell bu
 
 from __future__ import annotations
 
+import functools
 import html
 import wave
 from dataclasses import dataclass, field
@@ -243,6 +244,7 @@ def _actions(view: CellView, comparison_id: int | None, cell_reruns: bool) -> st
             f'<span class="pp-thumbs">{thumbs}</span><span class="pp-tools">{"".join(tools)}</span></div>')
 
 
+@functools.lru_cache(maxsize=256)       # a clip's file never changes, and the grid is redrawn several times a second
 def _waveform_svg(path: str, bars: int = 96) -> str:
     """A small peak-envelope picture of the clip, drawn server-side so the page needs no audio decoding."""
     try:

@@ -12,6 +12,8 @@ import os
 import queue
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from ..spec import ComparisonSpec
 from ..services import Services
@@ -129,9 +131,21 @@ def page_key(request) -> str:
     return getattr(request, "session_hash", None) or "api"
 
 
-def cancel_flag(flags: dict, key: str | None, fresh: bool = True) -> threading.Event:
-    """The cancel flag of one page: a run starts a fresh one, Stop sets the current one."""
+@contextmanager
+def cancel_flag(flags: dict, key: str | None) -> Iterator[threading.Event]:
+    """A fresh cancel flag for one page's run, which Stop sets (see stop_run); forgotten when the run ends, so a
+    public app does not keep one per page it ever served."""
     key = key or "api"
-    if fresh or key not in flags:
-        flags[key] = threading.Event()
-    return flags[key]
+    flag = flags[key] = threading.Event()
+    try:
+        yield flag
+    finally:
+        if flags.get(key) is flag:
+            del flags[key]
+
+
+def stop_run(flags: dict, key: str | None) -> None:
+    """Stop the page's run, if one is going."""
+    flag = flags.get(key or "api")
+    if flag is not None:
+        flag.set()
