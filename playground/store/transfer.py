@@ -154,7 +154,7 @@ class TransferMixin:
             return
         try:
             with self._write() as tx:
-                comparison_id = self._import_comparison(tx, ready[0], owner)
+                comparison_id, created = self._import_comparison(tx, ready[0], owner)
                 added, count = {}, 0
                 for row in ready:
                     row.record.comparison_id = comparison_id
@@ -174,7 +174,7 @@ class TransferMixin:
                     if row.old_id is not None:
                         added[row.old_id] = row.record.id
                 winner = ready[0].info.get("winner_run_id")
-                if comparison_id is not None and winner in added and self._new_comparison:
+                if comparison_id is not None and winner in added and created:
                     tx.execute("UPDATE comparisons SET winner_run_id = ? WHERE id = ?", (added[winner], comparison_id))
             report.imported += count
         except sqlite3.Error as error:
@@ -184,18 +184,19 @@ class TransferMixin:
                 del copied[artifact]
             report.errors.extend((row.number, f"not stored: {error}") for row in ready)
 
-    def _import_comparison(self, tx: sqlite3.Connection, row: _Row, owner: str | None = None) -> int | None:
-        """The comparison here for a row's comparison in the export: found by uid, or created."""
-        self._new_comparison = False
+    def _import_comparison(self, tx: sqlite3.Connection, row: _Row,
+                           owner: str | None = None) -> tuple[int | None, bool]:
+        """The comparison here for a row's comparison in the export, found by uid or created; and whether it was
+        created now."""
         old_id, info = row.record.comparison_id, row.info
         if old_id is None:
-            return None
+            return None, False
         uid = info.get("uid") or derived_uid("comparison", old_id, info.get("title"), info.get("created_at"))
         found = tx.execute("SELECT id FROM comparisons WHERE uid = ? AND owner IS ?", (uid, owner)).fetchone()
         if found is None and tx.execute("SELECT 1 FROM comparisons WHERE uid = ?", (uid,)).fetchone():
             uid = derived_uid("comparison", uid, owner)     # another visitor's copy: this one gets its own
         if found is not None:
-            return found[0]
+            return found[0], False
         spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
         title = info.get("title") or f"imported #{old_id}"
         modality = info.get("modality") if info.get("modality") in MODALITIES else row.record.modality
@@ -206,8 +207,7 @@ class TransferMixin:
                             "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                             (modality, title, template, json.dumps({**spec, "imported_from": old_id}, default=str),
                              status, _now(), uid, owner))
-        self._new_comparison = True
-        return cursor.lastrowid
+        return cursor.lastrowid, True
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ from .sandbox import compile_source, variables_used
 
 MAX_FILE_BYTES = 200_000
 MAX_YAML_DEPTH = 8                 # front matter needs 4 (variables -> name -> examples -> item)
-MAX_CHECKS = 20                    # per comparison; scoring holds a template's own and added checks to it too
+MAX_CHECKS = 32
 MAX_EXAMPLES = 100
 MAX_SCALAR_CHARS = 20_000
 RESERVED_NAMES = {"range", "loop", "self", "caller", "varargs", "kwargs", "true", "false", "none", "True",
