@@ -59,8 +59,9 @@ class Services:
         return self.library
 
     def preload(self, modalities=("text", "image", "music")) -> None:
-        """Load each tab's default model now (ZeroGPU asks for models on the device at start-up, not per request)."""
-        for name in modalities:
+        """Load each tab's default model now (ZeroGPU asks for models on the device at start-up, not per request),
+        as many as stay loaded: a further one would only evict the first."""
+        for name in modalities[:self.settings.max_models_loaded]:
             model_id = self.catalog.default_model(name)
             try:
                 self.catalog.get(self.catalog.resolve(name, model_id))

@@ -132,7 +132,6 @@ class Catalog:
         self._endpoints: dict[str, Endpoint] | None = None
         self._remotes: dict[tuple, object] = {}
         self.loads = 0      # how many times a model was loaded from disk (tests and the benchmark read it)
-        self.hub_checks = 0  # hub look-ups made while resolving (one per model per comparison at most)
 
     @property
     def offline(self) -> bool:
@@ -167,10 +166,6 @@ class Catalog:
 
     def default_model(self, modality_name: str) -> str:
         return self.presets(modality_name)[0].id
-
-    @staticmethod
-    def preset(model_id: str) -> Preset | None:
-        return next((p for p in PRESETS if p.id == model_id), None)
 
     # ---- resolution -------------------------------------------------------------------------------------------------
 
@@ -246,7 +241,6 @@ class Catalog:
         import huggingface_hub
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
-        self.hub_checks += 1
         try:
             info = huggingface_hub.model_info(model_id, revision=revision, timeout=10)
         except GatedRepoError:

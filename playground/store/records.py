@@ -127,10 +127,6 @@ class ImportReport:
     skipped: int = 0                  # runs already in the log (same uid): left as they are
     errors: list[tuple[int, str]] = field(default_factory=list)     # (line, reason); line 0: the whole file
 
-    @property
-    def added(self) -> int:
-        return self.imported
-
     def summary(self) -> str:
         return (f"added {self.imported} runs, skipped {self.skipped} already in the log, "
                 f"{len(self.errors)} problems")
