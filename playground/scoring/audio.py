@@ -39,6 +39,16 @@ def mono(waveform) -> np.ndarray:
     return data if data.ndim == 1 else data.mean(axis=0)
 
 
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """`samples` at `rate` brought to `target` samples per second (polyphase, scipy); unchanged at the same rate."""
+    if rate == target:
+        return samples
+    from scipy.signal import resample_poly
+
+    divisor = int(np.gcd(rate, target))
+    return resample_poly(samples, target // divisor, rate // divisor).astype(np.float32)
+
+
 def dbfs(rms: np.ndarray | float) -> np.ndarray | float:
     """RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS, a full-scale sine -3)."""
     return np.maximum(20.0 * np.log10(np.maximum(rms, 1e-12)), _FLOOR_DB)

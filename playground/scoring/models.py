@@ -128,11 +128,9 @@ class ClapScore(_ModelCheck):
     description = "prompt-audio similarity (cosine of CLAP embeddings, -1 to 1)"
 
     def score(self, cell, context):
-        import numpy as np
         import torch
-        from scipy.signal import resample_poly
 
-        from .audio import mono
+        from .audio import mono, resample
 
         if cell.audio is None:
             raise ValueError("this cell has no audio to score")
@@ -140,11 +138,8 @@ class ClapScore(_ModelCheck):
         model, processor = context.cached(("clap", source, context.device),
                                           lambda: load_clap(source, context.device))
         extractor = processor.feature_extractor
-        rate, waveform = int(cell.audio[0]), mono(cell.audio[1])
         target = int(extractor.sampling_rate)
-        if rate != target:
-            divisor = np.gcd(rate, target)
-            waveform = resample_poly(waveform, target // divisor, rate // divisor).astype(np.float32)
+        waveform = resample(mono(cell.audio[1]), int(cell.audio[0]), target)
         # CLAP crops clips longer than its window at random; crop the start here so a score is reproducible.
         waveform = waveform[: int(extractor.nb_max_samples)]
         text = context.remember(("clap-text", source, cell.prompt),

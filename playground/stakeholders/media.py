@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import io
-import wave
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 
+from ..engines.base import to_wav_bytes
+from ..scoring.audio import resample
 from .diffs import read_wav
 
 IMAGE_SIDE = 384            # px: the report's cell width; larger images are scaled down to it
@@ -51,15 +51,6 @@ def image_jpeg(path: Path, side: int = IMAGE_SIDE, quality: int = JPEG_QUALITY) 
     return Embedded(data_uri("image/jpeg", data), len(data), note)
 
 
-def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return samples
-    from scipy.signal import resample_poly
-
-    divisor = gcd(rate, target)
-    return resample_poly(samples, target // divisor, rate // divisor).astype(np.float32)
-
-
 def _pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(np.nan_to_num(samples), -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
@@ -75,24 +66,14 @@ def encode_mp3(samples: np.ndarray, rate: int = AUDIO_RATE, kbps: int = MP3_KBPS
     return bytes(encoder.encode(_pcm16(samples)) + encoder.flush())
 
 
-def encode_wav(samples: np.ndarray, rate: int = AUDIO_RATE) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(_pcm16(samples))
-    return buffer.getvalue()
-
-
 def audio_clip(path: Path, max_s: float = AUDIO_MAX_S) -> Embedded:
     rate, samples = read_wav(path)
     seconds = samples.size / rate if rate else 0.0
-    samples = _resample(samples[: int(max_s * rate)], rate, AUDIO_RATE)
+    samples = resample(samples[: int(max_s * rate)], rate, AUDIO_RATE)
     notes = [f"first {max_s:g} s of {seconds:.1f} s"] if seconds > max_s else []
     try:
         data, mime = encode_mp3(samples), "audio/mpeg"
     except ImportError:
-        data, mime = encode_wav(samples), "audio/wav"
+        data, mime = to_wav_bytes(AUDIO_RATE, samples), "audio/wav"
     notes.append(f"{'MP3' if mime == 'audio/mpeg' else 'WAV'}, mono, {AUDIO_RATE // 1000} kHz")
     return Embedded(data_uri(mime, data), len(data), "; ".join(notes))
