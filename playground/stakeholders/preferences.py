@@ -25,12 +25,15 @@ CSV_HEADERS = ["vote_id", "comparison_id", "voter", "outcome", "winner_run_id", 
                "values", "seed", "model", "reason", "created_at"]
 
 
-def comparison_ranking(log: RunLog, comparison_id: int, **options) -> list[RankRow]:
-    """Bradley-Terry ranking of a comparison's variants from its votes (every variant listed, voted on or not)."""
-    comparison = log.get_comparison(comparison_id)
+def comparison_ranking(log: RunLog, comparison_id: int, *, comparison=None, votes: list[Vote] | None = None,
+                       **options) -> list[RankRow]:
+    """Bradley-Terry ranking of a comparison's variants from its votes (every variant listed, voted on or not).
+    A caller that has the comparison and its votes loaded already passes them."""
+    comparison = comparison or log.get_comparison(comparison_id)
+    votes = list_votes(log, comparison_id) if votes is None else votes
     variants = sorted({r.variant or f"column {r.col}" for r in comparison.runs},
                       key=lambda v: min(r.col for r in comparison.runs if (r.variant or f"column {r.col}") == v))
-    outcomes = outcomes_from_votes(list_votes(log, comparison_id), comparison.runs)
+    outcomes = outcomes_from_votes(votes, comparison.runs)
     return rank(outcomes, variants, **options)
 
 

@@ -87,11 +87,15 @@ def _variant_stats(runs: list[RunRecord]) -> dict[str, dict]:
     return stats
 
 
-def variant_table(log: RunLog, comparison_id: int, n_boot: int = N_BOOT) -> list[dict]:
-    """Per variant, best first: vote rating with interval and bar positions (0-100), wins/ties/losses, ratings."""
-    comparison = log.get_comparison(comparison_id)
+def variant_table(log: RunLog, comparison_id: int, n_boot: int = N_BOOT, *, comparison=None,
+                  votes: list | None = None) -> list[dict]:
+    """Per variant, best first: vote rating with interval and bar positions (0-100), wins/ties/losses, ratings.
+    A caller that has the comparison and its votes loaded already passes them."""
+    comparison = comparison or log.get_comparison(comparison_id)
+    votes = list_votes(log, comparison_id) if votes is None else votes
     stats = _variant_stats(comparison.runs)
-    ranking = comparison_ranking(log, comparison.id, n_boot=n_boot if list_votes(log, comparison_id) else 0)
+    ranking = comparison_ranking(log, comparison.id, comparison=comparison, votes=votes,
+                                 n_boot=n_boot if votes else 0)
     lo = min([r.low for r in ranking if r.games] or [0.0])
     hi = max([r.high for r in ranking if r.games] or [1.0])
     span = max(hi - lo, 1e-9)
@@ -159,7 +163,7 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
             verdict = {"tie": "tie", "both_bad": "both bad"}.get(vote.outcome) or \
                 f"{variant_of.get(vote.winner_run_id)} over {variant_of.get(vote.loser_run_id)}"
             reasons.append({"verdict": verdict, "reason": vote.reason, "voter": vote.voter})
-    ranking = variant_table(log, comparison.id)
+    ranking = variant_table(log, comparison.id, comparison=comparison, votes=votes)
     winner_run = next((r for r in comparison.runs if r.id == comparison.winner_run_id), None)
     records = []
     for run in sorted(comparison.runs, key=lambda r: (r.row, r.col, r.id)):
