@@ -259,14 +259,19 @@ class RunLog(TransferMixin):
 
         Imported runs are left out unless asked for: their outputs were not generated here and may be forged."""
         where = "r.cache_key = ? AND r.status = 'ok'" + ("" if include_imported else " AND r.imported = 0")
-        for candidate in self._select_runs(where, [cache_key(record)], limit=1000):
-            if candidate.artifact is None:
-                if candidate.output_text is not None:
+        key, page = cache_key(record), 8     # the newest almost always has its output: read a few rows at a time
+        for offset in range(0, 1000, page):
+            candidates = self._select_runs(where, [key], limit=page, offset=offset)
+            for candidate in candidates:
+                if candidate.artifact is None:
+                    if candidate.output_text is not None:
+                        return candidate
+                    continue                     # e.g. imported without its media: nothing to show
+                path = self.artifact_path(candidate)
+                if path is not None and path.is_file():
                     return candidate
-                continue                     # e.g. imported without its media: nothing to show
-            path = self.artifact_path(candidate)
-            if path is not None and path.is_file():
-                return candidate
+            if len(candidates) < page:
+                return None
         return None
 
     def list_runs(self, *, modality=None, template=None, model=None, min_stars=None, rated=None, since=None,
