@@ -14,17 +14,18 @@ import re
 import typing
 
 from .limits import ImportLimits
-from .records import _FIELD_NAMES, _RATING_FIELDS, SQLITE_MAX_INT, RunRecord, _check_rating
+from ..registry import MODALITIES
+from .records import _FIELD_NAMES, _JSON_FIELDS, _RATING_FIELDS, SQLITE_MAX_INT, RunRecord, _check_rating
 from .schema import STATUSES
 
-MODALITIES = ("text", "image", "music")
 UID_RULE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _HINTS = typing.get_type_hints(RunRecord)
 _REQUIRED = [f.name for f in dataclasses.fields(RunRecord) if f.default is dataclasses.MISSING
              and f.default_factory is dataclasses.MISSING]
 _SHORT_TEXT = {"model_id": 300, "template_name": 100, "template_hash": 128, "variant": 100, "model_revision": 300,
-               "backend": 200, "device": 64, "dtype": 64, "artifact": 300, "created_at": 40, "error": 10_000}
-_DICT_CHARS = 20_000               # params, variables, versions: their JSON form
+               "backend": 200, "device": 64, "dtype": 64, "artifact": 300, "created_at": 40, "error": 10_000,
+               "endpoint": 300}
+_DICT_CHARS = 20_000               # params, variables, versions, metrics: their JSON form
 _DICT_KEYS = 64
 
 
@@ -91,14 +92,16 @@ def check_record(known: dict, limits: ImportLimits) -> None:
     _int("comparison_id", known.get("comparison_id"), 1, SQLITE_MAX_INT)
     for name in ("prompt_tokens", "completion_tokens"):
         _int(name, known.get(name), 0, 10**9)
-    for name in ("wall_s", "load_s", "tokens_per_s", "realtime_factor"):
+    for name in ("wall_s", "load_s", "tokens_per_s", "realtime_factor", "ttft_s"):
         _number(name, known.get(name))
     for name in ("prompt", "system", "negative_prompt"):
         _text(name, known.get(name), limits.max_prompt_chars)
+    # The text the model saw: the prompt and the system prompt inside a chat template.
+    _text("formatted_prompt", known.get("formatted_prompt"), 2 * limits.max_prompt_chars + 10_000)
     _text("output_text", known.get("output_text"), limits.max_output_chars)
     for name, limit in _SHORT_TEXT.items():
         _text(name, known.get(name), limit)
-    for name in ("params", "variables", "versions"):
+    for name in _JSON_FIELDS:
         _plain_dict(name, known.get(name) or {})
     uid = known.get("uid")
     if uid is not None and not UID_RULE.match(uid):

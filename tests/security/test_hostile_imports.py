@@ -155,6 +155,11 @@ def test_a_truncated_wav_is_refused_with_its_line(log, tmp_path):
     ("model_id", "m" * 10_000, "'model_id'"),
     ("uid", "../x", "'uid'"),
     ("seed", True, "'seed' must be int"),
+    ("metrics", {"deep": {"er": [1, 2]}}, "plain value"),
+    ("metrics", {f"k{i}": i for i in range(100)}, "'metrics' has 100 keys"),
+    ("ttft_s", -1.0, "'ttft_s'"),
+    ("endpoint", "h" * 1000, "'endpoint'"),
+    ("formatted_prompt", "f" * 100_000, "'formatted_prompt'"),
 ])
 def test_every_field_is_held_to_the_limits_of_a_new_comparison(log, tmp_path, field, value, message):
     path = tmp_path / "rows.jsonl"
