@@ -32,6 +32,7 @@ import zipfile
 from pathlib import Path
 
 from .store import RunLog
+from .store.limits import ImportLimits
 from .store.transfer import _jsonl
 
 logger = logging.getLogger(__name__)
@@ -150,9 +151,15 @@ class RestoreReport:
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
-def restore_from_folder(log: RunLog, folder: Path) -> RestoreReport:
-    """Import a mirror folder (a snapshot of the Dataset): each run once, judged as its last row says."""
+def restore_from_folder(log: RunLog, folder: Path, limits: ImportLimits | None = None) -> RestoreReport:
+    """Import a mirror folder (a snapshot of the Dataset): each run once, judged as its last row says.
+
+    Every field is held to `limits` (the Space's own; the defaults without settings), but not to the caps of an
+    upload: the archive handed to the importer is built here, from the snapshot, and a mirror file grows past an
+    upload's 200 MB or 20,000 rows as the Space is used."""
     folder = Path(folder)
+    limits = dataclasses.replace(limits or ImportLimits(), max_bytes=_NO_CAP, max_member_bytes=_NO_CAP,
+                                 max_expanded_bytes=_NO_CAP, max_members=_NO_CAP, max_rows=_NO_CAP)
     report = RestoreReport()
     groups: dict[str, list[tuple[int, dict]]] = {}          # run identity -> (file index, row)
     files = sorted((folder / RUNS_DIR).glob("*.jsonl"))
@@ -188,7 +195,7 @@ def restore_from_folder(log: RunLog, folder: Path) -> RestoreReport:
         to_import.setdefault(index, []).append(_judged_as_last(first, rows[-1][1]))
         report.skipped += len(rows) - 1
     for index, rows in sorted(to_import.items()):
-        result = _import_rows(log, rows, folder / MEDIA_DIR, files[index].name)
+        result = _import_rows(log, rows, folder / MEDIA_DIR, files[index].name, limits)
         report.imported += result.imported
         report.errors += [f"{files[index].name}: {message}" for _, message in result.errors]
     now_there = _identities(log)
@@ -223,7 +230,10 @@ def _judged_as_last(first: dict, last: dict) -> dict:
     return merged
 
 
-def _import_rows(log: RunLog, rows: list[dict], media: Path, name: str):
+_NO_CAP = 2**62
+
+
+def _import_rows(log: RunLog, rows: list[dict], media: Path, name: str, limits: ImportLimits):
     """Through RunLog.import_jsonl: a zip of the rows and the media files they name, as an export would be."""
     media_root = media.resolve()
     with tempfile.TemporaryDirectory(prefix="playground-restore-") as scratch:
@@ -239,7 +249,7 @@ def _import_rows(log: RunLog, rows: list[dict], media: Path, name: str):
                 if media_root in source.parents and source.is_file():   # never read outside the snapshot
                     archive.write(source, f"media/{artifact}")
                     added.add(artifact)
-        return log.import_jsonl(archive_path)
+        return log.import_jsonl(archive_path, limits)
 
 
 def _bring_up_to_date(log: RunLog, run_id: int, last: dict) -> bool:
@@ -318,7 +328,7 @@ def start(settings, log: RunLog, *, token: str | None = None, download=None, sch
     try:
         download(repo_id=repo_id, repo_type="dataset", local_dir=snapshot, token=token,
                  allow_patterns=[f"{RUNS_DIR}/*.jsonl", f"{MEDIA_DIR}/**"])
-        report = restore_from_folder(log, snapshot)
+        report = restore_from_folder(log, snapshot, ImportLimits.from_settings(settings))
         logger.info("restored from %s: %d runs added, %d brought up to date, %d rows already there, %d errors",
                     repo_id, report.imported, report.updated, report.skipped, len(report.errors))
     except Exception as error:                   # first start (no repo yet) or the Hub unreachable: start empty

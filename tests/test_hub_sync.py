@@ -256,3 +256,18 @@ def test_start_restores_then_pushes_the_mirror_through_commit_scheduler(tmp_path
         finally:
             scheduler.stop()
             signal.signal(signal.SIGTERM, previous)
+
+
+def test_restore_holds_fields_to_the_spaces_limits_but_not_to_an_uploads_caps(log, tmp_path):
+    """A mirror file outgrows an upload's row and size caps as the Space is used; its runs must still come back."""
+    from playground.store.limits import ImportLimits
+
+    _comparison(log, 3)
+    mirror = LogMirror(log, tmp_path / "mirror")
+    mirror.sync()
+    with RunLog(tmp_path / "restarted") as fresh:
+        report = restore_from_folder(fresh, mirror.folder, ImportLimits(max_rows=1, max_bytes=10))
+        assert (report.imported, report.errors) == (3, [])
+    with RunLog(tmp_path / "strict") as strict:
+        report = restore_from_folder(strict, mirror.folder, ImportLimits(max_prompt_chars=3))
+        assert report.imported == 0 and report.errors
