@@ -102,8 +102,8 @@ class TransferMixin:
             cells: dict[object, set] = {}
             for number, line in source.lines(report.errors):
                 try:
-                    record, ratings, info = parse_row(line, limits)
-                    scores = scores_from_export_row(json.loads(line))     # scores travel with their run
+                    record, ratings, info, data = parse_row(line, limits)
+                    scores = scores_from_export_row(data)     # scores travel with their run
                     key = ("c", record.comparison_id) if record.comparison_id is not None else ("r", number)
                     group, taken = groups.setdefault(key, []), cells.setdefault(key, set())
                     cell = (record.row, record.col)

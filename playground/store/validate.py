@@ -140,8 +140,9 @@ def derived_uid(*parts) -> str:
     return "h" + digest[:31]
 
 
-def parse_row(line: str, limits: ImportLimits) -> tuple[RunRecord, dict, dict]:
-    """(record, ratings, comparison info) from one JSONL line, or a ValueError naming what is wrong."""
+def parse_row(line: str, limits: ImportLimits) -> tuple[RunRecord, dict, dict, dict]:
+    """(record, ratings, comparison info, the whole row as parsed) from one JSONL line, or a ValueError naming
+    what is wrong."""
     try:
         data = json.loads(line)
     except json.JSONDecodeError as error:
@@ -164,4 +165,4 @@ def parse_row(line: str, limits: ImportLimits) -> tuple[RunRecord, dict, dict]:
     if known.get("uid") is None:
         known["uid"] = derived_uid(line)
     known["imported"] = True                 # whatever the file says
-    return RunRecord(**known), ratings, comparison
+    return RunRecord(**known), ratings, comparison, data
