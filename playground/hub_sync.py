@@ -199,10 +199,20 @@ def restore_from_folder(log: RunLog, folder: Path, limits: ImportLimits | None =
         report.imported += result.imported
         report.errors += [f"{files[index].name}: {message}" for _, message in result.errors]
     now_there = _identities(log)
+    owners: dict[int, str] = {}                  # comparison id -> owner its runs' last rows name
     for identity, rows in groups.items():
-        if identity in now_there and _bring_up_to_date(log, now_there[identity], rows[-1][1]) \
-                and identity in existing:
+        if identity not in now_there:
+            continue
+        run = log.get_run(now_there[identity])
+        last = rows[-1][1]
+        owner = (last.get("comparison") or {}).get("owner") if isinstance(last.get("comparison"), dict) else None
+        if run.comparison_id is not None and isinstance(owner, str) and owner:
+            owners.setdefault(run.comparison_id, owner)
+        if _bring_up_to_date(log, run, last) and identity in existing:
             report.updated += 1
+    with log._write() as tx:                     # one transaction for the whole restore, not one per run
+        report.updated += sum(tx.execute("UPDATE comparisons SET owner = ? WHERE id = ? AND owner IS NULL",
+                                         (owner, comparison_id)).rowcount for comparison_id, owner in owners.items())
     return report
 
 
@@ -252,17 +262,11 @@ def _import_rows(log: RunLog, rows: list[dict], media: Path, name: str, limits: 
         return log.import_jsonl(archive_path, limits)
 
 
-def _bring_up_to_date(log: RunLog, run_id: int, last: dict) -> bool:
-    """Apply the owner, rating and winner of a run's last row where the log differs; True if anything changed."""
+def _bring_up_to_date(log: RunLog, run, last: dict) -> bool:
+    """Apply the rating and winner of a run's last row where the log differs; True if anything changed.
+    (Owners are applied per comparison, in restore_from_folder.)"""
     changed = False
-    run = log.get_run(run_id)
-    comparison = last.get("comparison") if isinstance(last.get("comparison"), dict) else {}
-    owner = comparison.get("owner")
-    if run.comparison_id is not None and isinstance(owner, str) and owner:
-        with log._write() as tx:
-            cursor = tx.execute("UPDATE comparisons SET owner = ? WHERE id = ? AND owner IS NULL",
-                                (owner, run.comparison_id))
-        changed |= cursor.rowcount > 0
+    run_id = run.id
     rating = {name: last.get(name) for name in ("stars", "thumbs", "note")}
     if any(v is not None for v in rating.values()) and rating != {n: getattr(run, n) for n in rating}:
         try:
