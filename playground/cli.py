@@ -13,7 +13,7 @@ from .registry import InvalidInput
 from .spec import build_spec, spec_from_runs
 from .scoring import CheckError, parse_check_args
 from .services import Services
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .store import ImportLimits
 from .stakeholders.commands import add_parser as add_stakeholder_commands
 from .templates import TemplateError, Template, make_template, parse_template
@@ -220,8 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env(offline=getattr(args, "offline", None), data_dir=getattr(args, "data_dir", None),
-                                 device=getattr(args, "device", None))
+    try:
+        settings = Settings.from_env(offline=getattr(args, "offline", None), data_dir=getattr(args, "data_dir", None),
+                                     device=getattr(args, "device", None))
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         services = Services.create(settings)
     except (OSError, sqlite3.Error) as error:

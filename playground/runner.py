@@ -124,6 +124,9 @@ class Runner:
             checks = make_checks(spec.checks, spec.modality)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
+        for check in checks:        # a judge model is checked like any other model id, before anything runs
+            if check.type == "llm_judge" and check.options.get("model"):
+                self._judge_model(check.options["model"])
         engines = list(dict.fromkeys(r.engine.name for r in models.values()))
         params = dict(spec.params or {})
         # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this

@@ -160,9 +160,8 @@ def test_second_get_reuses_the_warm_model(catalog, text_model):
 
 
 def test_lru_evicts_the_least_recently_used(settings):
-    from dataclasses import replace
 
-    small = Catalog(replace(settings, max_models_loaded=2))
+    small = Catalog(settings.replace(max_models_loaded=2))
     text = load(small, "text", "tiny-text")
     load(small, "image", "tiny-image")
     load(small, "text", "tiny-text")            # text is now the most recent

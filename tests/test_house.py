@@ -72,3 +72,40 @@ def test_a_new_engine_is_one_module_and_its_registration(shout, catalog, setting
     assert shouted[0].model_revision == "shout-1" and shouted[0].params == {"exclaim": 3}
     assert all(r.status == "ok" for r in records)
     log.close()
+
+
+# ---- settings: a typo stops start-up with a line that names the variable ----------------------------------------
+
+@pytest.mark.parametrize("name, value, says", [
+    ("PLAYGROUND_PUBLIC", "ture", "PLAYGROUND_PUBLIC='ture': must be true or false"),
+    ("PLAYGROUND_MAX_CELLS", "lots", "PLAYGROUND_MAX_CELLS='lots': must be a whole number"),
+    ("PLAYGROUND_MAX_CELLS", "0", "PLAYGROUND_MAX_CELLS='0': "),
+    ("PLAYGROUND_REMOTE_TIMEOUT_S", "nan", "PLAYGROUND_REMOTE_TIMEOUT_S='nan': must be a number"),
+])
+def test_a_bad_setting_names_its_variable_and_what_it_accepts(monkeypatch, name, value, says):
+    from playground.settings import Settings, SettingsError
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env()
+    assert says in str(caught.value)
+
+
+def test_a_bad_setting_stops_the_app_and_the_cli_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PLAYGROUND_PUBLIC": "ture", "HOME": str(tmp_path)}
+    for command in ([sys.executable, "app.py", "--data-dir", str(tmp_path)],
+                    [sys.executable, "-m", "playground", "templates", "--data-dir", str(tmp_path)]):
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines() == [
+            "error: PLAYGROUND_PUBLIC='ture': must be true or false (1/0, true/false, yes/no, on/off)"]
+
+
+def test_settings_are_frozen_and_replace_checks_the_new_values(settings):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        settings.max_cells = 3
+    assert settings.replace(max_cells=3).max_cells == 3 and settings.max_cells != 3
+    with pytest.raises(ValidationError):
+        settings.replace(max_cells="many")

@@ -3,7 +3,6 @@ app with PLAYGROUND_PUBLIC on. One cannot read, rate, export or pick a winner in
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 
@@ -19,7 +18,7 @@ def public_app(settings, catalog, tmp_path_factory):
 
     data = tmp_path_factory.mktemp("public")
     (data / "models").symlink_to(settings.models_dir, target_is_directory=True)
-    public = replace(settings, data_dir=data, public=True)
+    public = settings.replace(data_dir=data, public=True)
     demo = build_app(public, Services.create(public, catalog=catalog))
     demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
                 **launch_kwargs(public))

@@ -82,6 +82,18 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._
 MAX_MODEL_ID_CHARS = 300
 
 
+def check_remote_model_name(engine_name: str, name: str) -> None:
+    """A remote model is named, never addressed: the host a request goes to (and the key it carries) comes from the
+    operator's configuration alone. `hf:` takes a hub id (`owner/name`), which the client would otherwise treat as
+    a URL to post the token to if it looked like one; no engine takes a URL or a host as a model."""
+    if "://" in name or name.startswith("//"):
+        raise InvalidInput("model", f"{name[:80]!r} is a URL; a model id names a model, never a server. Servers "
+                           "are chosen by this server's operator (OPENAI_BASE_URL, endpoints.yaml, "
+                           "PLAYGROUND_HF_BASE_URL)")
+    if engine_name.startswith("hf-") and not _HUB_ID.match(name):
+        raise InvalidInput("model", f"hf: takes a Hugging Face model id like 'owner/name', got {name[:80]!r}")
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     try:
         import huggingface_hub
@@ -228,6 +240,7 @@ class Catalog:
         prefix, name = split_model_id(model_id)
         if not name.strip():
             raise InvalidInput("model", f"{model_id!r} names no model after {prefix}:")
+        check_remote_model_name(engine.name, name)
         endpoint = None
         if engine.name == "openai":
             endpoint = self.endpoints.get(prefix) or self.endpoints.get("openai")

@@ -12,6 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, Offlin
 
 from ..settings import Settings
 from .base import GenerationRequest, Output, Timer
+from .catalog import check_remote_model_name
 from .remote import Stopped, chat_messages, endpoint_slots, read_text_stream, scrub, stream_concurrently, text_output
 
 
@@ -19,6 +20,7 @@ class HFInferenceModel:
     engine_name = "hf"
 
     def __init__(self, resolved, settings: Settings):
+        check_remote_model_name(resolved.engine.name, resolved.source)   # never a URL: the token would follow it
         self.model = resolved.source
         self.model_id = resolved.model_id
         self.modality = resolved.modality
@@ -57,8 +59,11 @@ class HFInferenceModel:
     def _chat(self, client, index, request, options, emit, stop) -> Output:
         timer = Timer()
         messages = chat_messages(request)
+        # The usage comes on the stream's last chunk only when asked for; a provider that sends none gets its
+        # tokens counted (text_output marks which).
         chunks = client.chat_completion(messages, model=self.model, stream=True, max_tokens=options["max_new_tokens"],
-                                        temperature=options["temperature"], top_p=options["top_p"], seed=request.seed)
+                                        temperature=options["temperature"], top_p=options["top_p"], seed=request.seed,
+                                        stream_options={"include_usage": True})
         result = read_text_stream(chunks, index, emit, stop, timer)
         return text_output(result, timer, messages, endpoint=self.host, revision=result.served or self.model,
                            seed="sent; providers honour it on a best-effort basis")

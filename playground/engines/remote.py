@@ -90,6 +90,7 @@ class StreamedText:
     usage: object = None
     served: str | None = None          # the model name the server says it ran
     fingerprint: str | None = None
+    pieces: int = 0                    # content chunks received: about one token each on every server seen
 
 
 def read_text_stream(chunks: Iterable, index: int, emit: Callable[[Event], None], stop: threading.Event,
@@ -108,6 +109,7 @@ def read_text_stream(chunks: Iterable, index: int, emit: Callable[[Event], None]
             if piece:
                 timer.mark_first()
                 result.text += piece
+                result.pieces += 1
                 emit(Partial({index: result.text}))
             result.finish = choice.finish_reason or result.finish
     if result.finish is None:
@@ -119,6 +121,9 @@ def read_text_stream(chunks: Iterable, index: int, emit: Callable[[Event], None]
 def text_output(result: StreamedText, timer: Timer, formatted, **metrics) -> Output:
     wall = timer.elapsed
     completion_tokens = getattr(result.usage, "completion_tokens", None)
+    if completion_tokens is None and result.pieces:
+        # No usage on the stream (not every server sends it, even when asked): count the chunks, and say so.
+        completion_tokens, metrics["completion_tokens_counted"] = result.pieces, "stream chunks; the server sent no usage"
     return Output(text=result.text, metrics={
         "wall_s": wall, "ttft_s": timer.first, "prompt_tokens": getattr(result.usage, "prompt_tokens", None),
         "completion_tokens": completion_tokens,
