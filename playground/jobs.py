@@ -118,13 +118,14 @@ class JobQueue:
     # ---- people and pages ---------------------------------------------------------------------------------------
 
     def submit(self, kind: str, spec: dict, *, owner: str | None = None, comparison_id: int | None = None,
-               options: dict | None = None, status: str = "queued") -> Job:
+               options: dict | None = None, status: str = "queued", key: str | None = None) -> Job:
+        """A new job; `key` is the hash it is found by (default: the hash of the whole spec)."""
         if status not in ("queued", "paused"):
             raise JobError("a new job is queued, or paused to be started later")
         with self.log._write() as tx:
             cursor = tx.execute("INSERT INTO jobs (kind, owner, status, spec, spec_hash, options, comparison_id, "
                                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                (kind, owner, status, json.dumps(spec, default=str), spec_hash(spec),
+                                (kind, owner, status, json.dumps(spec, default=str), key or spec_hash(spec),
                                  json.dumps(options or {}), comparison_id, _now()))
         self.submitted.set()
         return self.get(cursor.lastrowid)
@@ -342,6 +343,13 @@ class JobWorker:
                 context.stop.set()
         for thread in self._threads:
             thread.join(timeout)
+
+    def signal(self, job_id: int) -> None:
+        """Tell a job this worker runs to stop now (it was paused or cancelled), not at the next heartbeat."""
+        with self._lock:
+            context = self.running.get(job_id)
+        if context is not None:
+            context.stop.set()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -20,7 +20,7 @@ from .engines.catalog import Catalog, Resolved
 from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
 from .settings import Settings
-from .store import RunLog, RunRecord
+from .store import AlreadyLogged, RunLog, RunRecord
 from .spec import Cell, ComparisonSpec
 from .templates import TemplateError
 
@@ -104,13 +104,20 @@ class Runner:
             return ""
         return generate
 
-    def check(self, spec: ComparisonSpec) -> Checked:
-        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up)."""
+    def check(self, spec: ComparisonSpec, max_cells: int | None = None) -> Checked:
+        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up).
+        `max_cells`: the limit for this spec when the caller is not a grid (an experiment's chunk)."""
+        self.check_cells(spec, max_cells)
+        return self.prepare(spec.modality, list(dict.fromkeys((c.model_id, c.revision) for c in spec.cells)),
+                            spec.params, spec.checks, has_reference=bool(spec.expected))
+
+    def check_cells(self, spec: ComparisonSpec, max_cells: int | None = None) -> None:
         modality(spec.modality)
+        limit = max_cells or self.settings.max_cells
         if not spec.cells:
             raise InvalidInput("cells", "the comparison has no cells")
-        if len(spec.cells) > self.settings.max_cells:
-            raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {self.settings.max_cells}")
+        if len(spec.cells) > limit:
+            raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {limit}")
         for cell in spec.cells:
             if not isinstance(cell.prompt, str) or not cell.prompt.strip():
                 raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
@@ -118,21 +125,25 @@ class Runner:
                 raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
                                    f"the limit is {self.settings.max_prompt_chars}")
             check_seed(cell.seed)
-        models = {}
-        for key in dict.fromkeys((c.model_id, c.revision) for c in spec.cells):
-            models[key] = self.catalog.resolve(spec.modality, key[0], key[1])
+
+    def prepare(self, modality_name: str, models: list[tuple[str, str | None]], params: dict | None,
+                checks: list | None, has_reference: bool = False) -> Checked:
+        """Resolve each (model id, revision) once, build the checks and validate each engine's options: what every
+        cell of a comparison (or of an experiment, chunk after chunk) runs with."""
+        modality(modality_name)
+        resolved = {key: self.catalog.resolve(modality_name, key[0], key[1]) for key in dict.fromkeys(models)}
         try:
-            checks = make_checks(spec.checks, spec.modality)
+            made = make_checks(checks, modality_name, has_reference)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
-        for check in checks:        # a judge model is checked like any other model id, before anything runs
+        for check in made:          # a judge model is checked like any other model id, before anything runs
             if check.type == "llm_judge" and check.options.get("model"):
                 self._judge_model(check.options["model"])
-        engines = list(dict.fromkeys(r.engine.name for r in models.values()))
-        params = dict(spec.params or {})
+        engines = list(dict.fromkeys(r.engine.name for r in resolved.values()))
+        params = dict(params or {})
         # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this
         # modality knows is a typo.
-        known = set().union(*(e.options.model_fields for e in engines_for(spec.modality)))
+        known = set().union(*(e.options.model_fields for e in engines_for(modality_name)))
         unknown = sorted(set(params) - known)
         if unknown:
             raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
@@ -146,14 +157,20 @@ class Runner:
                 from .engines.base import choose_device, choose_dtype
 
                 options[name]["precision"] = choose_dtype(choose_device(self.settings.device), self.settings.dtype)
-        return Checked(models, options, checks)
+        return Checked(resolved, options, made)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None, owner: str | None = None,
-            into: int | None = None) -> Iterator[Progress]:
+            into: int | None = None, checked: Checked | None = None, batch_size: int | None = None,
+            max_cells: int | None = None) -> Iterator[Progress]:
         """Yields progress events; every finished cell is in the log before it is yielded. `owner` is the visitor
         the comparison belongs to on a public deployment (None: local, seen by everyone). `into` logs the cells
-        into an existing comparison (a re-run of one of its cells) instead of starting a new one."""
-        checked = self.check(spec)
+        into an existing comparison (a re-run of one of its cells, an experiment's next chunk) instead of starting
+        a new one. An experiment passes what it prepared once (`checked`), the cells an engine gets at once
+        (`batch_size`, default the engine's) and its own cell limit (`max_cells`)."""
+        if checked is None:
+            checked = self.check(spec, max_cells)
+        else:
+            self.check_cells(spec, max_cells)
         cancel = cancel or threading.Event()
         if into is not None:
             comparison_id = self.log.get_comparison_header(into, owner=owner).id
@@ -176,7 +193,8 @@ class Runner:
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
-                for event in self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel):
+                for event in self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel,
+                                             batch_size):
                     if isinstance(event, CellResult):
                         counts["ok" if event.ok else "error"] += 1
                         event = Progress(0, 0, comparison_id, event)
@@ -196,7 +214,7 @@ class Runner:
 
     # -- one model's cells ------------------------------------------------------------------------------------------
 
-    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel):
+    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
         engine = resolved.engine
         if engine.remote:
             model = self.catalog.remote(resolved)
@@ -215,7 +233,7 @@ class Runner:
                 return
             load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
         options = checked.options[engine.name]
-        for batch in _chunks(indices, engine.batch_size):
+        for batch in _chunks(indices, batch_size or engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
             yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
@@ -279,7 +297,7 @@ class Runner:
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions)
+            versions=versions, cell_key=cell.key, reference=cell.reference)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s) -> CellResult:
         cell = spec.cells[index]
@@ -291,6 +309,8 @@ class Runner:
         try:
             artifact, ext = _artifact(output)
             self.log.add_run(record, artifact=artifact, artifact_ext=ext)
+        except AlreadyLogged as logged:
+            return self._logged_before(index, cell, logged)
         except OSError as error:       # disk full, permissions: this cell fails, the grid goes on
             record.status, record.artifact = "error", None
             record.error = f"could not save the output in the data dir ({error.strerror or error}): free some " \
@@ -317,7 +337,10 @@ class Runner:
             setattr(fresh, name, getattr(cached, name))
         fresh.wall_s = fresh.load_s = 0.0
         fresh.artifact = cached.artifact         # shares the original file rather than copying it
-        self.log.add_run(fresh)
+        try:
+            self.log.add_run(fresh)
+        except AlreadyLogged as logged:
+            return self.log.get_run(logged.run_id)
         return fresh
 
     def _log_failure(self, spec, index, comparison_id, checked, error, model=None) -> CellResult:
@@ -326,8 +349,28 @@ class Runner:
         record.status = "error"
         record.error = error if isinstance(error, str) else str(error) if isinstance(
             error, (InvalidInput, TemplateError)) else f"{type(error).__name__}: {error}"
-        self.log.add_run(record)
+        try:
+            self.log.add_run(record)
+        except AlreadyLogged as logged:
+            return self._logged_before(index, cell, logged)
         return CellResult(index, cell, record)
+
+    def _logged_before(self, index: int, cell: Cell, logged: AlreadyLogged) -> CellResult:
+        """An experiment's cell that another attempt logged first: its run, not a second one."""
+        log.warning("%s", logged)
+        return CellResult(index, cell, self.log.get_run(logged.run_id), cached=True)
+
+    # -- cells that come from elsewhere (a batch engine's answers, rows that cannot be rendered) ----------------------
+
+    def log_output(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
+                   output: Output) -> CellResult:
+        """Log (and score) an output made outside this process, as the cell `spec.cells[index]` of a comparison."""
+        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0)
+
+    def log_failure(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
+                    error: str | Exception) -> CellResult:
+        """Log `spec.cells[index]` as failed with `error` (what to change), without running it."""
+        return self._log_failure(spec, index, comparison_id, checked, error)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -25,6 +25,8 @@ class Cell:
     negative_prompt: str | None = None
     row: int = 0
     col: int = 0
+    key: str | None = None           # an experiment's cell key (logged once per comparison); None in a grid
+    reference: str | None = None     # the row's reference answer, for checks that compare with one
 
     @property
     def label(self) -> str:
@@ -45,10 +47,12 @@ class ComparisonSpec:
     template_hash: str | None = None
     rerun: bool = False          # True: ignore cached results and generate again
     checks: list[dict] = field(default_factory=list)   # scored on every cell as it finishes
+    expected: str | None = None  # the dataset column each cell's reference came from (checks may read it)
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "params": self.params, "template_name": self.template_name,
                 "template_hash": self.template_hash, "title": self.title, "checks": self.checks,
+                "expected": self.expected,
                 "cells": [vars(c) for c in self.cells]}
 
 

@@ -36,6 +36,7 @@ class Arg:
     required: bool = False
     help: str = ""
     choices: tuple | None = None
+    from_reference: bool = False    # may be left out when each row brings its own reference (a dataset column)
 
     def coerce(self, check: str, value: Any) -> Any:
         where = f"check {check!r}, argument {self.name!r}"
@@ -86,6 +87,7 @@ class CellInput:
     text: str | None = None
     image: Any = None                     # PIL.Image.Image
     audio: tuple[int, Any] | None = None  # (sample_rate, float32 numpy array, mono or (channels, samples))
+    reference: str | None = None          # the row's reference answer (an experiment's `expected` column)
 
 
 @dataclass
@@ -159,6 +161,11 @@ class Check:
     def score(self, cell: CellInput, context: ScorerContext) -> Score:
         raise NotImplementedError
 
+    def argument(self, name: str, cell: CellInput):
+        """An argument's value, or the row's reference when the declaration left it out; None when neither."""
+        value = self.options.get(name)
+        return cell.reference if value is None else value
+
     def make(self, value: float | None, passed: bool | None = None, **detail) -> Score:
         """A Score named after this check, its detail saying which check made it and which way is better."""
         better = detail.pop("better", self.better)
@@ -197,8 +204,10 @@ def registry() -> dict[str, type[Check]]:
     return REGISTRY
 
 
-def make_check(spec: dict | str) -> Check:
-    """One declaration (`{type: contains, value: "x", name: optional}` or a `--check` string) -> a Check."""
+def make_check(spec: dict | str, has_reference: bool = False) -> Check:
+    """One declaration (`{type: contains, value: "x", name: optional}` or a `--check` string) -> a Check.
+    With `has_reference` (each row brings a reference answer), an argument marked `from_reference` may be left
+    out: the check reads the row's reference instead."""
     if isinstance(spec, str):
         spec = parse_check_arg(spec)
     if not isinstance(spec, dict):
@@ -216,7 +225,7 @@ def make_check(spec: dict | str) -> Check:
     options = {}
     for arg in cls.args:
         if spec.get(arg.name) is None:
-            if arg.required:
+            if arg.required and not (has_reference and arg.from_reference):
                 raise CheckError(f"check {kind!r}: argument {arg.name!r} is required ({arg.help})")
             options[arg.name] = arg.default
         else:
@@ -231,7 +240,7 @@ def make_check(spec: dict | str) -> Check:
     return cls(name, options)
 
 
-def make_checks(specs, modality: str | None = None) -> list[Check]:
+def make_checks(specs, modality: str | None = None, has_reference: bool = False) -> list[Check]:
     """Declarations -> checks. With `modality`, a check that cannot apply to it is refused; names must differ."""
     if specs is None:
         return []
@@ -240,7 +249,7 @@ def make_checks(specs, modality: str | None = None) -> list[Check]:
     specs = list(specs)
     if len(specs) > MAX_CHECKS:
         raise CheckError(f"{len(specs)} checks; the limit is {MAX_CHECKS} per comparison")
-    checks = [spec if isinstance(spec, Check) else make_check(spec) for spec in specs]
+    checks = [spec if isinstance(spec, Check) else make_check(spec, has_reference) for spec in specs]
     seen: set[str] = set()
     for check in checks:
         if modality is not None and modality not in check.modalities:
@@ -252,11 +261,12 @@ def make_checks(specs, modality: str | None = None) -> list[Check]:
     return checks
 
 
-def parse_check_args(values: list[str] | None, modality: str | None = None) -> list[dict]:
+def parse_check_args(values: list[str] | None, modality: str | None = None,
+                     has_reference: bool = False) -> list[dict]:
     """`--check` strings -> check declarations, each validated (against `modality` when given).
     Raises CheckError with a message that says what to change."""
     specs = [parse_check_arg(value) for value in values or []]
-    make_checks(specs, modality)
+    make_checks(specs, modality, has_reference)
     return specs
 
 

@@ -158,6 +158,10 @@ def _fmt(x: float | None, signed: bool = False) -> str:
 
 
 def _cell_key(record) -> str:
+    """What pairs cells across variants: the same values, seed and model; in an experiment, the same dataset row
+    (its grid row), since two rows of a dataset may share their values."""
+    if getattr(record, "cell_key", None):
+        return json.dumps([{"row": record.row}, record.seed, record.model_id], sort_keys=True, default=str)
     return json.dumps([record.variables or {}, record.seed, record.model_id], sort_keys=True, default=str)
 
 

@@ -21,15 +21,26 @@ def _case(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
 
+NO_REFERENCE = "no reference for this cell: give the check its value, or map a dataset column as the expected answer"
+
+
 class Contains(Check):
     type, modalities, main_arg = "contains", ("text",), "value"
     description = "passes when the output contains the text (1 = pass, 0 = fail)"
-    args = (Arg("value", str, required=True, help="the text to look for"),
+    args = (Arg("value", str, required=True, help="the text to look for (default: the row's expected answer)",
+                from_reference=True),
             Arg("case_sensitive", bool, False, help="match upper and lower case exactly"))
 
+    def _found(self, cell) -> bool | None:
+        value = self.argument("value", cell)
+        if value is None:
+            return None
+        return _case(value, self.options["case_sensitive"]) in _case(_text(cell), self.options["case_sensitive"])
+
     def score(self, cell, context):
-        found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
-            _text(cell), self.options["case_sensitive"])
+        found = self._found(cell)
+        if found is None:
+            return self.make(None, None, error=NO_REFERENCE)
         return self.make(1.0 if found else 0.0, found)
 
 
@@ -38,8 +49,9 @@ class NotContains(Contains):
     description = "passes when the output does not contain the text"
 
     def score(self, cell, context):
-        found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
-            _text(cell), self.options["case_sensitive"])
+        found = self._found(cell)
+        if found is None:
+            return self.make(None, None, error=NO_REFERENCE)
         return self.make(0.0 if found else 1.0, not found)
 
 
@@ -48,8 +60,24 @@ class StartsWith(Contains):
     description = "passes when the output (leading spaces ignored) starts with the text"
 
     def score(self, cell, context):
+        value = self.argument("value", cell)
+        if value is None:
+            return self.make(None, None, error=NO_REFERENCE)
         ok = _case(_text(cell).lstrip(), self.options["case_sensitive"]).startswith(
-            _case(self.options["value"], self.options["case_sensitive"]))
+            _case(value, self.options["case_sensitive"]))
+        return self.make(1.0 if ok else 0.0, ok)
+
+
+class Equals(Contains):
+    type = "equals"
+    description = "passes when the output, spaces at both ends ignored, is the text (or the row's expected answer)"
+
+    def score(self, cell, context):
+        value = self.argument("value", cell)
+        if value is None:
+            return self.make(None, None, error=NO_REFERENCE)
+        ok = _case(_text(cell).strip(), self.options["case_sensitive"]) == _case(
+            value.strip(), self.options["case_sensitive"])
         return self.make(1.0 if ok else 0.0, ok)
 
 
@@ -107,31 +135,48 @@ class JsonValid(Check):
 class JsonSchema(Check):
     type, modalities = "json_schema", ("text",)
     description = "passes when the output is JSON that the JSON Schema accepts"
-    args = (Arg("schema", dict, required=True, help="a JSON Schema object"),)
+    args = (Arg("schema", dict, required=True, help="a JSON Schema object (default: the row's expected answer, a "
+                "schema as JSON text)", from_reference=True),)
 
     @classmethod
     def validate(cls, options):
-        import jsonschema
-
-        try:
-            jsonschema.validators.validator_for(options["schema"]).check_schema(options["schema"])
-        except jsonschema.SchemaError as error:
-            raise CheckError(f"check 'json_schema': not a valid JSON Schema: {error.message}") from None
+        if options["schema"] is not None:
+            _check_schema(options["schema"])
         return options
 
     def score(self, cell, context):
         import jsonschema
 
+        schema = self.options["schema"]
+        if schema is None:
+            if cell.reference is None:
+                return self.make(None, None, error=NO_REFERENCE)
+            try:
+                schema = _check_schema(json.loads(cell.reference))
+            except (json.JSONDecodeError, CheckError) as error:
+                return self.make(None, None, error=f"the row's expected answer is not a JSON Schema: {error}")
         try:
             data = _parse_json(_text(cell))
         except json.JSONDecodeError as error:
             return self.make(0.0, False, error=f"not JSON: {error.msg}")
-        validator = jsonschema.validators.validator_for(self.options["schema"])(self.options["schema"])
+        validator = jsonschema.validators.validator_for(schema)(schema)
         errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
         if errors:
             return self.make(0.0, False, errors=[f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
                                                  for e in errors[:5]])
         return self.make(1.0, True)
+
+
+def _check_schema(schema) -> dict:
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise CheckError("check 'json_schema': a JSON Schema is an object")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise CheckError(f"check 'json_schema': not a valid JSON Schema: {error.message}") from None
+    return schema
 
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
@@ -211,12 +256,15 @@ def token_f1(answer: str, reference: str) -> float:
 class Similarity(Check):
     type, modalities, main_arg = "similarity", ("text",), "reference"
     description = "similarity to a reference answer, 0 to 1 (token F1, or difflib's character ratio)"
-    args = (Arg("reference", str, required=True, help="the reference answer"),
+    args = (Arg("reference", str, required=True, help="the reference answer (default: the row's expected answer)",
+                from_reference=True),
             Arg("method", str, "token_f1", choices=("token_f1", "ratio")),
             Arg("threshold", float, help="passes at or above this"))
 
     def score(self, cell, context):
-        text, reference = _text(cell), self.options["reference"]
+        text, reference = _text(cell), self.argument("reference", cell)
+        if reference is None:
+            return self.make(None, None, error=NO_REFERENCE)
         if self.options["method"] == "ratio":
             value = difflib.SequenceMatcher(None, text.strip(), reference.strip(), autojunk=False).ratio()
         else:
@@ -240,9 +288,16 @@ The model answered:
 <answer>
 {answer}
 </answer>
-
+{reference}
 Judge the answer against the rubric only. Write one or two sentences of reasons, then a last line of the form
 SCORE: <a whole number from 1 to {scale}>"""
+
+REFERENCE_BLOCK = """
+A reference answer (a good answer need not match it word for word):
+<reference>
+{reference}
+</reference>
+"""
 
 _SCORE_LINE = re.compile(r"score\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -265,7 +320,9 @@ class LLMJudge(Check):
     args = (Arg("rubric", str, required=True, help="what a good answer does"),
             Arg("scale", int, 10, help="the top of the score range"),
             Arg("pass_at", float, help="passes at or above this score"),
-            Arg("model", str, help="the judge model (default: the app's judge)"))
+            Arg("model", str, help="the judge model (default: the app's judge)"),
+            Arg("reference", str, help="a reference answer the judge compares with (default: the row's expected "
+                "answer, when there is one)"))
 
     @classmethod
     def validate(cls, options):
@@ -274,8 +331,10 @@ class LLMJudge(Check):
         return options
 
     def score(self, cell, context: ScorerContext):
+        reference = self.argument("reference", cell)
+        shown = "" if reference is None else REFERENCE_BLOCK.format(reference=reference)
         prompt = JUDGE_PROMPT.format(rubric=self.options["rubric"].strip(), prompt=cell.prompt,
-                                     answer=_text(cell), scale=self.options["scale"])
+                                     answer=_text(cell), scale=self.options["scale"], reference=shown)
         output = context.judge(self.options["model"])(prompt)
         value = parse_judge_score(output, self.options["scale"])
         detail = {"judge_prompt": prompt, "judge_output": output, "judge_model": self.options["model"],

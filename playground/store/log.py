@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .records import (Comparison, NotFound, RunRecord, _check_rating, _comparison, _now, _record, cache_key,
                       check_count, check_id)
-from .rows import _fsync_dir, _Transaction, insert_rating, insert_run
+from .rows import _fsync_dir, _Transaction, insert_rating, insert_run, take_cell
 from .schema import COMPARISON_STATUSES, MIGRATIONS, STATUSES, _statements
 from .transfer import TransferMixin
 
@@ -196,6 +196,8 @@ class RunLog(TransferMixin):
         """Write the artifact (if any) durably, then the row; returns the run id and fills in the record.
 
         Without `artifact` bytes, `record.artifact` may name a file already in the log (a cached cell shares it).
+        A record with a `cell_key` replaces a failed run of the same cell and raises AlreadyLogged when the cell
+        already has an OK run.
         """
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record.status!r}")
@@ -207,6 +209,7 @@ class RunLog(TransferMixin):
             record.artifact = written.relative_to(self.data_dir).as_posix()
         try:
             with self._write() as tx:
+                take_cell(tx, record)
                 insert_run(tx, record)
         except BaseException:
             if written is not None:          # no row will point at it
@@ -360,9 +363,12 @@ class RunLog(TransferMixin):
         stale = []
         for row in self._db().execute("SELECT id, spec FROM comparisons WHERE status = 'running'"):
             try:
-                pid = json.loads(row["spec"] or "{}").get("pid")
+                spec = json.loads(row["spec"] or "{}")
             except ValueError:
-                pid = None
+                spec = {}
+            if isinstance(spec, dict) and "experiment" in spec:
+                continue            # an experiment's status follows its job (playground/jobs.py), not a pid
+            pid = spec.get("pid") if isinstance(spec, dict) else None
             if not isinstance(pid, int) or not _process_alive(pid):
                 stale.append(row["id"])
         if stale:

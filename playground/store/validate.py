@@ -24,7 +24,7 @@ _REQUIRED = [f.name for f in dataclasses.fields(RunRecord) if f.default is datac
              and f.default_factory is dataclasses.MISSING]
 _SHORT_TEXT = {"model_id": 300, "template_name": 100, "template_hash": 128, "variant": 100, "model_revision": 300,
                "backend": 200, "device": 64, "dtype": 64, "artifact": 300, "created_at": 40, "error": 10_000,
-               "endpoint": 300}
+               "endpoint": 300, "cell_key": 200}
 _DICT_CHARS = 20_000               # params, variables, versions, metrics: their JSON form
 _DICT_KEYS = 64
 
@@ -99,6 +99,7 @@ def check_record(known: dict, limits: ImportLimits) -> None:
     # The text the model saw: the prompt and the system prompt inside a chat template.
     _text("formatted_prompt", known.get("formatted_prompt"), 2 * limits.max_prompt_chars + 10_000)
     _text("output_text", known.get("output_text"), limits.max_output_chars)
+    _text("reference", known.get("reference"), limits.max_output_chars)
     for name, limit in _SHORT_TEXT.items():
         _text(name, known.get(name), limit)
     for name in _JSON_FIELDS:
