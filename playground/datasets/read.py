@@ -164,9 +164,10 @@ def explain(error: BaseException, origin: dict) -> str:
     detail = " ".join(str(root).split())[:300]
     name = type(error).__name__ + " " + type(root).__name__
     if origin["kind"] == "hub":
-        if "Offline" in detail or "ConnectionError" in name or "Couldn't reach" in str(error):
-            return (f"cannot reach {origin['id']!r} on the Hugging Face Hub ({detail}): this machine is offline or "
-                    "the id is wrong; download it where there is a network and add its folder or a file instead")
+        if "Offline" in detail or "ConnectionError" in name or "Couldn't reach" in str(error) or \
+                "not cached" in detail:
+            return (f"cannot reach {origin['id']!r} on the Hugging Face Hub: this machine is offline or the id is "
+                    "wrong; download it where there is a network and add its folder or a file instead")
         if "DatasetNotFound" in name or "FileNotFound" in name or "doesn't exist" in detail:
             return f"no dataset {origin['id']!r} on the Hugging Face Hub; check the id (owner/name)"
         if "config" in detail.lower() or "split" in detail.lower():

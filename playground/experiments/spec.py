@@ -134,8 +134,9 @@ class Plan:
                     yield cell_key(row, v, seed, m), v, s, m
 
     def describe(self) -> str:
-        return (f"{len(self.rows)} rows x {len(self.variants)} variants x {len(self.spec.seeds)} seeds x "
-                f"{len(self.spec.models)} models = {self.total:,} cells")
+        counts = [(len(self.rows), "row"), (len(self.variants), "variant"), (len(self.spec.seeds), "seed"),
+                  (len(self.spec.models), "model")]
+        return " x ".join(f"{n:,} {what}{'s' if n != 1 else ''}" for n, what in counts) + f" = {self.total:,} cells"
 
 
 def load_template(spec: ExperimentSpec) -> Template:
