@@ -224,6 +224,9 @@ class JobQueue:
     def claim(self, worker: str, job_id: int | None = None, kinds: tuple[str, ...] | None = None) -> Job | None:
         """Take one job to run (the oldest claimable one, or `job_id`), in one transaction: no other process can
         take the same job."""
+        if self.log._db().execute("SELECT 1 FROM jobs WHERE status IN ('queued', 'interrupted', 'running') "
+                                  "LIMIT 1").fetchone() is None:
+            return None                          # nothing to do: an idle poll takes no write lock
         with self.log._write() as tx:
             where, args = "status IN ('queued', 'interrupted', 'running')", []
             if job_id is not None:
