@@ -178,3 +178,17 @@ def test_columns_map_to_variables(store, tmp_path):
     assert [as_value(v) for v in (None, "x", 3, 2.0, 2.5, True, [1, "a"])] == \
         ["", "x", "3", "2", "2.5", "true", '[1, "a"]']
     assert as_reference(None) is None and as_reference({"bytes": b"png"}) is None and as_reference(4) == "4"
+
+
+def test_the_same_file_is_found_by_its_bytes_without_reading_it_again(store, tmp_path, monkeypatch):
+    csv_file = write_csv(tmp_path / "rows.csv")
+    first = store.add(csv_file)
+
+    def never(*args, **kwargs):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr("playground.datasets.store.loaded", never)
+    assert store.add(csv_file).id == first.id
+    write_csv(csv_file, ROWS[:5])
+    with pytest.raises(AssertionError, match="read again"):
+        store.add(csv_file)

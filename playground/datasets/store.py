@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..store.records import _now
 from .errors import DatasetError, did_you_mean
-from .read import loaded, write_text
+from .read import check_size, format_of, loaded, write_text
 
 _VERSION = re.compile(r"^[0-9a-f]{64}$")
 PREVIEW_CHARS = 300            # a text value in a preview
@@ -97,10 +97,29 @@ class Datasets:
     def add(self, source: str | Path, *, name: str | None = None, fmt: str | None = None, config: str | None = None,
             split: str | None = None, owner: str | None = None) -> DatasetInfo:
         """A file (csv, tsv, jsonl, json, parquet), a folder of data files, or a Hugging Face dataset id (with
-        `config` and `split`). The same content added again returns the dataset already here."""
+        `config` and `split`). The same content added again returns the dataset already here; the very same file
+        (by the hash of its bytes) is found without reading it again."""
+        path = Path(str(source)).expanduser()
+        digest = None
+        if path.is_file():
+            check_size(path.stat().st_size, self.settings.max_dataset_bytes, path.name)   # before a byte is read
+            digest = file_digest(path)
+            known = self._by_file(digest, format_of(path, fmt), owner)
+            if known is not None:
+                return known
         with loaded(source, fmt=fmt, config=config, split=split, max_bytes=self.settings.max_dataset_bytes,
                     max_rows=self.settings.max_dataset_rows, offline=self.settings.offline) as (table, origin):
+            if digest is not None:
+                origin["file_sha256"] = digest
             return self._store(table, origin, name or _default_name(origin), owner)
+
+    def _by_file(self, digest: str, fmt: str, owner: str | None) -> DatasetInfo | None:
+        row = self.log._db().execute(
+            "SELECT * FROM datasets WHERE json_extract(source, '$.file_sha256') = ? AND json_extract(source, "
+            "'$.format') = ? AND owner IS ? ORDER BY id DESC LIMIT 1", (digest, fmt, owner)).fetchone()
+        if row is None or not (self.root / row["version"] / "data.parquet").is_file():
+            return None
+        return _info(row)
 
     def add_text(self, text: str, *, name: str, fmt: str | None = None, owner: str | None = None) -> DatasetInfo:
         """Rows pasted as text: CSV (a header line first), TSV, JSON lines or a JSON list of objects."""
@@ -142,6 +161,10 @@ class Datasets:
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                        (_clean_name(name), version, json.dumps(origin), json.dumps(columns), table.num_rows,
                         final.stat().st_size, owner, _now()))
+            if origin.get("file_sha256"):       # the next add of this very file is found by its bytes
+                tx.execute("UPDATE datasets SET source = json_set(source, '$.file_sha256', ?, '$.format', ?) WHERE "
+                           "version = ? AND owner IS ? AND json_extract(source, '$.file_sha256') IS NULL",
+                           (origin["file_sha256"], origin.get("format"), version, owner))
         return self.get(version, owner=owner)
 
     # ---- reading ------------------------------------------------------------------------------------------------
@@ -189,7 +212,8 @@ class Datasets:
 
         for name in columns or []:
             info.column(name)
-        return pq.read_table(self.path(info), columns=columns, memory_map=True)
+        # ParquetFile, not read_table: read_table loads pyarrow.dataset, and with it pandas (~30 MB) for nothing
+        return pq.ParquetFile(self.path(info), memory_map=True).read(columns=columns)
 
     def preview(self, ref, n: int = 20, owner: str | None = None) -> Preview:
         """Columns with their types, the row count and the first `n` rows (long text cut, media named)."""
@@ -199,6 +223,14 @@ class Datasets:
         first = next(pq.ParquetFile(self.path(info)).iter_batches(batch_size=max(1, min(n, 1000))), None)
         rows = [] if first is None else first.to_pylist()[:n]
         return Preview(info, [{k: shown(v) for k, v in row.items()} for row in rows])
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def shown(value) -> str:
