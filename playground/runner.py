@@ -299,10 +299,12 @@ class Runner:
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
             versions=versions, cell_key=cell.key, reference=cell.reference)
 
-    def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s) -> CellResult:
+    def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
+                    imported: bool = False) -> CellResult:
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
         _fill_metrics(record, output, load_s)
+        record.imported = imported
         if isinstance(model, LocalModel) and record.wall_s:
             # wall_s is the whole batch's: the next GPU lease is sized per cell
             model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
@@ -364,8 +366,9 @@ class Runner:
 
     def log_output(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
                    output: Output) -> CellResult:
-        """Log (and score) an output made outside this process, as the cell `spec.cells[index]` of a comparison."""
-        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0)
+        """Log (and score) an output made outside this process (a batch engine's answer), as the cell
+        `spec.cells[index]` of a comparison. It is marked imported: never served from the cache to other cells."""
+        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0, imported=True)
 
     def log_failure(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
                     error: str | Exception) -> CellResult:

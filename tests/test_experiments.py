@@ -324,6 +324,7 @@ def test_batch_answers_are_logged_once_and_bad_lines_refused(services, rows, tmp
     runs = runs_of(services, experiment.id)
     assert len(runs) == 11 and len({r.cell_key for r in runs}) == 11
     assert runs[0].output_text == "answer 0" and runs[0].completion_tokens == 2
+    assert runs[0].imported and services.log.find_cached(runs[0]) is None    # never a cache hit for others
     assert export_batch(services, experiment.id, requests) == 2          # only what is still to do
 
 
