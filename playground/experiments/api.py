@@ -14,7 +14,7 @@ from ..jobs import Job, JobError
 from ..registry import InvalidInput
 from ..store import NotFound
 from ..templates import Template
-from .budget import check_visitor
+from .budget import check_hardware, check_visitor
 from .spec import ExperimentSpec, Plan, make_plan, spec_summary
 from .store import cell_counts, set_status
 
@@ -103,6 +103,7 @@ def check_experiment(services, spec: ExperimentSpec, owner: str | None = None) -
                                       [dict(c) for c in plan.template.checks] + list(spec.checks),
                                       has_reference=bool(spec.expected))
     remote = {r.model_id for r in checked.models.values() if r.engine.remote}
+    check_hardware([m for m in spec.models if m not in remote])
     remote_calls = plan.total // len(spec.models) * len(remote)
     check_visitor(services, owner, plan.total, remote_calls)
     return plan

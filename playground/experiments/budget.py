@@ -5,6 +5,7 @@ Local use has none of these; every limit is a setting."""
 from __future__ import annotations
 
 import datetime as _dt
+import os
 
 from ..registry import ENGINES, InvalidInput
 from ..visitors import keeps_visitors_apart
@@ -49,3 +50,12 @@ def check_visitor(services, owner: str | None, cells: int, remote_calls: int) ->
         raise InvalidInput("jobs", f"you have {settings.max_jobs_per_visitor} jobs queued or running: wait for one "
                            "to finish, or pause or cancel one")
     check_budget(services, owner, remote_calls)
+
+
+def check_hardware(local_models: list[str]) -> None:
+    """On ZeroGPU a local model gets a GPU only inside a visitor's request, which a server-side job does not have:
+    such cells must run in chunks while a page is open, not as a job."""
+    if local_models and os.environ.get("SPACES_ZERO_GPU"):
+        raise InvalidInput("models", f"{', '.join(local_models)} run on this Space's ZeroGPU, which lends a GPU "
+                           "only while a page asks for it: run local models from the page, or use a remote model "
+                           "(openai:..., hf:...) for a server-side experiment")
