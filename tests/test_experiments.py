@@ -293,6 +293,7 @@ def test_results_export_and_import_again_idempotently(services, rows, tmp_path, 
     first, second = import_results(other, dest), import_results(other, dest)
     assert (first.imported, first.errors, second.imported, second.skipped) == (12, [], 0, 12)
     imported = other.log.list_comparisons()[0]
+    assert experiments.status(other, imported.id).done == 12          # read, with no job to run
     page = results_page(other.log, imported.id)
     assert page.total_rows == 6 and page.rows[0].cells["plain"].scores["length"]["value"] is not None
     other.log.close()

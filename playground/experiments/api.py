@@ -24,7 +24,7 @@ KIND = "experiment"
 @dataclass
 class Experiment:
     id: int                        # the comparison its cells are logged into
-    job: Job
+    job: Job | None                # None: imported from an export (read, not run)
     spec: ExperimentSpec
     created: bool = False          # False: the same spec was submitted before, and that experiment is returned
 
@@ -132,27 +132,32 @@ def submit(services, spec: ExperimentSpec, *, owner: str | None = None, start: b
 
 
 def get(services, experiment_id: int, owner: str | None = None) -> Experiment:
+    """An experiment by id; one imported from an export has no job (`job` None): it is read, not run."""
     header = services.log.get_comparison_header(experiment_id, owner=owner)
     job = services.jobs.for_comparison(header.id)
-    if job is None or job.kind != KIND:
-        raise NotFound(f"comparison #{header.id} is not an experiment")
-    return Experiment(header.id, job, ExperimentSpec.parse(job.spec))
+    if job is not None and job.kind == KIND:
+        return Experiment(header.id, job, ExperimentSpec.parse(job.spec))
+    if isinstance(header.spec, dict) and isinstance(header.spec.get("experiment"), dict):
+        return Experiment(header.id, None, ExperimentSpec.parse(header.spec["experiment"]))
+    raise NotFound(f"comparison #{header.id} is not an experiment")
 
 
 def status(services, experiment_id: int, owner: str | None = None) -> ExperimentStatus:
     """Where an experiment stands: the job's status, exact counts from the log, and the worker's speed figures."""
     experiment = get(services, experiment_id, owner)
     header = services.log.get_comparison_header(experiment.id)
-    job, progress = experiment.job, experiment.job.progress
+    job = experiment.job
+    progress = job.progress if job is not None else {}
     counts = cell_counts(services.log, experiment.id)
     total = int(progress.get("total") or header.spec.get("cells") or 0)
-    running = job.status == "running"
+    running = job is not None and job.status == "running"
     return ExperimentStatus(
-        id=experiment.id, title=header.title, status=job.status, total=total, done=counts["ok"],
-        failed=counts["error"], cells_per_s=progress.get("cells_per_s") if running else None,
+        id=experiment.id, title=header.title, status=job.status if job is not None else header.status, total=total,
+        done=counts["ok"], failed=counts["error"], cells_per_s=progress.get("cells_per_s") if running else None,
         tokens=counts["tokens"], elapsed_s=float(progress.get("elapsed_s") or 0.0),
-        remaining_s=progress.get("remaining_s") if running else None, error=job.error, job_id=job.id,
-        created_at=header.created_at, summary=header.spec.get("summary", {}), notes=progress.get("notes", []))
+        remaining_s=progress.get("remaining_s") if running else None, error=job.error if job else None,
+        job_id=job.id if job else None, created_at=header.created_at, summary=header.spec.get("summary", {}),
+        notes=progress.get("notes", []))
 
 
 def list_experiments(services, owner: str | None = None, limit: int = 50) -> list[ExperimentStatus]:
@@ -165,6 +170,13 @@ def list_experiments(services, owner: str | None = None, limit: int = 50) -> lis
     return found
 
 
+def _job(services, experiment_id: int, owner: str | None) -> Job:
+    job = get(services, experiment_id, owner).job
+    if job is None:
+        raise JobError(f"experiment #{experiment_id} was imported: it has no job to run")
+    return job
+
+
 def _signal(services, job_id: int) -> None:
     """A job this process runs stops at once; one elsewhere at its worker's next heartbeat."""
     if getattr(services, "worker", None) is not None:
@@ -173,7 +185,7 @@ def _signal(services, job_id: int) -> None:
 
 def pause(services, experiment_id: int, owner: str | None = None) -> ExperimentStatus:
     """Stop running it; what is logged stays, and `resume` runs the rest."""
-    job = get(services, experiment_id, owner).job
+    job = _job(services, experiment_id, owner)
     services.jobs.pause(job.id, owner)
     _signal(services, job.id)
     return status(services, experiment_id, owner)
@@ -181,7 +193,7 @@ def pause(services, experiment_id: int, owner: str | None = None) -> ExperimentS
 
 def cancel(services, experiment_id: int, owner: str | None = None) -> ExperimentStatus:
     """Stop it for good (what is logged stays)."""
-    job = get(services, experiment_id, owner).job
+    job = _job(services, experiment_id, owner)
     services.jobs.cancel(job.id, owner)
     _signal(services, job.id)
     set_status(services.log, experiment_id, "cancelled")
@@ -191,7 +203,7 @@ def cancel(services, experiment_id: int, owner: str | None = None) -> Experiment
 def resume(services, experiment_id: int, owner: str | None = None,
            retry_errors: bool = False) -> ExperimentStatus:
     """Queue it again: it runs only the cells not yet logged (with `retry_errors`, the failed ones too)."""
-    job = get(services, experiment_id, owner).job
+    job = _job(services, experiment_id, owner)
     if job.status == "cancelled" and not retry_errors:
         raise JobError(f"experiment #{experiment_id} was cancelled; submit it again to start over")
     services.jobs.resume(job.id, owner, options={"retry_errors": True} if retry_errors else None)
