@@ -8,15 +8,13 @@ are dropped once logged.
 
 from __future__ import annotations
 
-import logging
 import time
+from dataclasses import replace
 
 from .budget import check_budget
 from .cells import pending_chunks
 from .spec import ExperimentSpec, make_plan
 from .store import cell_counts, logged_cells, set_status
-
-log = logging.getLogger(__name__)
 
 
 class Tally:
@@ -73,11 +71,9 @@ def run_job(context) -> None:
         if context.stopping:
             break
         check_budget(services, job.owner, sum(1 for c in chunk.spec.cells if c.model_id in remote))
-        for cell, message in chunk.failed:
-            chunk.spec.cells.append(cell)
-            result = runner.log_failure(chunk.spec, len(chunk.spec.cells) - 1, comparison_id, checked, message)
-            chunk.spec.cells.pop()
-            tally.add(result.record, False)
+        unrendered = replace(chunk.spec, cells=[cell for cell, _ in chunk.failed])
+        for index, (_, message) in enumerate(chunk.failed):
+            tally.add(runner.log_failure(unrendered, index, comparison_id, checked, message).record, False)
         if chunk.spec.cells:
             _run_chunk(context, runner, chunk.spec, comparison_id, checked, tally, chunk_cells)
         context.progress(**tally.progress())
@@ -86,6 +82,8 @@ def run_job(context) -> None:
         final = cell_counts(services.log, comparison_id)
         status = "done" if not final["error"] else "failed" if not final["ok"] else "partial"
         set_status(services.log, comparison_id, status)
+        if retry:                     # done with the retry: resuming later runs only what was never logged
+            context.queue.set_options(job, {**job.options, "retry_errors": False})
 
 
 def _run_chunk(context, runner, spec, comparison_id, checked, tally: Tally, chunk_cells: int) -> None:

@@ -1,46 +1,18 @@
-"""Server-side jobs: long work (an experiment's thousands of cells, later an optimisation loop) that the server
-owns, not a page. No gradio and no torch here.
+"""Jobs as rows of the run log: submit, look up, pause, resume, cancel, and what a worker uses to claim a job, beat
+for it and finish it (see the package's docstring for the design)."""
 
-DESIGN
-- A job is a row in the run log's `jobs` table (migration 9): its kind, owner, status, spec (JSON, immutable),
-  the spec's hash (the same command run again finds its job), options (mutable run-time switches such as
-  retry_errors), progress counters (JSON), the error that stopped it, and who runs it now: `worker`
-  (host:pid:token), `pid`, `host` and `heartbeat_at`. A restart finds every job in the database.
-- Statuses: queued -> running -> done | failed; running -> paused (pause) -> queued (resume); any unfinished ->
-  cancelled; running with a dead worker -> interrupted, which is claimed again like queued. `paused`, `cancelled`,
-  `done` and `failed` stay until a person acts.
-- Claiming is one write transaction (BEGIN IMMEDIATE): it picks a queued or interrupted job nobody holds (or a
-  running one whose worker is dead) and writes this worker into it, so two processes never run the same job.
-- A worker is dead when its heartbeat is older than `job_stale_after_s`, or at once when it ran on this host and
-  its pid is gone (SIGKILL, a crash). Workers beat every few seconds from a thread of their own, so one slow cell
-  (a model loading for minutes) does not make a live job look dead.
-- Pause and cancel write the status; the worker sees it at its next heartbeat, stops the handler, and lets go
-  (`worker` NULL). It finishes a job only while the job is still `running` and still its own (compare-and-set),
-  so a pause or a cancel is never overwritten, and a resumed job is not claimed while its old worker still holds it.
-- Handlers are registered by kind (`register_kind("experiment", "module:function")`); a handler gets a JobContext
-  (job, services, a stop event, progress reporting) and is written to be resumable: it works out what is left
-  from the log, never from memory. An exception fails the job with its message.
-- The worker is a few threads of the app process (`Services.start_jobs()`) and of the CLI (which runs one job in
-  the foreground with `JobWorker.run_one`), not a second service.
-"""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import logging
 import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Callable
 
-from .store.records import NotFound, _now, check_id
-
-log = logging.getLogger(__name__)
+from ..store.records import NotFound, _now, check_id
 
 STATUSES = ("queued", "running", "paused", "cancelled", "done", "failed", "interrupted")
 UNFINISHED = ("queued", "running", "paused", "interrupted")
@@ -253,6 +225,11 @@ class JobQueue:
             tx.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (time.time(), job.id))
             return row["status"]
 
+    def set_options(self, job: Job, options: dict) -> None:
+        job.options = dict(options)
+        with self.log._write() as tx:
+            tx.execute("UPDATE jobs SET options = ? WHERE id = ?", (json.dumps(job.options), job.id))
+
     def report(self, job: Job, progress: dict) -> None:
         with self.log._write() as tx:
             tx.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(progress, default=str), job.id))
@@ -266,145 +243,3 @@ class JobQueue:
                 tx.execute("UPDATE jobs SET error = ? WHERE id = ? AND worker = ?", (error, job.id, worker))
             tx.execute("UPDATE jobs SET worker = NULL WHERE id = ? AND worker = ?", (job.id, worker))
         return cursor.rowcount == 1
-
-
-# ---- kinds ----------------------------------------------------------------------------------------------------------
-
-KINDS: dict[str, str | Callable] = {"experiment": "playground.experiments.job:run_job"}
-
-
-def register_kind(kind: str, handler: str | Callable) -> None:
-    """`handler(context: JobContext)`, or "module:function" imported on first use."""
-    KINDS[kind] = handler
-
-
-def handler_for(kind: str) -> Callable:
-    target = KINDS.get(kind)
-    if target is None:
-        raise JobError(f"no handler for jobs of kind {kind!r}; known: {', '.join(KINDS)}")
-    if isinstance(target, str):
-        module, _, name = target.partition(":")
-        target = KINDS[kind] = getattr(importlib.import_module(module), name)
-    return target
-
-
-@dataclass
-class JobContext:
-    """What a handler works with: its job, the app's services, a stop event (set on pause, cancel or shutdown) and
-    `progress(...)`, which keeps the counters and writes them at most once a second."""
-
-    job: Job
-    services: object
-    queue: JobQueue
-    stop: threading.Event = field(default_factory=threading.Event)
-    _last: float = 0.0
-
-    def progress(self, force: bool = False, **counters) -> None:
-        self.job.progress.update(counters)
-        now = time.monotonic()
-        if force or now - self._last >= PROGRESS_EVERY_S:
-            self._last = now
-            self.queue.report(self.job, self.job.progress)
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop.is_set()
-
-
-class JobWorker:
-    """Runs jobs in threads of this process, beats for them, and resumes interrupted jobs at start-up."""
-
-    def __init__(self, services, queue: JobQueue, threads: int = 2, poll_s: float = 1.0):
-        self.services, self.queue = services, queue
-        self.threads, self.poll_s = threads, poll_s
-        self.name = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.running: dict[int, JobContext] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> "JobWorker":
-        recovered = self.queue.recover()
-        if recovered:
-            log.info("%d job(s) left running by a stopped process will continue", recovered)
-        self._spawn(self._heartbeat, "jobs-heartbeat")
-        for number in range(self.threads):
-            self._spawn(self._loop, f"jobs-{number}")
-        return self
-
-    def _spawn(self, target, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking jobs; the running ones stop and are left `interrupted`, to continue at the next start."""
-        self._stopping.set()
-        self.queue.submitted.set()
-        with self._lock:
-            for context in self.running.values():
-                context.stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
-
-    def signal(self, job_id: int) -> None:
-        """Tell a job this worker runs to stop now (it was paused or cancelled), not at the next heartbeat."""
-        with self._lock:
-            context = self.running.get(job_id)
-        if context is not None:
-            context.stop.set()
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            job = self.queue.claim(self.name, kinds=tuple(KINDS))
-            if job is None:
-                self.queue.submitted.wait(self.poll_s)
-                self.queue.submitted.clear()
-                continue
-            self._run(job)
-
-    def run_one(self, job_id: int) -> Job | None:
-        """Claim `job_id` and run it in this thread (the CLI); None when another live worker holds it."""
-        job = self.queue.claim(self.name, job_id=job_id)
-        if job is None:
-            return None
-        if not self._threads:
-            self._spawn(self._heartbeat, "jobs-heartbeat")
-        return self._run(job)
-
-    def _run(self, job: Job) -> Job:
-        context = JobContext(job, self.services, self.queue)
-        with self._lock:
-            self.running[job.id] = context
-        status, error = "done", None
-        try:
-            handler_for(job.kind)(context)
-        except Exception as failure:            # the job fails with a message; the worker goes on
-            log.warning("job #%s (%s) failed: %s", job.id, job.kind, failure, exc_info=not isinstance(failure,
-                                                                                                   ValueError))
-            status, error = "failed", str(failure)[:2000] or type(failure).__name__
-        except BaseException:                   # Ctrl-C in the CLI: the job waits, paused, for `resume`
-            self.queue.pause(job.id)
-            self.queue.finish(job, self.name, "paused")
-            raise
-        finally:
-            with self._lock:
-                self.running.pop(job.id, None)
-            context.progress(force=True)
-        if context.stopping and status == "done":
-            status = "interrupted" if self._stopping.is_set() else status
-        self.queue.finish(job, self.name, status, error)
-        return self.queue.get(job.id)
-
-    def _heartbeat(self) -> None:
-        while not self._stopping.wait(HEARTBEAT_S):
-            with self._lock:
-                contexts = list(self.running.values())
-            for context in contexts:
-                try:
-                    status = self.queue.beat(context.job, self.name)
-                except Exception as error:         # a busy database: try again at the next beat
-                    log.warning("heartbeat of job #%s failed: %s", context.job.id, error)
-                    continue
-                if status != "running":
-                    context.stop.set()
