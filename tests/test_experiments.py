@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -169,6 +170,18 @@ def test_rows_that_cannot_render_fail_their_cells_only(services):
     runs = runs_of(services, experiment.id)
     assert [r.status for r in runs] == ["ok", "ok", "error", "error"]
     assert "30000 characters" in runs[-1].error and runs[-1].error.startswith("row 1:")
+
+
+def test_an_optimisation_loop_runs_a_candidate_in_its_own_thread(services, rows):
+    stop = threading.Event()
+    stop.set()                                   # the loop was paused before the candidate started
+    stopped = experiments.run_inline(services, spec(services, rows), stop=stop)
+    assert (stopped.status, stopped.done) == ("paused", 0)
+    assert services.jobs.claim("another-worker") is None        # a paused candidate is nobody else's to run
+    finished = experiments.run_inline(services, spec(services, rows))
+    assert (finished.status, finished.done, finished.id) == ("done", 24, stopped.id)
+    again = experiments.run_inline(services, spec(services, rows))
+    assert again.id == finished.id and len(runs_of(services, again.id)) == 24    # nothing runs twice
 
 
 def test_bad_input_is_refused_before_anything_is_created(services, rows, tmp_path):

@@ -8,6 +8,7 @@ as missing.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from ..jobs import Job, JobError
@@ -129,6 +130,20 @@ def submit(services, spec: ExperimentSpec, *, owner: str | None = None, start: b
                                status="queued" if start else "paused", key=spec.key)
     job.progress = {"total": plan.total}
     return Experiment(comparison_id, job, spec, created=True)
+
+
+def run_inline(services, spec: ExperimentSpec, *, owner: str | None = None,
+               stop: threading.Event | None = None) -> ExperimentStatus:
+    """Run an experiment's missing cells in this thread and return its status: what an optimisation loop does with
+    each candidate from inside its own job. The experiment is created paused (no other worker takes it) and stays
+    paused if `stop` (the loop's own stop event) ends it early; the same spec run again costs nothing, as its cells
+    are already logged."""
+    from ..jobs import JobWorker
+
+    experiment = submit(services, spec, owner=owner, start=False)
+    if experiment.job.status != "done":
+        JobWorker(services, services.jobs).run_one(experiment.job.id, paused=True, stop=stop, stopped="paused")
+    return status(services, experiment.id, owner)
 
 
 def get(services, experiment_id: int, owner: str | None = None) -> Experiment:

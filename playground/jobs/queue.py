@@ -193,14 +193,15 @@ class JobQueue:
                            (job.id, job.worker))
         return len(stale)
 
-    def claim(self, worker: str, job_id: int | None = None, kinds: tuple[str, ...] | None = None) -> Job | None:
+    def claim(self, worker: str, job_id: int | None = None, kinds: tuple[str, ...] | None = None,
+              paused: bool = False) -> Job | None:
         """Take one job to run (the oldest claimable one, or `job_id`), in one transaction: no other process can
-        take the same job."""
-        if self.log._db().execute("SELECT 1 FROM jobs WHERE status IN ('queued', 'interrupted', 'running') "
-                                  "LIMIT 1").fetchone() is None:
+        take the same job. `paused`: `job_id` may be paused (its owner runs it in its own thread)."""
+        statuses = "'queued', 'interrupted', 'running'" + (", 'paused'" if paused and job_id is not None else "")
+        if self.log._db().execute(f"SELECT 1 FROM jobs WHERE status IN ({statuses}) LIMIT 1").fetchone() is None:
             return None                          # nothing to do: an idle poll takes no write lock
         with self.log._write() as tx:
-            where, args = "status IN ('queued', 'interrupted', 'running')", []
+            where, args = f"status IN ({statuses})", []
             if job_id is not None:
                 where, args = where + " AND id = ?", [int(job_id)]
             for row in tx.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY id LIMIT 100", args).fetchall():
@@ -209,7 +210,7 @@ class JobQueue:
                     continue
                 if job.worker and self._worker_alive(job):
                     continue                         # someone is (still) on it
-                if job.status == "running" or job.status in CLAIMABLE:
+                if job.status in ("running", "paused") or job.status in CLAIMABLE:
                     tx.execute("UPDATE jobs SET status = 'running', worker = ?, pid = ?, host = ?, heartbeat_at = ?, "
                                "started_at = coalesce(started_at, ?), error = NULL WHERE id = ?",
                                (worker, os.getpid(), HOST, time.time(), _now(), job.id))

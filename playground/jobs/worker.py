@@ -108,17 +108,20 @@ class JobWorker:
                 continue
             self._run(job)
 
-    def run_one(self, job_id: int) -> Job | None:
-        """Claim `job_id` and run it in this thread (the CLI); None when another live worker holds it."""
-        job = self.queue.claim(self.name, job_id=job_id)
+    def run_one(self, job_id: int, *, paused: bool = False, stop: threading.Event | None = None,
+                stopped: str = "interrupted") -> Job | None:
+        """Claim `job_id` and run it in this thread (the CLI, or a job running another inside it); None when another
+        live worker holds it. `paused`: the job may be paused (kept so, that no other worker takes it); `stop`: an
+        event that stops it (the outer job's); `stopped`: its status when `stop` ended it."""
+        job = self.queue.claim(self.name, job_id=job_id, paused=paused)
         if job is None:
             return None
         if not self._threads:
             self._spawn(self._heartbeat, "jobs-heartbeat")
-        return self._run(job)
+        return self._run(job, stop, stopped)
 
-    def _run(self, job: Job) -> Job:
-        context = JobContext(job, self.services, self.queue)
+    def _run(self, job: Job, stop: threading.Event | None = None, stopped: str = "interrupted") -> Job:
+        context = JobContext(job, self.services, self.queue, stop=stop or threading.Event())
         with self._lock:
             self.running[job.id] = context
         status, error = "done", None
@@ -136,8 +139,8 @@ class JobWorker:
             with self._lock:
                 self.running.pop(job.id, None)
             context.progress(force=True)
-        if context.stopping and status == "done":
-            status = "interrupted" if self._stopping.is_set() else status
+        if context.stopping and status == "done":     # it may have stopped midway: claimed again, it finds out
+            status = stopped
         self.queue.finish(job, self.name, status, error)
         return self.queue.get(job.id)
 
