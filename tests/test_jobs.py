@@ -144,9 +144,9 @@ def test_a_failing_handler_fails_its_job_and_the_worker_goes_on(queue):
         assert wait_for(lambda: queue.get(good.id).status == "done")
         failed = queue.get(bad.id)
         assert failed.status == "failed" and failed.error == "the dataset is gone: add it again"
-        assert queue.resume(bad.id).status == "queued"           # a failed job may be tried again
     finally:
         worker.stop()
+    assert queue.resume(bad.id).status == "queued"               # a failed job may be tried again
 
 
 def test_stopping_the_worker_leaves_its_job_to_continue_at_the_next_start(queue):
