@@ -147,12 +147,10 @@ def _now() -> str:
 
 
 def _check_rating(stars, thumbs, note) -> None:
-    if stars is not None and (not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5):
-        raise ValueError(f"stars must be a whole number from 1 to 5, got {stars!r}")
-    if thumbs is not None and (not isinstance(thumbs, int) or isinstance(thumbs, bool) or thumbs not in (-1, 0, 1)):
-        raise ValueError(f"thumbs must be -1, 0 or 1, got {thumbs!r}")
-    if note is not None and (not isinstance(note, str) or len(note) > 10_000):
-        raise ValueError("note must be text of at most 10,000 characters")
+    """The request layer's rules for a rating, held at the log's own door too."""
+    from ..requests.votes import check_rating
+
+    check_rating(stars, thumbs, note)
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

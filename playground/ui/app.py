@@ -15,10 +15,10 @@ from .. import visitors
 from ..scoring.panel import comparison_panel
 from ..services import Services
 from ..settings import Settings
-from . import grid, validate
+from . import grid
 from .api import register_api
 from .compare import build_compare_tab
-from .history import build_history_tab, when
+from .history import build_history_tab, parse_comparison_id, when
 from .library import build_library_tab
 from .diff import build_diff_tab
 from .vote import build_vote_tab
@@ -113,7 +113,7 @@ def _last_grid(services: Services, modality: str, comparison_id, owner: str | No
     from ..spec import spec_from_runs
 
     try:
-        header = services.log.get_comparison_header(validate.record_id(comparison_id), owner=owner)
+        header = services.log.get_comparison_header(parse_comparison_id(comparison_id), owner=owner)
         runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
                                       newest_first=False)
         views = grid.views_for_records(runs, services.log)

@@ -17,7 +17,8 @@ import gradio as gr
 from ..registry import MODALITIES, InvalidInput
 from ..scoring import CheckError, parse_check_args
 from ..engines.catalog import preset_params
-from ..spec import Cell, ComparisonSpec, build_spec
+from ..requests import ComparisonRequest, check
+from ..spec import Cell, ComparisonSpec
 from ..services import Services
 from ..templates import TemplateError, Template, expand, parse_values, save_user_template, with_changes
 from . import grid
@@ -25,13 +26,13 @@ from .params import param_controls
 from .errors import at_boundary, scrub
 from .form import (apply_remembered, blank_values, edited_template, form_variables, fresh_name, parse_seeds,
                    remembered_form, template_info, used_variables)
+from .queues import MODEL_QUEUE
 from .streaming import cancel_flag as _cancel_flag, page_key as _page_key, stop_run, stream_grid
 
 CHECK_EXAMPLES = {"text": "length:unit=words\ncontains=lantern", "image": "clip", "music": "clap\nloudness"}
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
-MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
 
 
 @dataclass
@@ -324,9 +325,10 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
             checks = parse_check_args([line for line in checks_text.splitlines() if line.strip()], modality)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
-        spec = build_spec(template, modality=modality, values=values_by_name, models=models,
-                          seeds=parse_seeds(seeds_raw), params=param_values, max_cells=services.settings.max_cells,
-                          rerun=bool(rerun), checks=checks)
+        ask = check(ComparisonRequest, {"modality": modality, "variants": variants, "values": values_by_name,
+                                        "models": models, "seeds": parse_seeds(seeds_raw), "params": param_values,
+                                        "rerun": bool(rerun), "checks": checks}, services.settings)
+        spec = ask.spec(template, services.settings, services.catalog.default_model(modality), variants=False)
         services.runner.check(spec)
         for warning in warnings:
             gr.Warning(warning)

@@ -7,26 +7,15 @@ import re
 
 import gradio as gr
 
-from ..registry import InvalidInput
 from ..templates import (Template, TemplateError, Variable, make_template, safe_notes, variables_used,
                          with_changes)
 
 
-def parse_seeds(raw: str) -> list[int]:
-    seeds = []
-    for part in str(raw or "").replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            seed = int(part)
-        except ValueError:
-            raise InvalidInput("seeds", f"{part!r} is not a whole number; write seeds like 1, 2, 3") from None
-        if not 0 <= seed < 2**32:
-            raise InvalidInput("seeds", f"{seed} is out of range; seeds go from 0 to {2**32 - 1}")
-        seeds.append(seed)
-    if not seeds:
-        raise InvalidInput("seeds", "give at least one seed, e.g. 1 or 1, 2, 3")
-    return seeds
+def parse_seeds(raw: str) -> list:
+    """Seeds as a person types them ("1, 2 3"): whole numbers become numbers, anything else stays as typed, so the
+    request layer refuses it by name and range like any other seed."""
+    return [int(part) if re.fullmatch(r"[+-]?\d{1,30}", part) else part
+            for part in re.split(r"[\s,;]+", str(raw or "")) if part]
 
 
 def fresh_name(base: str, taken: list[str]) -> str:

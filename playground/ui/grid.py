@@ -284,17 +284,17 @@ element.addEventListener('click', async (event) => {
   const cell = cellOf(button);
   if (action === 'rate') {
     const stars = Number(button.dataset.stars);
-    if (!ok(cell, await server.rate_cell({run: run, stars: stars}))) return;
+    if (!ok(cell, await server.rate_cell({run_id: run, stars: stars}))) return;
     cell.querySelectorAll('.pp-star').forEach((s) => s.classList.toggle('on', Number(s.dataset.stars) <= stars));
   } else if (action === 'thumb') {
     const value = Number(button.dataset.value);
-    if (!ok(cell, await server.rate_cell({run: run, thumbs: value}))) return;
+    if (!ok(cell, await server.rate_cell({run_id: run, thumbs: value}))) return;
     cell.querySelectorAll('.pp-thumb').forEach((t) => t.classList.toggle('on', t === button));
   } else if (action === 'note') {
     const current = cell.querySelector('.pp-note');
     const note = window.prompt('Note for this output', current ? current.innerText : '');
     if (note === null) return;
-    if (!ok(cell, await server.rate_cell({run: run, note: note}))) return;
+    if (!ok(cell, await server.rate_cell({run_id: run, note: note}))) return;
     let box = current;
     if (!box) { box = document.createElement('div'); box.className = 'pp-note'; cell.appendChild(box); }
     box.innerText = note;
@@ -304,7 +304,7 @@ element.addEventListener('click', async (event) => {
     const label = button.querySelector('.pp-btn-text');
     if (label) { label.innerText = 'Copied'; setTimeout(() => { label.innerText = 'Copy'; }, 1200); }
   } else if (action === 'winner') {
-    if (!ok(cell, await server.pick_winner({comparison: Number(button.dataset.comparison), run: run}))) return;
+    if (!ok(cell, await server.pick_winner({comparison_id: Number(button.dataset.comparison), run_id: run}))) return;
     element.querySelectorAll('.pp-cell').forEach((c) => c.classList.toggle('pp-winner', c === cell));
   } else if (action === 'rerun' || action === 'reseed') {
     trigger('rerun', {index: Number(button.dataset.index), new_seed: action === 'reseed'});
@@ -316,7 +316,7 @@ element.addEventListener('click', async (event) => {
 def server_functions(log, owner_of=lambda request: None):
     """The functions GRID_JS calls; each takes one payload dict from the page and answers {ok, error}: a bad
     payload (any JSON a client can send) gets a readable refusal, never a server error."""
-    from . import validate as v
+    from ..requests import Rating, Winner, check
     from .errors import user_error
 
     def answer(work) -> dict:
@@ -328,21 +328,15 @@ def server_functions(log, owner_of=lambda request: None):
 
     def rate_cell(payload: dict, request: gr.Request) -> dict:
         def work():
-            if not isinstance(payload, dict):
-                raise v.BadInput("expected {run, stars | thumbs | note}")
-            log.rate(v.record_id(payload.get("run"), "run"),
-                     stars=v.optional_int(payload.get("stars"), "stars", low=1, high=5),
-                     thumbs=v.optional_int(payload.get("thumbs"), "thumbs", low=-1, high=1),
-                     note=v.optional_text(payload.get("note"), "note", max_chars=v.MAX_NOTE_CHARS),
+            rating = check(Rating, payload, root="payload")
+            log.rate(rating.run_id, stars=rating.stars, thumbs=rating.thumbs, note=rating.note,
                      owner=owner_of(request))
         return answer(work)
 
     def pick_winner(payload: dict, request: gr.Request) -> dict:
         def work():
-            if not isinstance(payload, dict):
-                raise v.BadInput("expected {comparison, run}")
-            log.set_winner(v.record_id(payload.get("comparison"), "comparison"), v.record_id(payload.get("run"), "run"),
-                           owner=owner_of(request))
+            winner = check(Winner, payload, root="payload")
+            log.set_winner(winner.comparison_id, winner.run_id, owner=owner_of(request))
         return answer(work)
 
     return [rate_cell, pick_winner]

@@ -11,20 +11,23 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+from pydantic import TypeAdapter
 
 from ..registry import InvalidInput
 from ..spec import spec_from_runs
 from ..services import Services
 from ..store import ImportLimits
-from . import exports, grid, validate as v
+from ..requests import HistoryQuery, Id, RequestError, check, check_value
+from . import exports, grid
 from ..scoring.panel import comparison_panel
 from ..stakeholders.report import write_report
 from .evidence import evidence
-from .compare import MODEL_QUEUE
+from .queues import MODEL_QUEUE
 from .streaming import stream_grid
 from .errors import at_boundary
 
 ALL = "all"
+_ID = TypeAdapter(Id)
 SINCE = {"any time": None, "today": 1, "last 7 days": 7, "last 30 days": 30}
 COMPARISON_HEADERS = ["#", "when", "modality", "title", "cells", "status", "winner"]
 RUN_HEADERS = ["run", "#", "when", "variant", "model", "seed", "stars", "prompt", "output"]
@@ -74,15 +77,15 @@ def _clip(text: str, n: int) -> str:
 
 
 def parse_comparison_id(raw) -> int:
-    """What a person types in the '#' box: '12' or '#12'."""
+    """What a person types in the '#' box: '12' or '#12' (a number from a table row passes as it is)."""
     if isinstance(raw, str):
         cleaned = raw.strip().lstrip("#").strip()
         if not cleaned:
-            raise v.BadInput("Type a comparison number, or click a row in the tables")
+            raise RequestError([("comparison number", "is empty; type one, or click a row in the tables")])
         if not cleaned.isdigit() or not cleaned.isascii():
-            raise v.BadInput(f"{raw[:40]!r} is not a comparison number; type one like 12")
+            raise RequestError([("comparison number", f"must be a number like 12, got {raw[:40]!r}")])
         raw = int(cleaned)
-    return v.record_id(raw, "comparison number")
+    return check_value(_ID, raw, {}, root="comparison number")
 
 
 def page_count(run_count: int) -> int:
@@ -170,13 +173,14 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
 
     def filters(modality, template, model, min_stars, since, query):
         days = SINCE.get(since)
-        return dict(modality=None if modality == ALL else modality,
-                    template=None if template in (ALL, "", None) else v.text(template, "template", max_chars=200),
-                    model=v.text(model or "", "model", max_chars=v.MAX_MODEL_ID_CHARS).strip() or None,
-                    min_stars=v.whole_number(int(min_stars or 0), "min stars", high=5) or None,
+        ask = check(HistoryQuery, {"modality": "" if modality == ALL else modality,
+                                   "template": "" if template in (ALL, None) else template,
+                                   "model": (model or "").strip(), "min_stars": min_stars or 0,
+                                   "query": (query or "").strip()}, services.settings)
+        return dict(modality=ask.modality or None, template=ask.template or None, model=ask.model or None,
+                    min_stars=ask.min_stars or None, query=ask.query or None,
                     since=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - days * 86400)) if days
-                    else None,
-                    query=v.text(query or "", "search", max_chars=v.MAX_QUERY_CHARS).strip() or None)
+                    else None)
 
     @boundary
     def search(request: gr.Request, *values):
@@ -224,7 +228,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         if not comparison_id:
             raise gr.Error("Open a comparison first")
         owner = services.visitors.owner(request)
-        header = services.log.get_comparison_header(v.record_id(comparison_id, "comparison"), owner=owner)
+        header = services.log.get_comparison_header(parse_comparison_id(comparison_id), owner=owner)
         if (header.run_count or 0) > services.settings.max_cells:
             raise InvalidInput("comparison", f"#{header.id} has {header.run_count:,} cells; a re-run may have at "
                                f"most {services.settings.max_cells}")
@@ -262,7 +266,7 @@ def build_history_tab(services: Services, browser_state: gr.BrowserState):
         if scope_ == "this comparison":
             if not comparison_id:
                 raise gr.Error("Open a comparison first, or export the filtered history")
-            comparison_id = v.record_id(comparison_id, "comparison")
+            comparison_id = parse_comparison_id(comparison_id)
             records = services.log.get_comparison(comparison_id, owner=owner).runs
             stem = f"comparison-{comparison_id}"
             if fmt_ == "report":        # one self-contained HTML file: grid, media, scores, votes, records
