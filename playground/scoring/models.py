@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import CellInput, Check, ScorerContext, register
+from .base import CellInput, Check, ScorerContext
 from ..requests.checks import CheckArgs, CheckText
 from .tiny import MEANINGLESS_NOTE, TINY_SCORERS, tiny_scorer_path
 
@@ -84,7 +84,6 @@ class _ModelCheck(Check):
         return detail
 
 
-@register
 class ClipScore(_ModelCheck):
     type, modalities = "clip", ("image",)
     preset, tiny = CLIP_PRESET, "tiny-clip"
@@ -112,7 +111,6 @@ class ClipScore(_ModelCheck):
         return self.make(round(_cosine(text, image), 6), None, **detail)
 
 
-@register
 class PickScore(ClipScore):
     type = "pickscore"
     preset = PICKSCORE_PRESET
@@ -126,7 +124,6 @@ class PickScore(ClipScore):
         return self.make(round(scale * _cosine(text, image), 6), None, logit_scale=scale, **detail)
 
 
-@register
 class ClapScore(_ModelCheck):
     type, modalities = "clap", ("music",)
     preset, tiny = CLAP_PRESET, "tiny-clap"
