@@ -85,25 +85,23 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
 
-        def restore(remembered, visitor_id, request: gr.Request, profile: gr.OAuthProfile | None):
+        def restore(values: dict, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
             """On page load: who this is (public deployments keep visitors apart), then each tab shows the form and
             the last comparison it ran (first page), from the log."""
-            visitor_id = visitors.ensure_browser_id(visitor_id)
+            visitor_id = visitors.ensure_browser_id(values[visitor])
             services.visitors.register(request, profile, visitor_id)
             owner = services.visitors.owner(request, profile)
-            remembered = remembered if isinstance(remembered, dict) else {}
+            remembered = values[browser_state] if isinstance(values[browser_state], dict) else {}
             forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
-            updates = []
+            updates = {visitor: visitor_id}
             for modality, tab in compare_tabs.items():
-                updates += tab.restore(forms.get(modality))
-                updates += _last_grid(services, modality, remembered.get(modality), owner)
-            updates += list(history.search(request, "all", "all", "", 0, "any time", ""))
-            return updates + [visitor_id]
+                updates |= tab.handlers.restore(forms.get(modality))
+                html_, state = _last_grid(services, modality, remembered.get(modality), owner)
+                updates |= {tab.form.grid: html_, tab.form.run_state: state}
+            return updates | dict(zip(history.tables, history.search(request, "all", "all", "", 0, "any time", "")))
 
-        outputs = []
-        for tab in compare_tabs.values():
-            outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
-        demo.load(restore, [browser_state, visitor], outputs + history.tables + [visitor], api_visibility="private")
+        outputs = [visitor, *history.tables] + [c for tab in compare_tabs.values() for c in tab.restore_outputs()]
+        demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
     demo.services = services
     return demo
 
@@ -124,6 +122,7 @@ def _last_grid(services: Services, modality: str, comparison_id, owner: str | No
     except ValueError:
         state = None
     html_ = grid.render_grid(views, modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
+                             key=services.visitors.grid_key(owner),
                              message=f"last run: #{header.id} · {when(header.created_at)}")
     return [html_, state]
 

@@ -110,6 +110,7 @@ def render_page(services: Services, comparison_id, page: int = 0, owner: str | N
     # Statistics read every run: past a size the panel is left to `python -m playground stats`.
     panel, badges = evidence(services.log, header.id, owner) if header.run_count <= MAX_SUMMARY_RUNS else ("", {})
     html_ = grid.render_grid(views, header.modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
+                             key=services.visitors.grid_key(owner),
                              message=f"#{header.id} · {header.title} · {when(header.created_at)}{shown}",
                              cell_reruns=False, badges=badges)
     return html_ + panel, header.id, str(header.id), page

@@ -11,6 +11,7 @@ from ..templates import TemplateError, expand, import_template, template_to_text
 from . import exports
 from .compare import CompareTab
 from .errors import at_boundary, scrub
+from .views import template_choices
 
 ALL = "all"
 HEADERS = ["name", "modality", "technique", "variants", "source", "description"]
@@ -131,13 +132,14 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
         template = services.library.get(name)
         updates = [gr.update() for _ in compare_tabs]
         index = list(compare_tabs).index(template.modality)
-        updates[index] = gr.update(choices=compare_tabs[template.modality].refresh()["choices"], value=name)
+        updates[index] = gr.update(choices=template_choices(services, template.modality), value=name)
         return [gr.Tabs(selected=template.modality)] + updates
 
     opened = open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
                             api_visibility="private")
     for tab in compare_tabs.values():
-        opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private", show_progress="hidden")
+        opened.then(tab.handlers.open_template, selected, tab.form.template_outputs(), api_visibility="private",
+                    show_progress="hidden")
 
     @boundary
     def export(name):
@@ -150,7 +152,7 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
 
     def after_change(message: str, name: str | None, filters):
         services.reload_library()
-        choice_updates = [t.refresh() for t in compare_tabs.values()]
+        choice_updates = [t.handlers.template_choices() for t in compare_tabs.values()]
         return ([message, template_rows(services, *filters), _errors_md(services),
                  gr.update(choices=_techniques(services))] + choice_updates)
 

@@ -17,6 +17,7 @@ from typing import Callable
 
 import gradio as gr
 
+from ..render import render
 from ..services import Services
 from ..stakeholders.diffs import read_wav
 from ..stakeholders.preferences import export_preferences
@@ -63,31 +64,13 @@ def _values_md(run) -> str:
     return values or "same inputs"
 
 
-_CELL = "padding: 4px 6px; vertical-align: top"
-
-
 def ranking_html(services: Services, comparison_id: int, scores: dict[str, dict] | None = None) -> str:
     """The variants ranked by votes, with ratings and stars beside them (and automatic scores when given).
 
     `scores`: variant -> {score name: value}, e.g. automatic scores, shown as extra columns."""
-    rows = variant_table(services.log, comparison_id)
-    score_names = sorted({k for s in (scores or {}).values() for k in s})
-    head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in
-                   ["#", "variant", "rating (95%)", "won–tied–lost", "★ avg", *score_names])
-    body = []
-    for k, r in enumerate(rows, 1):
-        cells = [str(k), html.escape(r["variant"]),
-                 f'{r["rating"]:.0f}<br><small style="white-space: nowrap">{r["low"]:.0f}–{r["high"]:.0f}</small>'
-                 if r["games"] else "no votes",
-                 f'{r["wins"]}–{r["ties"]}–{r["losses"]}',
-                 f'{r["avg_stars"]:.1f}' if r["avg_stars"] is not None else "—"]
-        cells += [html.escape(str((scores or {}).get(r["variant"], {}).get(n, "—"))) for n in score_names]
-        body.append("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
-    return (f'<div class="pp-ranking" style="overflow-x: auto; max-width: 100%">'
-            f'<table style="font-size: 0.9em; overflow-wrap: anywhere">'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f'<p class="pp-note">Bradley-Terry fit of every voter\'s votes on an Elo-like scale (1000 = average; '
-            f'+100 = preferred about 64% of the time); ties and "both bad" count half.</p></div>')
+    scores = {variant: {k: str(v) for k, v in values.items()} for variant, values in (scores or {}).items()}
+    return render("ranking.html.j2", rows=variant_table(services.log, comparison_id), scores=scores,
+                  score_names=sorted({k for s in scores.values() for k in s}))
 
 
 @dataclass

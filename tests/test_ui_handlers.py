@@ -1,0 +1,94 @@
+"""The tabs' handlers called as plain functions, without a browser: values in and updates out, keyed by component."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tab(settings, catalog, tmp_path_factory):
+    from playground.services import Services
+    from playground.ui.compare import build_compare_tab
+
+    data = tmp_path_factory.mktemp("handlers")
+    (data / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    services = Services.create(settings.replace(data_dir=data), catalog=catalog)
+    with gr.Blocks():
+        remembered = gr.BrowserState({})
+        built = build_compare_tab("text", services, remembered)
+    return built
+
+
+def form_values(tab) -> dict:
+    """What the page would send: every input's current value, keyed by its component."""
+    f = tab.form
+    inputs = f.prompt_inputs() | {f.seeds, f.rerun, f.checks, tab.handlers.browser_state, *f.params.values()}
+    return {component: component.value for component in inputs}
+
+
+def visitor(session: str):
+    return SimpleNamespace(session_hash=session, username=None)
+
+
+def test_the_form_is_read_by_component_not_by_position(tab):
+    values = form_values(tab)
+    f = tab.form
+    values[f.slots[1].name] = "second"
+    values[f.slots[1].text] = "Say {{ product }} twice."
+    filled = tab.handlers.read_form(values)
+    assert list(filled.variants)[1] == "second" and filled.variants["second"] == "Say {{ product }} twice."
+    assert filled.values == {"product": ["a solar-powered lantern"]}
+    values[f.slots[0].name] = "second"
+    with pytest.raises(ValueError, match="two variants are named 'second'"):
+        tab.handlers.read_form(values)
+
+
+def test_duplicate_and_remove_update_the_cards_by_name(tab):
+    values = form_values(tab)
+    f = tab.form
+    count = values[f.n_variants]
+    grown = tab.handlers.edit_variants(values, "duplicate", 0)
+    assert grown[f.n_variants] == count + 1
+    assert grown[f.slots[1].name]["value"] == f"{values[f.slots[0].name]}-2"
+    assert grown[f.slots[count].column]["visible"] is True
+    shrunk = tab.handlers.edit_variants(values, "remove", 0)
+    assert shrunk[f.n_variants] == count - 1 and shrunk[f.slots[0].name]["value"] == values[f.slots[1].name]
+
+
+def test_a_remembered_form_is_laid_over_its_template(tab):
+    f = tab.form
+    saved = {"template": "product-tagline", "variables": [["product", "a kettle"]], "models": ["tiny-text"],
+             "variants": [["one", "Hi {{ product }}"], ["two", "Bye {{ product }}"]], "seeds": "4, 5",
+             "extras": {"system": "Be brief."}}
+    updates = tab.handlers.restore(saved)
+    assert updates[f.template] == "product-tagline" and updates[f.seeds] == "4, 5"
+    assert updates[f.variables[0]]["value"] == "a kettle" and updates[f.n_variants] == 2
+    assert updates[f.slots[1].text]["value"] == "Bye {{ product }}" and updates[f.slots[2].column]["visible"] is False
+    assert updates[f.extras["system"]]["value"] == "Be brief."
+    assert tab.handlers.restore({"template": ["not", "a", "name"]}).keys() <= set(f.params.values())
+
+
+def test_a_variable_typed_into_a_variant_gets_a_box_and_a_warning(tab):
+    values = form_values(tab)
+    f = tab.form
+    values[f.slots[0].text] = "For {{ audience }}: {{ product }}"
+    updates = tab.handlers.sync_variables(values)
+    assert updates[f.var_names] == ["product", "audience"]
+    assert updates[f.variables[1]]["label"] == "audience"
+    assert "<strong>audience</strong> is blank" in updates[f.var_warning]
+
+
+def test_the_preview_escapes_prompts_and_renders_one_at_a_time_per_visitor(tab):
+    values = form_values(tab)
+    f = tab.form
+    values[f.slots[0].text] = "<img src=x onerror=alert(1)> ![t](http://tracker.example/p.png) {{ product }}"
+    shown = tab.handlers.preview(values, visitor("page-a"))[f.preview]
+    assert "&lt;img src=x" in shown and "<img" not in shown and "a solar-powered lantern" in shown
+    with tab.handlers.previews.enter("page-a") as admitted:
+        assert admitted
+        busy = tab.handlers.preview(values, visitor("page-a"))[f.preview]
+        other = tab.handlers.preview(values, visitor("page-b"))[f.preview]
+    assert "being rendered for you already" in busy and "a solar-powered lantern" in other
