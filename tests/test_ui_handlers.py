@@ -9,16 +9,30 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def tab(settings, catalog, tmp_path_factory):
+def services(settings, catalog, tmp_path_factory):
     from playground.services import Services
-    from playground.ui.compare import build_compare_tab
 
     data = tmp_path_factory.mktemp("handlers")
     (data / "models").symlink_to(settings.models_dir, target_is_directory=True)
-    services = Services.create(settings.replace(data_dir=data), catalog=catalog)
+    return Services.create(settings.replace(data_dir=data), catalog=catalog)
+
+
+@pytest.fixture(scope="module")
+def tab(services):
+    from playground.ui.compare import build_compare_tab
+
     with gr.Blocks():
         remembered = gr.BrowserState({})
         built = build_compare_tab("text", services, remembered)
+    return built
+
+
+@pytest.fixture(scope="module")
+def history(services):
+    from playground.ui.history import build_history_tab
+
+    with gr.Blocks():
+        built = build_history_tab(services)
     return built
 
 
@@ -92,3 +106,21 @@ def test_the_preview_escapes_prompts_and_renders_one_at_a_time_per_visitor(tab):
         busy = tab.handlers.preview(values, visitor("page-a"))[f.preview]
         other = tab.handlers.preview(values, visitor("page-b"))[f.preview]
     assert "being rendered for you already" in busy and "a solar-powered lantern" in other
+
+
+def test_history_searches_opens_and_refuses_by_component(history, services):
+    from playground.store import RunRecord
+
+    comparison_id = services.log.start_comparison("text", "handlers")
+    services.log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt="a lantern", seed=1, params={},
+                                   comparison_id=comparison_id, variant="plain", output_text="light"))
+    v = history.view
+    values = {component: component.value for component in v.filters()}
+    tables = history.handlers.search(values | {v.query: "lant"}, visitor("page-a"))
+    assert [row[0] for row in tables[v.comparisons]] == [comparison_id] and tables[v.runs][0][7] == "a lantern"
+    opened = history.handlers.open_typed({v.open_id: f"#{comparison_id}"}, visitor("page-a"))
+    assert opened[v.opened] == comparison_id and 'class="pp-cell pp-ok"' in opened[v.grid]
+    with pytest.raises(ValueError, match="min_stars: must be a whole number between 0 and 5"):
+        history.handlers.search(values | {v.min_stars: 9}, visitor("page-a"))
+    with pytest.raises(ValueError, match="comparison number: must be a number like 12"):
+        history.handlers.open_typed({v.open_id: "12; DROP TABLE runs"}, visitor("page-a"))

@@ -74,14 +74,15 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             with gr.Tab("Library", id="library"):
                 build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:
-                history = build_history_tab(services, browser_state)
+                history = build_history_tab(services)
             with gr.Tab("Vote", id="vote"):
                 build_vote_tab(services, demo, tabs, voter_state,
                                summary_for=lambda cid: comparison_panel(services.log, cid))
             with gr.Tab("Diff", id="diff"):
                 build_diff_tab(services)
             # Runs made in the other tabs show up as soon as History is opened.
-            history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
+            history_tab.select(history.handlers.search, history.view.filters(), history.view.tables(),
+                               api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
 
@@ -98,9 +99,10 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                 updates |= tab.handlers.restore(forms.get(modality))
                 html_, state = _last_grid(services, modality, remembered.get(modality), owner)
                 updates |= {tab.form.grid: html_, tab.form.run_state: state}
-            return updates | dict(zip(history.tables, history.search(request, "all", "all", "", 0, "any time", "")))
+            return updates | history.handlers.first_search(request)
 
-        outputs = [visitor, *history.tables] + [c for tab in compare_tabs.values() for c in tab.restore_outputs()]
+        outputs = [visitor, *history.view.tables()] + [c for tab in compare_tabs.values()
+                                                       for c in tab.restore_outputs()]
         demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
     demo.services = services
     return demo
