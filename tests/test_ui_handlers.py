@@ -124,3 +124,30 @@ def test_history_searches_opens_and_refuses_by_component(history, services):
         history.handlers.search(values | {v.min_stars: 9}, visitor("page-a"))
     with pytest.raises(ValueError, match="comparison number: must be a number like 12"):
         history.handlers.open_typed({v.open_id: "12; DROP TABLE runs"}, visitor("page-a"))
+
+
+def test_a_blind_vote_is_dealt_and_cast_by_component(services):
+    from playground.store import RunRecord
+    from playground.ui.vote import build_vote_tab
+
+    with gr.Blocks() as demo:
+        voter = gr.BrowserState("")
+        with gr.Tabs() as tabs:
+            vote = build_vote_tab(services, demo, tabs, voter)
+    comparison_id = services.log.start_comparison("text", "vote by component")
+    for col, (variant, text) in enumerate((("secret-left", "<b>one</b>"), ("secret-right", "two"))):
+        services.log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt="p", seed=1, params={},
+                                       comparison_id=comparison_id, col=col, variant=variant, output_text=text,
+                                       variables={"product": "<i>lamp</i>"}))
+    v = vote.view
+    values = {v.comparison: float(comparison_id), v.voter: "", v.granted: None}
+    dealt = vote.handlers.start(values, visitor("page-a"))
+    assert "Pair 1 of 1" in dealt[v.context] and "&lt;i&gt;lamp&lt;/i&gt;" in dealt[v.context]
+    assert "secret" not in str(dealt[v.context]) and dealt[v.token]
+    shown = {dealt[side["text"]]["value"] for side in v.sides}
+    assert shown == {"<b>one</b>", "two"}
+    after = vote.handlers.vote(values | {v.token: dealt[v.token], v.reason: "", v.voter: dealt[v.voter]}, "A",
+                               visitor("page-a"))
+    assert "secret-left" in after[v.ranking] and after[v.results]["visible"] is True
+    with pytest.raises(ValueError, match="comparison_id: must be a whole number, got 1.5"):
+        vote.handlers.start(values | {v.comparison: 1.5}, visitor("page-a"))
