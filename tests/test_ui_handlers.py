@@ -151,3 +151,21 @@ def test_a_blind_vote_is_dealt_and_cast_by_component(services):
     assert "secret-left" in after[v.ranking] and after[v.results]["visible"] is True
     with pytest.raises(ValueError, match="comparison_id: must be a whole number, got 1.5"):
         vote.handlers.start(values | {v.comparison: 1.5}, visitor("page-a"))
+
+
+def test_the_diff_of_two_columns_by_component(services):
+    from playground.store import RunRecord
+    from playground.ui.diff import build_diff_tab
+
+    with gr.Blocks():
+        diff = build_diff_tab(services)
+    comparison_id = services.log.start_comparison("text", "diff by component")
+    for col, (prompt, text) in enumerate((("Write <b>a</b> line.", "old words"), ("Write one line.", "new words"))):
+        services.log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt=prompt, seed=1, params={},
+                                       comparison_id=comparison_id, col=col, variant=f"v{col}", output_text=text))
+    v = diff.view
+    loaded = diff.load({v.comparison: comparison_id}, visitor("page-a"))
+    assert loaded[v.left]["value"] == 0 and loaded[v.right]["value"] == 1 and loaded[v.row]["value"] == 0
+    shown = diff.show({v.comparison: comparison_id, v.left: 0, v.right: 1, v.row: 0}, visitor("page-a"))[v.text]
+    assert "<del" in shown and "&lt;b&gt;a&lt;/b&gt;" in shown and "<b>a</b>" not in shown
+    assert "Output · " in shown and "1 words removed, 1 added" in shown
