@@ -169,3 +169,17 @@ def test_the_diff_of_two_columns_by_component(services):
     shown = diff.show({v.comparison: comparison_id, v.left: 0, v.right: 1, v.row: 0}, visitor("page-a"))[v.text]
     assert "<del" in shown and "&lt;b&gt;a&lt;/b&gt;" in shown and "<b>a</b>" not in shown
     assert "Output · " in shown and "1 words removed, 1 added" in shown
+
+
+def test_the_preview_waits_in_the_queue_like_other_work(settings, catalog, tmp_path):
+    """An unqueued event runs at once for anyone who posts it; the preview renders templates, so it is queued."""
+    from playground.services import Services
+    from playground.ui.app import build_app
+    from playground.ui.queues import PREVIEW_QUEUE
+
+    own = settings.replace(data_dir=tmp_path)
+    (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    demo = build_app(own, Services.create(own, catalog=catalog))
+    previews = [fn for fn in demo.fns.values() if getattr(fn, "name", "") == "preview"]
+    assert len(previews) >= 3 * 2
+    assert all(fn.queue and fn.concurrency_id == PREVIEW_QUEUE for fn in previews)
