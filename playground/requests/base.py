@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
                       ValidationInfo)
+from pydantic import Strict as StrictType
 from pydantic_core import PydanticCustomError
 
 from ..settings import MAX_ID, Settings, defaults
@@ -74,7 +75,7 @@ def _integral(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_integral)]     # 3 or 3.0; not 3.5, true or "3"
+WholeNumber = Annotated[int, StrictType(), BeforeValidator(_integral)]     # 3 or 3.0; not 3.5, true or "3"
 
 
 def whole(low: int, high: int | str) -> Any:
@@ -111,7 +112,7 @@ def text(limit: int | str, *, empty: bool = True) -> Any:
             raise refuse("empty", "is empty")
         return value
 
-    return Annotated[str, AfterValidator(within), AfterValidator(storable)]
+    return Annotated[str, StrictType(), AfterValidator(within), AfterValidator(storable)]
 
 
 def items(limit: int | str, *, at_least: int = 0) -> AfterValidator:

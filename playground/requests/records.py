@@ -163,6 +163,14 @@ _COMPARISON = TypeAdapter(ComparisonInfo)
 MAX_SPEC_CHARS = 100_000
 
 
+_ID = TypeAdapter(Id)
+
+
+def row_id(value) -> int:
+    """A run or comparison id (1 .. 2**63-1), or a RequestError."""
+    return check_value(_ID, value, {}, root="id")
+
+
 def run_fields(row: dict, limits) -> dict:
     """The run fields of an export row, checked against `limits` (an ImportLimits); else a RequestError."""
     return check_value(_RUN, row, {"settings": limits}, root="row", style="field")
@@ -180,4 +188,4 @@ def comparison_info(info: Any, limits) -> dict:
     return checked
 
 
-__all__ = ["ComparisonInfo", "PydanticCustomError", "RunFields", "UID_RULE", "comparison_info", "run_fields"]
+__all__ = ["ComparisonInfo", "PydanticCustomError", "RunFields", "UID_RULE", "comparison_info", "row_id", "run_fields"]
