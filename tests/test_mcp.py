@@ -50,7 +50,9 @@ async def call_every_tool(url: str, file_url) -> dict:
     from mcp.client.streamable_http import streamablehttp_client
 
     called = {}
-    async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as session:
+    # Generous timeouts: a shared, busy machine may take a while to load the model for the first comparison.
+    async with streamablehttp_client(url, timeout=300, sse_read_timeout=600) as (read, write, _), \
+            ClientSession(read, write) as session:
         await session.initialize()
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         called["schemas"] = {name: tool.inputSchema for name, tool in tools.items()}
