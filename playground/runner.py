@@ -133,7 +133,7 @@ class Runner:
         modality(modality_name)
         resolved = {key: self.catalog.resolve(modality_name, key[0], key[1]) for key in dict.fromkeys(models)}
         try:
-            made = make_checks(checks, modality_name, has_reference)
+            made = make_checks(checks, modality_name, has_reference=has_reference)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
         for check in made:          # a judge model is checked like any other model id, before anything runs

@@ -7,6 +7,6 @@ from .record import Latency, RealtimeFactor, Tokens, TokensPerSecond
 from .text import (Contains, Equals, JsonSchema, JsonValid, Length, LLMJudge, NotContains, ReadingLevel, Regex,
                    Similarity, StartsWith)
 
-BUILTIN_CHECKS = (Contains, NotContains, StartsWith, Equals, Regex, JsonValid, JsonSchema, Length, ReadingLevel, Similarity,
-                  LLMJudge, ClipScore, PickScore, ClapScore, Loudness, Clipping, Silence, Latency, Tokens,
+BUILTIN_CHECKS = (Contains, NotContains, StartsWith, Equals, Regex, JsonValid, JsonSchema, Length, ReadingLevel,
+                  Similarity, LLMJudge, ClipScore, PickScore, ClapScore, Loudness, Clipping, Silence, Latency, Tokens,
                   TokensPerSecond, RealtimeFactor)
