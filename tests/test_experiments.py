@@ -162,6 +162,15 @@ def test_retry_errors_runs_only_the_failed_cells_again(services, rows):
     assert experiments.status(services, experiment.id).failed == 0
 
 
+def test_a_job_whose_rows_are_gone_fails_with_what_to_do(services, rows):
+    experiment = experiments.submit(services, spec(services, rows), start=False)
+    (services.datasets.root / rows.version / "data.parquet").unlink()
+    experiments.resume(services, experiment.id)
+    failed = run(services, experiment)
+    assert failed.status == "failed" and "are missing" in failed.error and "add the dataset again" in failed.error
+    assert services.log.get_comparison_header(experiment.id).status == "failed"       # not left "running"
+
+
 def test_rows_that_cannot_render_fail_their_cells_only(services):
     long_value = "x" * 30_000
     dataset = services.datasets.add_rows([{"product": "a lamp"}, {"product": long_value}], name="one long")

@@ -47,7 +47,16 @@ class Tally:
 
 
 def run_job(context) -> None:
-    """The handler the job worker calls (playground.jobs.KINDS['experiment'])."""
+    """The handler the job worker calls (playground.jobs.KINDS['experiment']). A job that fails leaves its
+    comparison saying how far it got (failed or partial), not running."""
+    try:
+        _run(context)
+    except Exception:
+        _settle(context.services.log, context.job.comparison_id, failed=True)
+        raise
+
+
+def _run(context) -> None:
     job, services = context.job, context.services
     spec = ExperimentSpec.parse(job.spec)
     comparison_id = job.comparison_id
@@ -79,11 +88,18 @@ def run_job(context) -> None:
         context.progress(**tally.progress())
     context.progress(force=True, **tally.progress())
     if not context.stopping:
-        final = cell_counts(services.log, comparison_id)
-        status = "done" if not final["error"] else "failed" if not final["ok"] else "partial"
-        set_status(services.log, comparison_id, status)
+        _settle(services.log, comparison_id)
         if retry:                     # done with the retry: resuming later runs only what was never logged
             context.queue.set_options(job, {**job.options, "retry_errors": False})
+
+
+def _settle(log, comparison_id: int, failed: bool = False) -> None:
+    """The comparison's status from its cells: done, partial or failed."""
+    counts = cell_counts(log, comparison_id)
+    if failed or counts["error"]:
+        set_status(log, comparison_id, "partial" if counts["ok"] else "failed")
+    else:
+        set_status(log, comparison_id, "done")
 
 
 def _run_chunk(context, runner, spec, comparison_id, checked, tally: Tally, chunk_cells: int) -> None:
