@@ -14,14 +14,14 @@ from typing import Iterator
 
 from . import __version__
 from .engines import gpu
-from .engines.base import (Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, check_seed,
-                           library_versions, to_wav_bytes)
+from .engines.base import (Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, library_versions,
+                           to_wav_bytes)
 from .engines.catalog import Catalog, Resolved
 from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
 from .settings import Settings
 from .store import AlreadyLogged, RunLog, RunRecord
-from .spec import Cell, ComparisonSpec
+from .spec import Cell, ComparisonSpec, check_cells
 from .templates import TemplateError
 
 log = logging.getLogger(__name__)
@@ -112,19 +112,7 @@ class Runner:
                             spec.params, spec.checks, has_reference=bool(spec.expected))
 
     def check_cells(self, spec: ComparisonSpec, max_cells: int | None = None) -> None:
-        modality(spec.modality)
-        limit = max_cells or self.settings.max_cells
-        if not spec.cells:
-            raise InvalidInput("cells", "the comparison has no cells")
-        if len(spec.cells) > limit:
-            raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {limit}")
-        for cell in spec.cells:
-            if not isinstance(cell.prompt, str) or not cell.prompt.strip():
-                raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
-            if len(cell.prompt) > self.settings.max_prompt_chars:
-                raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
-                                   f"the limit is {self.settings.max_prompt_chars}")
-            check_seed(cell.seed)
+        check_cells(spec, max_cells or self.settings.max_cells, self.settings.max_prompt_chars)
 
     def prepare(self, modality_name: str, models: list[tuple[str, str | None]], params: dict | None,
                 checks: list | None, has_reference: bool = False) -> Checked:

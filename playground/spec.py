@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .engines.base import check_seed
 from .engines.catalog import preset_params
-from .registry import ENGINES, InvalidInput
+from .registry import ENGINES, InvalidInput, modality
 from .store import RunRecord
 from .templates import PromptCell, Template, expand
 
@@ -55,6 +56,22 @@ class ComparisonSpec:
                 "expected": self.expected,
                 "cells": [vars(c) for c in self.cells]}
 
+
+
+def check_cells(spec: ComparisonSpec, limit: int, max_prompt_chars: int) -> None:
+    """A spec's cells before anything runs: some, at most `limit`, each with a prompt within bounds and a seed."""
+    modality(spec.modality)
+    if not spec.cells:
+        raise InvalidInput("cells", "the comparison has no cells")
+    if len(spec.cells) > limit:
+        raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {limit}")
+    for cell in spec.cells:
+        if not isinstance(cell.prompt, str) or not cell.prompt.strip():
+            raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
+        if len(cell.prompt) > max_prompt_chars:
+            raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
+                               f"the limit is {max_prompt_chars}")
+        check_seed(cell.seed)
 
 
 def build_spec(template: Template, *, modality: str | None = None, values: dict | None = None,
