@@ -14,7 +14,7 @@ from .spec import build_spec, spec_from_runs
 from .scoring import CheckError, parse_check_args
 from .services import Services
 from .settings import Settings, SettingsError
-from .store import ImportLimits
+from .store import ImportLimits, StoreInputError
 from .stakeholders.commands import add_parser as add_stakeholder_commands
 from .templates import TemplateError, Template, make_template, parse_template
 
@@ -27,11 +27,17 @@ class UsageError(Exception):
 
 
 def load_comparison(path: Path, services: Services) -> tuple[Template, dict]:
-    """A template file (.md) or a comparison JSON -> (template, options from the file)."""
+    """A template file (.md), a comparison JSON, or the name of a library template -> (template, options)."""
+    if not path.exists() and path.suffix.lower() not in (".md", ".json") and len(path.parts) == 1:
+        try:
+            return services.library.get(str(path)), {}
+        except TemplateError as error:
+            raise UsageError(f"{path} is neither a file nor a library template ({error}); "
+                             "`python -m playground templates` lists the names") from None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from None
+        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     if path.suffix.lower() == ".md":
         return parse_template(text, path=path, source="user"), {}
     try:
@@ -180,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser = with_common
 
     run = commands.add_parser("run", help="run a template file or a comparison JSON")
-    run.add_argument("file", help="prompts/text/<name>.md, or a comparison .json")
+    run.add_argument("file", help="a library template's name (see `templates`), a template file "
+                     "(prompts/text/<name>.md), or a comparison .json")
     run.add_argument("--models", nargs="+", help="model ids (default: the modality's default model)")
     run.add_argument("--seeds", nargs="+", type=int, help="one or more seeds (default 1)")
     run.add_argument("--set", action="append", metavar="VAR=VALUE", help="a variable value (repeat for a list)")
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, services)
-    except (UsageError, InvalidInput, TemplateError, CheckError, KeyError, LookupError) as error:
+    except (UsageError, InvalidInput, TemplateError, CheckError, StoreInputError, KeyError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
