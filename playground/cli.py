@@ -15,6 +15,7 @@ from .scoring import CheckError, parse_check_args
 from .services import Services
 from .settings import Settings, SettingsError
 from .store import ImportLimits, StoreInputError
+from .store.archive import import_problem
 from .stakeholders.commands import add_parser as add_stakeholder_commands
 from .templates import TemplateError, Template, make_template, parse_template
 
@@ -149,7 +150,16 @@ def cmd_export(args, services: Services) -> int:
             else services.log.list_runs(limit=10**9))
     services.log.export(dest, fmt, runs=runs)
     print(f"exported {len(runs)} runs to {dest}")
+    if fmt != "csv":
+        _warn_if_unimportable(dest, services)
     return 0
+
+
+def _warn_if_unimportable(dest: Path, services: Services) -> None:
+    problem = import_problem(dest, ImportLimits.from_settings(services.settings))
+    if problem:
+        print(f"warning: importing {dest.name} here would stop short: {problem}. Export one comparison at a "
+              "time (--comparison), or raise that setting where it is imported", file=sys.stderr)
 
 
 def cmd_templates(args, services: Services) -> int:

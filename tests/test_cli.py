@@ -22,8 +22,8 @@ def _comparison(data, outcomes=()) -> int:
     """A logged text comparison of two runs, with one vote per outcome given ("win" or "tie")."""
     with RunLog(data) as log:
         comparison = log.start_comparison("text", "taglines", "product-tagline")
-        runs = [log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt=f"p{col}", params={}, seed=1, col=col,
-                                      variant=f"v{col}", comparison_id=comparison, output_text=f"out {col}"))
+        runs = [log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt=f"p{col}", params={}, seed=1,
+                                      col=col, variant=f"v{col}", comparison_id=comparison, output_text=f"out {col}"))
                 for col in range(2)]
         for number, outcome in enumerate(outcomes):
             record_vote(log, comparison_id=comparison, left_run_id=runs[0], right_run_id=runs[1], outcome=outcome,
