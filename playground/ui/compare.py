@@ -31,7 +31,7 @@ CHECK_EXAMPLES = {"text": "length:unit=words\ncontains=lantern", "image": "clip"
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
-MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
+MODEL_QUEUE = "models"     # comparisons, `concurrency` at once; local model work takes turns inside (runner.py)
 
 
 @dataclass
