@@ -9,7 +9,6 @@ time: the UI, the CLI and the tests all drive this same code.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import threading
@@ -17,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import __version__
+from .outputs import artifact_bytes, fill_metrics, library_versions
 from .engines import gpu
-from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed, to_wav_bytes
+from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed
 from .engines.catalog import Catalog, Resolved
 from .registry import ENGINES, InvalidInput, engine_for, engines_for, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
@@ -316,12 +316,12 @@ class Runner:
                     holding: bool = True) -> CellResult:
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
-        _fill_metrics(record, output, load_s)
+        fill_metrics(record, output, load_s)
         if model is not None and hasattr(model, "seconds_per_cell") and record.wall_s:
             # wall_s is the whole batch's: the next GPU lease is sized per cell
             model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
         try:
-            artifact, ext = _artifact(output)
+            artifact, ext = artifact_bytes(output)
             self.log.add_run(record, artifact=artifact, artifact_ext=ext)
         except OSError as error:       # disk full, permissions: this cell fails, the grid goes on
             record.status, record.artifact = "error", None
@@ -371,45 +371,3 @@ class Runner:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _fill_metrics(record: RunRecord, output: Output, load_s: float) -> None:
-    metrics = dict(output.metrics)
-    record.output_text = output.text
-    record.wall_s = metrics.pop("wall_s", None)
-    record.load_s = load_s
-    for name in ("tokens_per_s", "realtime_factor", "prompt_tokens", "completion_tokens", "formatted_prompt",
-                 "ttft_s", "endpoint"):
-        value = metrics.pop(name, None)
-        if value is not None:
-            setattr(record, name, value)
-    if metrics.get("revision"):      # a remote server names what it really ran
-        record.model_revision = metrics.pop("revision")
-    record.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
-
-
-def _artifact(output: Output) -> tuple[bytes | None, str | None]:
-    if output.image is not None:
-        buffer = io.BytesIO()
-        output.image.save(buffer, format="PNG")
-        return buffer.getvalue(), "png"
-    if output.audio is not None:
-        return to_wav_bytes(*output.audio), "wav"
-    return None, None
-
-
-_versions: dict[str, str] = {}
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that shape outputs; read once (importlib.metadata is slow enough to matter per cell)."""
-    if not _versions:
-        from importlib.metadata import PackageNotFoundError, version
-
-        _versions["playground"] = __version__
-        for name in ("torch", "transformers", "diffusers", "accelerate"):
-            try:
-                _versions[name] = version(name)
-            except PackageNotFoundError:
-                pass
-    return dict(_versions)
