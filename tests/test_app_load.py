@@ -40,7 +40,8 @@ def test_a_burst_of_sixteen_callers_with_four_comparisons_each_is_queued_not_ref
     assert (local.queue_size, local.concurrency) == (settings.queue_size, settings.concurrency)   # the defaults
     demo = _serve(local, catalog)
     try:
-        clients = [Client(demo.local_url, verbose=False) for _ in range(16)]
+        # A shared machine may be slow to answer a burst: the clients wait a minute, not httpx's default 5 s.
+        clients = [Client(demo.local_url, verbose=False, httpx_kwargs={"timeout": 60}) for _ in range(16)]
         jobs = [client.submit(template="product-tagline", models=["tiny-text"], seeds=[100 * number + k],
                               params={"max_new_tokens": 2}, checks=[], api_name="/compare")
                 for number, client in enumerate(clients) for k in range(4)]
