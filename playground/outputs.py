@@ -1,11 +1,10 @@
-"""What the run log keeps of an engine's output: its metrics on the record, its media as a file, and the versions
-of the libraries that shaped it. No gradio, no torch at import."""
+"""What the run log keeps of an engine's output: its metrics on the record and its media as a file. No gradio, no
+torch at import."""
 
 from __future__ import annotations
 
 import io
 
-from . import __version__
 from .engines.base import Output, to_wav_bytes
 from .store import RunRecord
 
@@ -33,20 +32,3 @@ def artifact_bytes(output: Output) -> tuple[bytes | None, str | None]:
     if output.audio is not None:
         return to_wav_bytes(*output.audio), "wav"
     return None, None
-
-
-_versions: dict[str, str] = {}
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that shape outputs; read once (importlib.metadata is slow enough to matter per cell)."""
-    if not _versions:
-        from importlib.metadata import PackageNotFoundError, version
-
-        _versions["playground"] = __version__
-        for name in ("torch", "transformers", "diffusers", "accelerate"):
-            try:
-                _versions[name] = version(name)
-            except PackageNotFoundError:
-                pass
-    return dict(_versions)

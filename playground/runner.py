@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import __version__
-from .outputs import artifact_bytes, fill_metrics, library_versions
+from .outputs import artifact_bytes, fill_metrics
 from .engines import gpu
-from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed
+from .engines.base import (Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, check_seed,
+                           library_versions)
 from .engines.catalog import Catalog, Resolved
 from .registry import ENGINES, InvalidInput, engine_for, engines_for, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
@@ -301,8 +302,10 @@ class Runner:
 
     def _record(self, spec, cell, comparison_id, checked: Checked, model=None) -> RunRecord:
         resolved = checked.resolved(cell)
-        versions = library_versions() if not resolved.engine.remote else \
-            {"playground": __version__, **getattr(model, "versions", {})}
+        if model is not None:
+            versions = {"playground": __version__, **model.versions}
+        else:                       # failed or cached before a model was at hand
+            versions = {"playground": __version__} if resolved.engine.remote else library_versions()
         return RunRecord(
             modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed,
             params=checked.options[resolved.engine.name], comparison_id=comparison_id, row=cell.row, col=cell.col,
@@ -310,14 +313,15 @@ class Runner:
             variables=dict(cell.values), system=cell.system, negative_prompt=cell.negative_prompt,
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
-            device=getattr(model, "device", None), dtype=getattr(model, "dtype", None), versions=versions)
+            device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
+            versions=versions)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
                     holding: bool = True) -> CellResult:
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
         fill_metrics(record, output, load_s)
-        if model is not None and hasattr(model, "seconds_per_cell") and record.wall_s:
+        if isinstance(model, LocalModel) and record.wall_s:
             # wall_s is the whole batch's: the next GPU lease is sized per cell
             model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
         try:

@@ -19,8 +19,6 @@ from .remote import (Pacing, Stopped, StreamCut, chat_messages, read_text_stream
 
 
 class HFInferenceModel:
-    engine_name = "hf"
-
     def __init__(self, resolved, settings: Settings):
         check_remote_model_name(resolved.engine.name, resolved.source)   # never a URL: the token would follow it
         self.model = resolved.source

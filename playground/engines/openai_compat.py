@@ -15,8 +15,6 @@ from .remote import (Pacing, StreamCut, chat_messages, close_response, read_text
 
 
 class OpenAICompatModel:
-    engine_name = "openai"
-
     def __init__(self, resolved, settings: Settings):
         self.endpoint = resolved.endpoint
         self.model = resolved.source
