@@ -70,6 +70,7 @@ def keep_alive_server():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
+    server.server_close()
 
 
 def test_a_hung_remote_comparison_holds_up_no_local_one_and_is_cancelled_at_once(tmp_path, settings,

@@ -2,9 +2,10 @@
 merged in order of arrival, a time limit on each cell, Stop that aborts what is in flight at once, and error
 messages that carry the server's own words but never a key.
 
-A cell's time limit (remote_cell_timeout_s) counts from its first attempt and covers retries and waits; it holds
-where the per-request timeout cannot: a server that keeps a stream open with SSE keep-alive comments is never
-silent. A cell past its limit, or stopped, is reported at once; its request is aborted (the socket shut down, so a
+A cell's time limit (remote_cell_timeout_s) counts from its first attempt and covers retries and waits (a 429 that
+says when to come back is waited out without counting against the retries, for as long as the cell's time allows);
+it holds where the per-request timeout cannot: a server that keeps a stream open with SSE keep-alive comments is
+never silent. A cell past its limit, or stopped, is reported at once; its request is aborted (the socket shut down, so a
 read already waiting wakes) and its thread left to end on its own.
 """
 
@@ -180,7 +181,8 @@ def _serve(call: Call, request: GenerationRequest, pacing: Pacing, attempt: Atte
             call.text = event.texts[call.index]
         put(event)
 
-    for number in range(pacing.retries + 1):
+    failures = 0            # the failures that count against the retries: a 429 that says when to come back does not
+    while True:
         call.start()
         if not pacing.throttle.acquire(call.stopped, call.deadline):
             return None
@@ -196,18 +198,20 @@ def _serve(call: Call, request: GenerationRequest, pacing: Pacing, attempt: Atte
                 return None
             message = pacing.describe(error)
             trouble = trouble_of(error, pacing.passing, pacing.final)
+            told_when = trouble.kind == "overload" and trouble.wait_s is not None
             if trouble.kind == "overload":
-                pacing.throttle.overloaded(trouble.wait_s if trouble.wait_s is not None else backoff(number))
-            if isinstance(error, StreamCut) or call.text or trouble.kind == "final" or number == pacing.retries:
+                pacing.throttle.overloaded(trouble.wait_s if told_when else backoff(failures))
+            if isinstance(error, StreamCut) or call.text or trouble.kind == "final" or \
+                    (not told_when and failures == pacing.retries):
                 log.warning("remote request failed: %s", message)
                 return Failed(call.index, message, text=call.text or None)
             call.last_error = message
             log.info("retrying after: %s", message)
         finally:
             pacing.throttle.release(succeeded)
-        if trouble.kind == "passing" and call.stopped.wait(trouble.wait_s or backoff(number)):
+        if trouble.kind == "passing" and call.stopped.wait(trouble.wait_s or backoff(failures)):
             return None
-    return None
+        failures += not told_when
 
 
 _KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,})")
