@@ -220,7 +220,7 @@ def test_a_refused_call_logs_one_line_and_a_server_fault_its_traceback(client, s
     capfd.readouterr()
     with pytest.raises(AppError, match="no template named"):
         client.predict("no-such-template", api_name="/render_template")
-    with pytest.raises(AppError, match="comparison_id must be"):
+    with pytest.raises(AppError, match="comparison_id: must be"):
         client.predict(0, api_name="/stats")
     with pytest.raises(AppError, match="no comparison #999999"):
         client.predict(999999, api_name="/comparison")

@@ -191,7 +191,7 @@ def make_checks(specs, modality: str | None = None, settings=None) -> list[Check
 def _renamed(check: Check) -> str:
     """`check` written again under a name of its own, as a --check line (the Checks box takes the same), or as
     JSON where a value holds a comma (the line form splits arguments on commas)."""
-    defaults = {arg.name: arg.default for arg in check.args}
+    defaults = {name: field.default for name, field in check.Args.model_fields.items()}
     changed = {k: v for k, v in check.options.items() if v is not None and v != defaults.get(k)}
     named = {"type": check.type, **changed, "name": f"{check.type}-2"}
     if any("," in json.dumps(v) for v in changed.values()):
