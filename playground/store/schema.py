@@ -136,7 +136,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     ALTER TABLE runs ADD COLUMN ttft_s REAL;
     ALTER TABLE runs ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';
     """),
-    # Experiments: a comparison with a dataset behind it, filled by a server-side job (playground/jobs.py).
+    # Experiments: a comparison with a dataset behind it, filled by a server-side job (playground/jobs/).
     # `cell_key` names a cell of an experiment (its dataset row, variant, seed and model): at most one run per cell
     # and comparison, so a resumed job never logs a cell twice. `reference` is the answer the cell's checks read.
     (9, """
