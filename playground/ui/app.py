@@ -21,6 +21,7 @@ from .compare import build_compare_tab
 from .history import build_history_tab, parse_comparison_id, when
 from .library import build_library_tab
 from .diff import build_diff_tab
+from .experiments import build_experiments_tab
 from .vote import build_vote_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -72,6 +73,8 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             for modality in MODALITIES.values():
                 with gr.Tab(modality.label, id=modality.name):
                     compare_tabs[modality.name] = build_compare_tab(modality.name, services, browser_state)
+            with gr.Tab("Experiments", id="experiments") as experiments_tab:
+                build_experiments_tab(services).show_on(experiments_tab)
             with gr.Tab("Library", id="library"):
                 build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:

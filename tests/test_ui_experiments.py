@@ -1,0 +1,305 @@
+"""The Experiments tab's handlers called as plain functions, without a browser: a dataset added and previewed,
+columns mapped by name, the dry run shown before Run submits a job, progress polled, the table paged, filtered and
+sorted, a cell's record, two experiments compared and rows re-run, export and import, and bad input refused in
+words. Values in and updates out, keyed by component."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from playground import experiments
+from playground.jobs import JobWorker
+
+ROWS = "product,expected,kind\n" + "\n".join(f"a {name},{name},{'big' if i % 2 else 'small'}" for i, name in
+                                           enumerate(["lantern", "kettle", "bicycle", "tent", "blender", "lamp"]))
+
+
+def bench():
+    """benchmarks/bench_experiments_tab.py, which builds a big experiment straight into the log."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_experiments_tab.py"
+    spec = importlib.util.spec_from_file_location("bench_experiments_tab", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def visitor(session: str = "page-a"):
+    return SimpleNamespace(session_hash=session, username=None)
+
+
+def data_dir(tmp_path, settings, **changes):
+    folder = tmp_path / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    return settings.replace(data_dir=folder, **changes)
+
+
+@pytest.fixture
+def services(tmp_path, settings, catalog, text_model):
+    from playground.services import Services
+
+    made = Services.create(data_dir(tmp_path, settings), catalog=catalog)
+    yield made
+    made.stop_jobs()
+    made.log.close()
+
+
+def build(services):
+    from playground.ui.experiments import build_experiments_tab
+
+    with gr.Blocks():
+        return build_experiments_tab(services)
+
+
+@pytest.fixture
+def tab(services):
+    return build(services)
+
+
+def values_of(components) -> dict:
+    return {component: component.value for component in components}
+
+
+def form_values(tab, **changes) -> dict:
+    f = tab.form
+    values = values_of(f.spec_inputs() | {f.estimated, f.pasted, f.dataset_name, f.source})
+    values[f.var_names] = []
+    return values | {getattr(f, name): value for name, value in changes.items()}
+
+
+def apply(values: dict, updates: dict) -> dict:
+    """The page after an update: each changed component's new value."""
+    merged = dict(values)
+    for component, update in updates.items():
+        if isinstance(update, dict) and "__type__" in update:
+            if "value" in update:
+                merged[component] = update["value"]
+        elif not isinstance(update, (gr.Timer, gr.Tabs)):
+            merged[component] = update
+    return merged
+
+
+def add_rows(tab, values, text=ROWS, name="products"):
+    f = tab.form
+    updates = tab.new.add_pasted(values | {f.pasted: text, f.dataset_name: name}, visitor())
+    return apply(values, updates), updates
+
+
+def started_experiment(tab, values) -> int:
+    f = tab.form
+    first = tab.new.run(values, visitor())                      # shows the dry run, starts nothing
+    assert first[f.started] is None and first[f.estimated]
+    second = tab.new.run(values | {f.estimated: first[f.estimated]}, visitor())
+    return second[f.started]
+
+
+def ready_form(tab, **changes):
+    f = tab.form
+    values, _ = add_rows(tab, form_values(tab))
+    return values | {f.variants: ["plain", "role"], f.params: "max_new_tokens = 2", f.checks: "contains",
+                     f.rows: "first N", f.count: 4} | {getattr(f, k): v for k, v in changes.items()}
+
+
+def run_job(services, experiment_id):
+    job = experiments.get(services, experiment_id).job
+    return JobWorker(services, services.jobs).run_one(job.id)
+
+
+def test_a_pasted_dataset_is_previewed_and_its_columns_mapped_by_name(tab):
+    f = tab.form
+    values, updates = add_rows(tab, form_values(tab))
+    preview = updates[f.preview]
+    assert "<strong>products</strong> · 6 rows · 3 columns" in preview and ">text</div>" in preview
+    assert "a bicycle" in preview and values[f.dataset] == updates[f.previous]["value"]
+    assert values[f.var_names] == ["product"] and updates[f.mapping[0]]["value"] == "product"
+    assert updates[f.mapping[1]]["visible"] is False
+    assert updates[f.expected]["value"] == "expected"
+    assert ("kind", "kind") in updates[f.where_column]["choices"]
+    hostile, _ = add_rows(tab, values, "product\n<img src=x onerror=alert(1)>", name="<b>x</b>")
+    shown = tab.new.pick_previous(hostile | {f.previous: hostile[f.dataset]}, visitor())[f.preview]
+    assert "&lt;img src=x" in shown and "<img" not in shown and "&lt;b&gt;x&lt;/b&gt;" in shown
+
+
+def test_run_shows_the_dry_run_first_then_starts_a_job_the_page_can_follow(tab, services):
+    f, v = tab.form, tab.view
+    values = ready_form(tab)
+    first = tab.new.run(values, visitor())
+    assert "4 rows x 2 variants x 1 seed x 1 model = 8 cells" in first[f.plan]
+    assert "Press <b>Run</b>" in first[f.plan] and services.jobs.list() == []
+    experiment_id = started_experiment(tab, values)
+    assert services.jobs.list()[0].comparison_id == experiment_id
+    refreshed = tab.results.refresh(values_of(tab.refresh_inputs()), visitor())
+    assert f'data-experiment="{experiment_id}"' in refreshed[v.listing] and "queued" in refreshed[v.listing]
+    assert refreshed[v.timer].active is True                    # keeps polling while a job is queued
+    run_job(services, experiment_id)
+    opened = tab.results.open(experiment_id, visitor())
+    assert "done" in opened[v.status] and "8/8 cells" in opened[v.status]
+    assert opened[v.table].count('<tr data-row="') == 4 and "a lantern" in opened[v.table]
+    assert opened[v.check]["choices"] == ["contains", "length"]
+    assert "rows 1–4 of 4" in opened[v.page_label] and "pp-summary" in opened[v.evidence]
+    assert opened[v.timer].active is False
+    again = tab.new.run(values | {f.estimated: tab.new.run(values, visitor())[f.estimated]}, visitor())
+    assert again[f.started] == experiment_id and "ran before" in again[f.plan]
+
+
+def test_the_table_filters_sorts_and_opens_a_cells_record(tab, services):
+    v = tab.view
+    experiment_id = started_experiment(tab, ready_form(tab, rows="all rows"))
+    run_job(services, experiment_id)
+    opened = tab.results.open(experiment_id, visitor())
+    values = values_of(v.filters()) | {v.opened: experiment_id, v.page: 0, v.check: "contains", v.only: "all",
+                                      v.column: "", v.value: "", v.sort_a: "", v.sort_b: ""}
+    big = tab.results.show(values | {v.column: "kind", v.value: "big"}, visitor())
+    assert big[v.table].count('<tr data-row="') == 3 and "a kettle" in big[v.table] and "a bicycle" not in big[v.table]
+    ordered = tab.results.show(values | {v.sort_a: "plain", v.sort_b: "role"}, visitor())
+    assert "plain − role" in ordered[v.table]
+    assert tab.results.show(values | {v.only: "failed"}, visitor())[v.table].count("<tr data-row") == 0
+    with pytest.raises(ValueError, match="pick two different variants"):
+        tab.results.show(values | {v.sort_a: "plain", v.sort_b: "plain"}, visitor())
+    run_id = int(re.search(r'data-run="(\d+)"', opened[v.table]).group(1))
+    record = tab.results.record(SimpleNamespace(run=run_id), visitor())[v.record]
+    assert f"Run #{run_id}" in record and "tiny-text" in record and "max_new_tokens" in record
+    assert "contains" in record and "reference" in record
+
+
+def test_pause_resume_cancel_and_retry_from_the_panel(tab, services):
+    v = tab.view
+    experiment_id = started_experiment(tab, ready_form(tab))
+    values = values_of(tab.refresh_inputs()) | {v.opened: experiment_id}
+    paused = tab.results.control(values, "pause", visitor())
+    assert "paused" in paused[v.status] and paused[v.timer].active is False
+    resumed = tab.results.control(values, "resume", visitor())
+    assert "queued" in resumed[v.status] and resumed[v.timer].active is True
+    cancelled = tab.results.control(values, "cancel", visitor())
+    assert "cancelled" in cancelled[v.status]
+    with pytest.raises(ValueError, match="was cancelled; submit it again"):
+        tab.results.control(values, "resume", visitor())
+    with pytest.raises(gr.Error, match="Open an experiment first"):
+        tab.results.control(values | {v.opened: None}, "pause", visitor())
+
+
+def test_two_experiments_compared_and_the_worse_rows_run_again(tab, services):
+    c, f = tab.compare_view, tab.form
+    base = ready_form(tab, rows="all rows", variants=["plain"], checks="")
+    baseline = started_experiment(tab, base)
+    candidate = started_experiment(tab, base | {f.variants: ["role"]})
+    for experiment_id in (baseline, candidate):
+        run_job(services, experiment_id)
+    picks = {c.baseline: baseline, c.candidate: candidate, c.check: None, c.baseline_variant: None,
+             c.candidate_variant: None}
+    fitted = tab.compare.fit(picks, visitor())
+    assert fitted[c.baseline_variant]["value"] == "plain" and fitted[c.candidate_variant]["value"] == "role"
+    picks = apply(picks, fitted)
+    assert picks[c.check] == "length"
+    shown = tab.compare.compare(picks, visitor())[c.result]
+    assert f"candidate #{candidate} (role)" in shown and "rows in both" in shown
+    worse = tab.compare.pick_worse(picks, visitor())
+    chosen = [int(r) for r in worse[c.rows].split()]
+    assert worse[c.result].count(" checked") == len(chosen)
+    assert tab.compare.choose(SimpleNamespace(rows=[4, 1])) == {c.rows: "4 1"}
+    made = tab.compare.rerun({c.candidate: candidate, c.rows: "1 4"}, visitor())
+    child = made[c.started]
+    assert child not in (baseline, candidate) and "linked to" in made[c.rerun_status]
+    assert experiments.experiment_spec(services.log, child).parent == candidate
+    assert experiments.experiment_spec(services.log, child).sample.rows == [1, 4]
+    with pytest.raises(ValueError, match=r"rows\[1\]: must be a whole number, got \"x\""):
+        tab.compare.rerun({c.candidate: candidate, c.rows: "1 x"}, visitor())
+
+
+def test_results_export_in_every_format_and_import_again(tab, services, tmp_path, settings, catalog):
+    import pyarrow.parquet as pq
+
+    from playground.services import Services
+
+    v = tab.view
+    experiment_id = started_experiment(tab, ready_form(tab))
+    run_job(services, experiment_id)
+    files = {}
+    for fmt in ("jsonl", "csv", "parquet", "report"):
+        files[fmt] = tab.results.export({v.opened: experiment_id, v.fmt: fmt}, visitor())[v.export_file]["value"]
+    assert len(open(files["jsonl"]).read().splitlines()) == 8
+    assert pq.read_table(files["parquet"]).num_rows == 8
+    assert "Reproduction record" in open(files["report"]).read()
+    other = Services.create(data_dir(tmp_path / "other", settings), catalog=catalog)
+    imported = build(other)
+    for expected in ("Imported **8** runs; 0 were", "Imported **0** runs; 8 were"):
+        said = imported.results.import_results(files["jsonl"], visitor())[imported.view.import_status]
+        assert expected.replace("**", "") in re.sub(r"</?strong>", "", said)
+    table = imported.results.open(experiment_id, visitor())[imported.view.table]
+    assert table.count("<tr data-row") == 4
+    other.log.close()
+
+
+def test_bad_input_is_refused_in_words_and_nothing_is_started(tab, services, monkeypatch):
+    f = tab.form
+    with pytest.raises(ValueError, match="add a dataset first"):
+        tab.new.estimate(form_values(tab), visitor())
+    with pytest.raises(ValueError, match="no rows pasted"):
+        add_rows(tab, form_values(tab), text="   ")
+    values = ready_form(tab)
+    with pytest.raises(ValueError, match="sample of dataset 'products' is empty"):
+        tab.new.estimate(values | {f.rows: "where a column holds a value", f.where_column: "kind",
+                                   f.where_value: "huge"}, visitor())
+    with pytest.raises(ValueError, match="N: is empty"):
+        tab.new.estimate(values | {f.count: None}, visitor())
+    with pytest.raises(ValueError, match="seeds"):
+        tab.new.estimate(values | {f.seeds: "1, one"}, visitor())
+    with pytest.raises(ValueError, match="parameters: line 1"):
+        tab.new.estimate(values | {f.params: "max_new_tokens 2"}, visitor())
+    with pytest.raises(ValueError, match="similarity"):
+        tab.new.estimate(values | {f.expected: "", f.checks: "similarity"}, visitor())
+    monkeypatch.setenv("SPACES_ZERO_GPU", "1")
+    with pytest.raises(ValueError, match="ZeroGPU"):
+        tab.new.estimate(values, visitor())
+    assert services.jobs.list() == []
+
+
+def test_a_visitor_sees_their_own_experiments_and_the_caps_in_words(tmp_path, settings, catalog, text_model):
+    from playground.services import Services
+
+    public = Services.create(data_dir(tmp_path, settings, public=True, max_experiment_cells_per_visitor=6,
+                                      max_jobs_per_visitor=1), catalog=catalog)
+    tab = build(public)
+    f, v = tab.form, tab.view
+    public.visitors.register(visitor("page-a"), browser_id="anon:a")
+    public.visitors.register(visitor("page-b"), browser_id="anon:b")
+    values = ready_form(tab)
+    with pytest.raises(ValueError, match="8 cells; a visitor's experiment may have 6"):
+        tab.new.estimate(values, visitor("page-a"))
+    values = values | {f.count: 3}
+    experiment_id = started_experiment(tab, values)
+    with pytest.raises(ValueError, match="you have 1 jobs queued or running"):
+        tab.new.estimate(values | {f.variants: ["plain"]}, visitor("page-a"))
+    listing = tab.results.refresh(values_of(tab.refresh_inputs()), visitor("page-b"))[v.listing]
+    assert "No experiments yet" in listing
+    with pytest.raises(KeyError):
+        tab.results.open(experiment_id, visitor("page-b"))
+    run_id = public.log.list_runs(limit=1)[0].id if public.log.list_runs(limit=1) else None
+    if run_id:
+        with pytest.raises(KeyError):
+            tab.results.record(SimpleNamespace(run=run_id), visitor("page-b"))
+    public.log.close()
+
+
+def test_a_page_of_a_20000_row_experiment_draws_only_that_page(tmp_path, settings):
+    """The table reads and draws one page, whatever the experiment's size (benchmarks/bench_experiments_tab.py
+    prints the time)."""
+    services, experiment_id = bench().big_experiment(tmp_path, settings, rows=20_000)
+    tab = build(services)
+    v = tab.view
+    opened = tab.results.open(experiment_id, visitor())
+    assert opened[v.table].count("<tr data-row") == 25 and "of 20,000" in opened[v.page_label]
+    values = values_of(v.filters()) | {v.opened: experiment_id, v.page: 799, v.check: "length", v.only: "disagree",
+                                      v.column: "", v.value: "", v.sort_a: "plain", v.sort_b: "role"}
+    last = tab.results.next_page(values, visitor())
+    assert last[v.table].count("<tr data-row") <= 25 and last[v.page] < 800
+    assert len(opened[v.table]) < 200_000
+    services.log.close()
