@@ -15,6 +15,7 @@ import pytest
 
 from playground import experiments
 from playground.jobs import JobWorker
+from playground.ui.experiments.layout import IDLE_POLL_S, POLL_S
 
 ROWS = "product,expected,kind\n" + "\n".join(f"a {name},{name},{'big' if i % 2 else 'small'}" for i, name in
                                            enumerate(["lantern", "kettle", "bicycle", "tent", "blender", "lamp"]))
@@ -138,14 +139,14 @@ def test_run_shows_the_dry_run_first_then_starts_a_job_the_page_can_follow(tab, 
     assert services.jobs.list()[0].comparison_id == experiment_id
     refreshed = tab.results.refresh(values_of(tab.refresh_inputs()), visitor())
     assert f'data-experiment="{experiment_id}"' in refreshed[v.listing] and "queued" in refreshed[v.listing]
-    assert refreshed[v.timer].active is True                    # keeps polling while a job is queued
+    assert refreshed[v.timer].value == POLL_S                   # polls often while a job is queued
     run_job(services, experiment_id)
     opened = tab.results.open(experiment_id, visitor())
     assert "done" in opened[v.status] and "8/8 cells" in opened[v.status]
     assert opened[v.table].count('<tr data-row="') == 4 and "a lantern" in opened[v.table]
     assert opened[v.check]["choices"] == ["contains", "length"]
     assert "rows 1–4 of 4" in opened[v.page_label] and "pp-summary" in opened[v.evidence]
-    assert opened[v.timer].active is False
+    assert opened[v.timer].value == IDLE_POLL_S and opened[v.timer].active   # then now and then
     again = tab.new.run(values | {f.estimated: tab.new.run(values, visitor())[f.estimated]}, visitor())
     assert again[f.started] == experiment_id and "ran before" in again[f.plan]
 
@@ -175,9 +176,9 @@ def test_pause_resume_cancel_and_retry_from_the_panel(tab, services):
     experiment_id = started_experiment(tab, ready_form(tab))
     values = values_of(tab.refresh_inputs()) | {v.opened: experiment_id}
     paused = tab.results.control(values, "pause", visitor())
-    assert "paused" in paused[v.status] and paused[v.timer].active is False
+    assert "paused" in paused[v.status] and paused[v.timer].value == IDLE_POLL_S
     resumed = tab.results.control(values, "resume", visitor())
-    assert "queued" in resumed[v.status] and resumed[v.timer].active is True
+    assert "queued" in resumed[v.status] and resumed[v.timer].value == POLL_S
     cancelled = tab.results.control(values, "cancel", visitor())
     assert "cancelled" in cancelled[v.status]
     with pytest.raises(ValueError, match="was cancelled; submit it again"):
@@ -201,6 +202,8 @@ def test_two_experiments_compared_and_the_worse_rows_run_again(tab, services):
     assert picks[c.check] == "length"
     shown = tab.compare.compare(picks, visitor())[c.result]
     assert f"candidate #{candidate} (role)" in shown and "rows in both" in shown
+    changed = re.findall(r'data-label="values" class="pp-values">([^<]*)<', shown)
+    assert changed and all(v.startswith("product=a ") for v in changed)       # each row says what it filled in
     worse = tab.compare.pick_worse(picks, visitor())
     chosen = [int(r) for r in worse[c.rows].split()]
     assert worse[c.result].count(" checked") == len(chosen)

@@ -139,7 +139,7 @@ def launch_kwargs(settings: Settings) -> dict:
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate",
                                 font=["Inter", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
                                 font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]),
-        "css_paths": [ASSETS / "style.css"],
+        "css_paths": [ASSETS / "style.css", ASSETS / "experiments.css"],
         # Only the generated media; exports reach their client through Gradio's per-request file cache.
         "allowed_paths": [str(settings.artifacts_dir)],
         "favicon_path": str(ASSETS / "logo.svg"),

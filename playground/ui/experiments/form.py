@@ -18,8 +18,8 @@ FILE_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".parquet"]
 NO_COLUMN = ("(none)", "")
 ZERO_GPU_NOTE = ("**On this Space, local models run on ZeroGPU**, which lends a GPU only while a page asks for it: "
                  "an experiment with a local model cannot run as a server-side job here. Pick a remote model "
-                 "(`openai:...`, `hf:...`) to run it on the server, or press **Run on this page** to run the "
-                 "local-model cells in chunks while this page stays open.")
+                 "(`openai:...`, `hf:...`) to run it on the server, or compare local models on a few values in "
+                 "the Text, Image and Music tabs.")
 
 
 @dataclass
@@ -61,7 +61,6 @@ class NewForm:
     title: gr.Textbox
     estimate: gr.Button
     run: gr.Button
-    run_here: gr.Button                  # ZeroGPU: local-model cells in chunks while the page is open
     plan: gr.HTML                        # the dry run, or what to change
     estimated: gr.State                  # the key of the spec whose dry run was shown last
     started: gr.State                    # the experiment Run started (or found) last
@@ -152,7 +151,8 @@ def _columns(max_variables: int) -> dict:
                                    info="checks such as equals, contains and similarity compare against it")
         with gr.Column(scale=1, min_width=260):
             rows = gr.Radio(list(ROWS), value=ROWS[0], label="Rows", elem_id="exp-rows")
-            with gr.Row():
+            # One row of sample fields; only those the chosen kind of sample needs are shown (CSS hides it empty).
+            with gr.Row(elem_classes="pp-sample-fields"):
                 count = gr.Number(20, label="N", precision=0, minimum=1, visible=False, min_width=90,
                                   elem_id="exp-count")
                 sample_seed = gr.Number(0, label="Random seed", precision=0, minimum=0, visible=False,
@@ -161,7 +161,6 @@ def _columns(max_variables: int) -> dict:
                                   elem_id="exp-start")
                 stop = gr.Number(100, label="To row (excluded)", precision=0, minimum=1, visible=False,
                                  min_width=90, elem_id="exp-stop")
-            with gr.Row():
                 where_column = gr.Dropdown([], label="Column", visible=False, min_width=120,
                                            elem_id="exp-where-column")
                 where_value = gr.Textbox(label="holds", visible=False, min_width=120, elem_id="exp-where-value")
@@ -190,11 +189,9 @@ def _run_options(services: Services, first) -> dict:
     with gr.Row():
         estimate = gr.Button("Estimate (dry run)", elem_id="exp-estimate")
         run = gr.Button("Run", variant="primary", elem_id="exp-run")
-        run_here = gr.Button("Run on this page", visible=bool(os.environ.get("SPACES_ZERO_GPU")),
-                             elem_id="exp-run-here")
     plan = gr.HTML(elem_id="exp-plan", elem_classes="pp-md")
     return dict(models=models, seeds=seeds, checks=checks, params=params, title=title, estimate=estimate, run=run,
-                run_here=run_here, plan=plan, estimated=gr.State(None), started=gr.State(None))
+                plan=plan, estimated=gr.State(None), started=gr.State(None))
 
 
 def _params_text(params: dict) -> str:

@@ -11,7 +11,8 @@ import gradio as gr
 
 ONLY = (("every row", "all"), ("rows with a failed cell", "failed"), ("rows where variants disagree", "disagree"))
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "report")
-POLL_S = 2.0
+POLL_S = 2.0                 # seconds between polls while an experiment is queued or running
+IDLE_POLL_S = 10.0
 
 # The tables' clicks become the tab's events: a list row opens its experiment, a cell opens its record, a box picks
 # a row for a re-run. Delegated, so they survive every redraw of the HTML.
@@ -75,12 +76,12 @@ class ResultsView:
         return {self.opened, self.page, self.only, self.check, self.column, self.value, self.sort_a, self.sort_b}
 
     def table_outputs(self) -> list:
-        return [self.table, self.page, self.page_label, self.seen]
+        return [self.table, self.page, self.page_label, self.seen, self.check]
 
     def opened_outputs(self) -> list:
         """What opening an experiment changes."""
-        return [self.opened, self.open_id, self.status, self.listing, self.check, self.column, self.sort_a,
-                self.sort_b, self.record, self.evidence, self.timer, *self.table_outputs()]
+        return [self.opened, self.open_id, self.status, self.listing, self.only, self.check, self.column,
+                self.value, self.sort_a, self.sort_b, self.record, self.evidence, self.timer, *self.table_outputs()]
 
 
 @dataclass

@@ -132,7 +132,7 @@ def _plain(value) -> str:
 
 def comparison_html(result: ExperimentComparison, chosen: set[int] | None = None) -> str:
     def rows(changes):
-        return [{"row": c.dataset_row, "values": _clip(", ".join(f"{k}={v}" for k, v in c.values.items())),
+        return [{"row": c.dataset_row, "filled": _clip(", ".join(f"{k}={v}" for k, v in c.values.items())),
                  "baseline": _number(c.baseline), "candidate": _number(c.candidate),
                  "change": f"{c.change:+.3g}"} for c in changes[:CHANGE_ROWS]]
     groups = [{"title": "Got worse", "total": len(result.worsened), "rows": rows(result.worsened)},

@@ -23,7 +23,7 @@ from .. import exports
 from ..evidence import evidence
 from ..history import parse_comparison_id
 from ..views import message_html
-from .layout import ResultsView
+from .layout import IDLE_POLL_S, POLL_S, ResultsView
 from .pages import listing_html, record_html, status_html, table_html
 
 PAGE_ROWS = 25
@@ -47,8 +47,7 @@ class ResultsHandlers:
         v, owner = self.view, self._owner(request)
         statuses = experiments.list_experiments(self.services, owner=owner, limit=LISTED)
         opened = values[v.opened]
-        updates = {v.listing: listing_html(statuses, opened),
-                   v.timer: gr.Timer(active=any(s.status in ACTIVE for s in statuses))}
+        updates = {v.listing: listing_html(statuses, opened), v.timer: poll(statuses)}
         current = next((s for s in statuses if s.id == opened), None)
         if current is None:
             return updates
@@ -79,13 +78,13 @@ class ResultsHandlers:
         statuses = experiments.list_experiments(self.services, owner=owner, limit=LISTED)
         return {v.opened: experiment_id, v.open_id: str(experiment_id),
                 v.status: status_html(status, spec.parent), v.listing: listing_html(statuses, experiment_id),
+                v.only: "all", v.value: "",
                 v.check: gr.update(choices=checks, value=values[v.check]),
                 v.column: gr.update(choices=[("(any)", "")] + [(c, c) for c in columns], value=""),
                 v.sort_a: gr.update(choices=[("(dataset order)", "")] + choices, value=""),
                 v.sort_b: gr.update(choices=[("", "")] + choices, value=""), v.record: "",
                 v.evidence: evidence(self.services.log, experiment_id, owner)[0] or _NO_SCORES,
-                v.timer: gr.Timer(active=any(s.status in ACTIVE for s in statuses))
-                } | self.table(values, owner, 0)
+                v.timer: poll(statuses)} | self.table(values, owner, 0)
 
     def _columns(self, spec, owner) -> list[str]:
         try:
@@ -133,9 +132,12 @@ class ResultsHandlers:
         pages = max(1, -(-shown.total_rows // PAGE_ROWS))
         first = ask.offset + 1 if shown.rows else 0
         label = (f"rows {first:,}–{ask.offset + len(shown.rows):,} of {shown.total_rows:,} · page "
-                 f"{ask.offset // PAGE_ROWS + 1:,} of {pages:,}")
-        return {v.table: html_, v.page: ask.offset // PAGE_ROWS, v.page_label: label,
-                v.seen: [status.status, status.done + status.failed]}
+                 f"{ask.offset // PAGE_ROWS + 1:,} of {pages:,}" if shown.rows else "no rows")
+        updates = {v.table: html_, v.page: ask.offset // PAGE_ROWS, v.page_label: label,
+                   v.seen: [status.status, status.done + status.failed]}
+        if not values[v.check] and shown.checks:       # opened before its first scores were logged
+            updates[v.check] = gr.update(choices=shown.checks, value=shown.checks[0])
+        return updates
 
     def show(self, values: dict, request: gr.Request) -> dict:
         if not values[self.view.opened]:
@@ -174,6 +176,13 @@ class ResultsHandlers:
         lines = [f"Imported **{report.imported:,}** runs; {report.skipped:,} were already in the log."]
         lines += [f"- line {n}: {message}" for n, message in report.errors[:20]]
         return {self.view.import_status: message_html("\n".join(lines))}
+
+
+def poll(statuses) -> gr.Timer:
+    """Often while a job is queued or running; otherwise now and then, so that an experiment started elsewhere (the
+    command line, another page) shows up without a reload."""
+    busy = any(s.status in ACTIVE for s in statuses)
+    return gr.Timer(POLL_S if busy else IDLE_POLL_S, active=True)
 
 
 _NO_SCORES = ('<div class="pp-empty">No scores yet: add checks to the experiment (or rate cells) to see which variant '
