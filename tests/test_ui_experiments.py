@@ -306,3 +306,52 @@ def test_a_page_of_a_20000_row_experiment_draws_only_that_page(tmp_path, setting
     assert last[v.table].count("<tr data-row") <= 25 and last[v.page] < 800
     assert len(opened[v.table]) < 200_000
     services.log.close()
+
+
+def test_the_api_checks_its_arguments_and_keeps_visitors_apart(tmp_path, settings, catalog, text_model):
+    """The named endpoints (dataset_rows, experiment_start, _status, _list, _control, _results, _export) as remote
+    callers reach them: arguments through the request models, every read and action scoped to the caller."""
+    from playground.services import Services
+    from playground.ui.experiments.api import ExperimentApi
+
+    public = Services.create(data_dir(tmp_path, settings, public=True, max_experiment_cells_per_visitor=8),
+                             catalog=catalog)
+    api, a, b = ExperimentApi(public), visitor("api-a"), visitor("api-b")
+    rows = [{"product": f"a {name}", "expected": name} for name in ("lantern", "kettle", "tent")]
+    added = api.dataset_rows(rows, "gadgets", request=a)
+    assert added["rows"] == 3 and added["first_rows"][0]["product"] == "a lantern"
+    ask = dict(template="product-tagline", dataset=added["version"], models=["tiny-text"], variants=["plain", "role"],
+               params={"max_new_tokens": 2}, checks=[{"type": "contains"}], expected="expected")
+    with pytest.raises(ValueError, match="no dataset"):
+        api.experiment_start(**ask, dry_run=True, request=b)            # another visitor's dataset reads as missing
+    assert "3 rows x 2 variants" in api.experiment_start(**ask, dry_run=True, request=a)["estimate"]["text"]
+    with pytest.raises(ValueError, match="12 cells; a visitor's experiment may have 8"):
+        api.experiment_start(**ask | {"seeds": [1, 2]}, request=a)
+    with pytest.raises(ValueError, match=r"seeds\[0\]: must be a whole number"):
+        api.experiment_start(**ask | {"seeds": ["1"]}, request=a)
+    started = api.experiment_start(**ask, request=a)
+    experiment_id = started["experiment_id"]
+    assert started["created"] and started["status"]["total"] == 6 and public.jobs.list() != []
+    assert [e["id"] for e in api.experiment_list(request=a)] == [experiment_id]
+    assert api.experiment_list(request=b) == []
+    for call in (lambda: api.experiment_status(experiment_id, request=b),
+                 lambda: api.experiment_control(experiment_id, "pause", request=b),
+                 lambda: api.experiment_results(experiment_id, request=b),
+                 lambda: api.experiment_export(experiment_id, "jsonl", request=b)):
+        with pytest.raises(LookupError):
+            call()
+    assert api.experiment_status(experiment_id, request=a)["status"] == "queued"
+    with pytest.raises(ValueError, match="action: must be one of"):
+        api.experiment_control(experiment_id, "explode", request=a)
+    with pytest.raises(ValueError, match="limit: must be"):
+        api.experiment_results(experiment_id, limit=5000, request=a)
+    with pytest.raises(ValueError, match="experiment_id: must be a whole number"):
+        api.experiment_status("1", request=a)
+    run_job(public, experiment_id)
+    page = api.experiment_results(experiment_id, limit=2, sort=["plain", "role"], request=a)
+    assert page["total_rows"] == 3 and len(page["rows"]) == 2 and page["variants"] == ["plain", "role"]
+    assert set(page["rows"][0]["cells"]) == {"plain", "role"}
+    exported = api.experiment_export(experiment_id, "csv", request=a)
+    assert Path(exported).read_text().count("\n") >= 6
+    public.stop_jobs()
+    public.log.close()
