@@ -355,3 +355,25 @@ def test_the_api_checks_its_arguments_and_keeps_visitors_apart(tmp_path, setting
     assert Path(exported).read_text().count("\n") >= 6
     public.stop_jobs()
     public.log.close()
+
+
+@pytest.mark.parametrize("typed", ["/etc/passwd", "../data/runs.sqlite", "https://example.com/x.csv", "a/b/c"])
+def test_a_hub_dataset_id_is_never_a_path_or_a_url(tab, typed):
+    f = tab.form
+    values = form_values(tab) | {f.hub_id: typed, f.hub_config: "", f.hub_split: "", f.dataset_name: ""}
+    with pytest.raises(ValueError, match="must be a Hugging Face dataset id like owner/name"):
+        tab.new.add_hub(values, visitor())
+
+
+def test_a_public_server_reads_no_local_folder_for_a_hub_id(tmp_path, settings, catalog, monkeypatch):
+    from playground.services import Services
+    from playground.ui.experiments.api import ExperimentApi
+
+    public = Services.create(data_dir(tmp_path, settings, public=True), catalog=catalog)
+    (tmp_path / "owner" / "rows").mkdir(parents=True)
+    (tmp_path / "owner" / "rows" / "data.csv").write_text("product\na secret\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="'owner/rows' is not a Hugging Face dataset id here"):
+        ExperimentApi(public).dataset_add(hub_id="owner/rows", request=visitor())
+    assert public.datasets.list() == []
+    public.log.close()

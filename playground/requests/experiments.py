@@ -3,9 +3,10 @@ page of its results, an action on its job, two experiments to compare, rows to r
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema
 
 from ..datasets import Sample
 from ..settings import MAX_ID
@@ -119,6 +120,21 @@ class RerunRows(Strict):
     title: Title | None = None
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+
+
+def _hub_id(value: str) -> str:
+    """A Hugging Face dataset id, `owner/name` or `name`: never a path, a URL or `..` (from a page or a remote
+    caller, a path would read the server's own files)."""
+    if not HUB_ID.fullmatch(value) or ".." in value:
+        raise refuse("hub_id", "must be a Hugging Face dataset id like owner/name (letters, digits, '-', '_', '.'), "
+                               "got {got}; to use a file, upload it", got=shown(value))
+    return value
+
+
+HubDatasetId = Annotated[text(200, empty=False), AfterValidator(_hub_id)]
+
+
 def _row(value: Any, info: ValidationInfo) -> dict:
     if not isinstance(value, dict) or not value:
         raise refuse("row", "must be an object of column -> value, got {got}", got=shown(value))
@@ -144,7 +160,7 @@ class DatasetSource(Strict):
     """A dataset file (uploaded) or a Hugging Face dataset id with its config and split; exactly one of the two."""
 
     file: text(4096) | None = None
-    hub_id: text(200) | None = None
+    hub_id: HubDatasetId | None = None
     config: text(200) | None = None
     split: text(200) | None = None
     name: text("max_name_chars") | None = None
@@ -156,3 +172,17 @@ class DatasetSource(Strict):
             raise InvalidInput("source", "give either a file or a Hugging Face dataset id (hub_id), not both or "
                                "neither")
         return file or hub
+
+    def add(self, services, owner: str | None):
+        """Add it to the datasets. Where visitors are kept apart, an id that also names a folder or file on the
+        server (the `datasets` library would read that instead of the Hub) is refused."""
+        from pathlib import Path
+
+        from ..visitors import keeps_visitors_apart
+
+        source = self.source()
+        if self.hub_id and keeps_visitors_apart(services.settings) and Path(source).exists():
+            raise InvalidInput("hub_id", f"{source!r} is not a Hugging Face dataset id here; to use a file, upload "
+                                         "it")
+        return services.datasets.add(source, name=self.name or None, fmt=self.fmt or None, config=self.config,
+                                      split=self.split, owner=owner)

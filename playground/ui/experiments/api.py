@@ -84,9 +84,7 @@ class ExperimentApi:
         """
         ask = checked(DatasetSource, {"file": file, "hub_id": hub_id or None, "config": config or None,
                                     "split": split or None, "name": name or None, "fmt": fmt or ""}, self.settings)
-        info = self.services.datasets.add(ask.source(), name=ask.name or None, fmt=ask.fmt or None,
-                                          config=ask.config, split=ask.split, owner=self._owner(request))
-        return dataset_json(self.services, info)
+        return dataset_json(self.services, ask.add(self.services, self._owner(request)))
 
     def dataset_rows(self, rows: list[dict], name: str, request: gr.Request = None) -> dict:
         """Add a dataset from rows given as objects, e.g. [{"product": "a kettle", "expected": "kettle"}]. Returns

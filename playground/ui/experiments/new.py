@@ -11,7 +11,7 @@ import gradio as gr
 from ... import experiments
 from ...datasets import DatasetInfo
 from ...requests import InvalidInput, check
-from ...requests.experiments import ExperimentRequest
+from ...requests.experiments import DatasetSource, ExperimentRequest
 from ...scoring import CheckError, parse_check_args
 from ...services import Services
 from ...templates import Template
@@ -102,9 +102,9 @@ class NewHandlers:
         if not path:
             return {}
         owner = self._owner(request)
-        info = self.services.datasets.add(path, name=(values[self.form.dataset_name] or "").strip() or None,
-                                          owner=owner)
-        return self.chose(info, values, owner)
+        ask = check(DatasetSource, {"file": path, "name": (values[self.form.dataset_name] or "").strip() or None},
+                    self.services.settings)
+        return self.chose(ask.add(self.services, owner), values, owner)
 
     def add_pasted(self, values: dict, request: gr.Request) -> dict:
         owner = self._owner(request)
@@ -117,10 +117,11 @@ class NewHandlers:
         hub_id = (values[f.hub_id] or "").strip()
         if not hub_id:
             raise InvalidInput("dataset id", "type a Hugging Face dataset id like owner/name")
-        info = self.services.datasets.add(hub_id, config=(values[f.hub_config] or "").strip() or None,
-                                          split=(values[f.hub_split] or "").strip() or None,
-                                          name=(values[f.dataset_name] or "").strip() or None, owner=owner)
-        return self.chose(info, values, owner)
+        typed = {"hub_id": hub_id, "config": values[f.hub_config], "split": values[f.hub_split],
+                 "name": values[f.dataset_name]}
+        ask = check(DatasetSource, {key: (value or "").strip() or None for key, value in typed.items()},
+                    self.services.settings)
+        return self.chose(ask.add(self.services, owner), values, owner)
 
     def pick_previous(self, values: dict, request: gr.Request) -> dict:
         owner = self._owner(request)
