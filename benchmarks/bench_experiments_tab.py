@@ -4,9 +4,10 @@
 
 Builds an experiment of ROWS dataset rows (default 20,000) x 2 variants with a score per cell, logged straight into
 a temporary run log (the table's speed, not a model's), then times, as the Results panel calls them: opening it
-(status, filters, first page, paired statistics), the first and the last page, rows where the variants disagree,
-rows sorted by the difference of two variants, a column filter, and one poll of the timer. Prints medians, the
-HTML size of a page, and each figure as a ratio to the first page measured in the same run.
+(status, filters, first page), its paired statistics (drawn after the page), the first and the last page, rows
+where the variants disagree, rows sorted by the difference of two variants, a column filter, and one poll of the
+timer. Prints medians, the HTML size of a page, and each figure as a ratio to the first page measured in the same
+run.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def main(rows: int) -> None:
         "sorted by plain − role": lambda: results.show(base | {v.sort_a: "plain", v.sort_b: "role"}, page),
         "column kind = small": lambda: results.show(base | {v.column: "kind", v.value: "small"}, page),
         "timer poll (list + status)": lambda: results.refresh(base | {v.seen: ["done", rows * 2]}, page),
-        "open (page + paired statistics)": lambda: results.open(experiment_id, page)}
-    figures = {name: median_s(call, 3 if name.startswith("open") else 5) for name, call in calls.items()}
+        "open (status, filters, first page)": lambda: results.open(experiment_id, page),
+        "paired statistics (after the page)": lambda: results.statistics(base, page)}
+    figures = {name: median_s(call, 3 if name.startswith("paired") else 5) for name, call in calls.items()}
     size = len(results.show(base, page)[v.table])
     first = figures["first page"]
     print(f"one page: 25 rows, {size / 1024:.0f} KiB of HTML")

@@ -145,7 +145,8 @@ def test_run_shows_the_dry_run_first_then_starts_a_job_the_page_can_follow(tab, 
     assert "done" in opened[v.status] and "8/8 cells" in opened[v.status]
     assert opened[v.table].count('<tr data-row="') == 4 and "a lantern" in opened[v.table]
     assert opened[v.check]["choices"] == ["contains", "length"]
-    assert "rows 1–4 of 4" in opened[v.page_label] and "pp-summary" in opened[v.evidence]
+    assert "rows 1–4 of 4" in opened[v.page_label] and "Computing" in opened[v.evidence]
+    assert "pp-summary" in tab.results.statistics({v.opened: experiment_id}, visitor())[v.evidence]
     assert opened[v.timer].value == IDLE_POLL_S and opened[v.timer].active   # then now and then
     again = tab.new.run(values | {f.estimated: tab.new.run(values, visitor())[f.estimated]}, visitor())
     assert again[f.started] == experiment_id and "ran before" in again[f.plan]

@@ -45,6 +45,11 @@ class ExperimentsTab:
         tab.select(at_boundary(self.results.services.settings.data_dir)(self.results.refresh), self.refresh_inputs(),
                    self.refresh_outputs(), show_progress="hidden", **PRIVATE)
 
+    def then_statistics(self, event, boundary) -> None:
+        """After an experiment is opened and its first page shown: its paired statistics."""
+        v = self.view
+        event.success(boundary(self.results.statistics), {v.opened}, v.evidence, show_progress="hidden", **PRIVATE)
+
     def open_started(self, state: gr.State):
         """After Run (or a re-run of rows): the experiment it started, opened in Results."""
         def open_(values: dict, request: gr.Request) -> dict:
@@ -89,17 +94,19 @@ def _wire_new(tab: ExperimentsTab, boundary) -> None:
                   queue=False, **PRIVATE)
     f.estimate.click(boundary(new.estimate), f.spec_inputs(), [f.plan, f.estimated], **PRIVATE)
     started = tab.refresh_outputs() + tab.view.opened_outputs() + [tab.tabs]
-    f.run.click(boundary(new.run), f.spec_inputs() | {f.estimated}, [f.plan, f.estimated, f.started],
-                **PRIVATE).success(boundary(tab.open_started(f.started)), {f.started}, list(dict.fromkeys(started)),
-                                   **PRIVATE)
+    opened = f.run.click(boundary(new.run), f.spec_inputs() | {f.estimated}, [f.plan, f.estimated, f.started],
+                         **PRIVATE).success(boundary(tab.open_started(f.started)), {f.started},
+                                            list(dict.fromkeys(started)), **PRIVATE)
+    tab.then_statistics(opened, boundary)
 
 
 def _wire_results(tab: ExperimentsTab, boundary) -> None:
     v, results = tab.view, tab.results
     opened = list(dict.fromkeys(v.opened_outputs()))
-    v.listing.pick(boundary(results.pick), None, opened, **PRIVATE)
-    v.open.click(boundary(results.open_typed), {v.open_id}, opened, **PRIVATE)
-    v.open_id.submit(boundary(results.open_typed), {v.open_id}, opened, **PRIVATE)
+    for event in (v.listing.pick(boundary(results.pick), None, opened, **PRIVATE),
+                  v.open.click(boundary(results.open_typed), {v.open_id}, opened, **PRIVATE),
+                  v.open_id.submit(boundary(results.open_typed), {v.open_id}, opened, **PRIVATE)):
+        tab.then_statistics(event, boundary)
     v.timer.tick(boundary(results.refresh), tab.refresh_inputs(), tab.refresh_outputs(), show_progress="hidden",
                  **PRIVATE)
     for action, button in (("pause", v.pause), ("resume", v.resume), ("cancel", v.cancel), ("retry_failed", v.retry)):
@@ -130,5 +137,7 @@ def _wire_compare(tab: ExperimentsTab, compare_tab: gr.Tab, boundary) -> None:
     c.result.choose(handlers.choose, None, c.rows, queue=False, **PRIVATE)
     c.pick_worse.click(boundary(handlers.pick_worse), c.picks(), [c.result, c.rows], **PRIVATE)
     started = tab.refresh_outputs() + tab.view.opened_outputs() + [tab.tabs]
-    c.rerun.click(boundary(handlers.rerun), {c.candidate, c.rows}, [c.rerun_status, c.started], **PRIVATE).success(
-        boundary(tab.open_started(c.started)), {c.started}, list(dict.fromkeys(started)), **PRIVATE)
+    rerun = c.rerun.click(boundary(handlers.rerun), {c.candidate, c.rows}, [c.rerun_status, c.started],
+                          **PRIVATE).success(boundary(tab.open_started(c.started)), {c.started},
+                                             list(dict.fromkeys(started)), **PRIVATE)
+    tab.then_statistics(rerun, boundary)
