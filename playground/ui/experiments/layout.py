@@ -109,7 +109,7 @@ def lay_out_results() -> ResultsView:
     with gr.Row(elem_classes="pp-open-bar", equal_height=True):
         fields["open_id"] = gr.Textbox(label="Experiment #", placeholder="e.g. 12", max_lines=1, min_width=110,
                                        elem_id="exp-open-id")
-        fields["open"] = gr.Button("Open", min_width=80, elem_id="exp-open")
+        fields["open"] = gr.Button("Open", min_width=80, size="sm", variant="primary", elem_id="exp-open")
         for name, label in (("pause", "Pause"), ("resume", "Resume"), ("cancel", "Cancel"),
                             ("retry", "Retry failed")):
             fields[name] = gr.Button(label, min_width=80, size="sm", elem_id=f"exp-{name}")
@@ -126,10 +126,10 @@ def lay_out_results() -> ResultsView:
         fields["evidence_button"] = gr.Button("Recompute", size="sm", elem_id="exp-evidence-btn")
         fields["evidence"] = gr.HTML(elem_id="exp-evidence", elem_classes="pp-md")
     with gr.Accordion("Export and import", open=False):
-        with gr.Row(equal_height=True):
+        with gr.Row(elem_classes="pp-open-bar"):
             fields["fmt"] = gr.Radio(list(EXPORT_FORMATS), value="jsonl", label="Format", elem_id="exp-format",
                                      info="report: one HTML page with the table, statistics and every record")
-            fields["export"] = gr.Button("Export", elem_id="exp-export")
+            fields["export"] = gr.Button("Export", scale=0, min_width=140, elem_id="exp-export")
         fields["export_file"] = gr.File(label="Export file", interactive=False, visible=False,
                                         elem_id="exp-export-file")
         fields["import_button"] = gr.UploadButton("Import results (.jsonl, .zip or .parquet)…",
