@@ -164,6 +164,11 @@ def test_the_table_filters_sorts_and_opens_a_cells_record(tab, services):
     ordered = tab.results.show(values | {v.sort_a: "plain", v.sort_b: "role"}, visitor())
     assert "plain − role" in ordered[v.table]
     assert tab.results.show(values | {v.only: "failed"}, visitor())[v.table].count("<tr data-row") == 0
+    missed = tab.results.show(values | {v.only: "check_failed"}, visitor())[v.table]      # by a check's outcome
+    shown_rows = missed.split('<tr data-row="')[1:]
+    assert shown_rows and all("pp-score pp-fail" in row for row in shown_rows)
+    assert tab.results.show(values | {v.only: "check_failed", v.check: "length"},          # a measurement: no fails
+                            visitor())[v.table].count("<tr data-row") == 0
     with pytest.raises(ValueError, match="pick two different variants"):
         tab.results.show(values | {v.sort_a: "plain", v.sort_b: "plain"}, visitor())
     run_id = int(re.search(r'data-run="(\d+)"', opened[v.table]).group(1))

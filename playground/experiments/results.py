@@ -15,7 +15,7 @@ from ..store.scores import scores_for_runs
 from .spec import ExperimentSpec, load_template, parse_key
 
 DATASET_ROW = "CAST(substr(r.cell_key, 2, instr(r.cell_key, '.') - 2) AS INTEGER)"
-ONLY = ("failed", "disagree")
+ONLY = ("failed", "disagree", "check_failed")
 
 
 @dataclass
@@ -80,8 +80,8 @@ def check_names(log, experiment_id: int) -> list[str]:
 def results_page(log, experiment_id: int, *, offset: int = 0, limit: int = 50, only: str | None = None,
                  check: str | None = None, where: dict | None = None, sort: tuple[str, str] | None = None,
                  datasets=None, owner: str | None = None, text_chars: int = 2000) -> ResultsPage:
-    """One page of the rows x variants table. `only`: "failed" (a cell failed) or "disagree" (the variants' values
-    of `check` differ); `where`: {dataset column: value} (needs `datasets`); `sort`: (variant a, variant b) puts the
+    """One page of the rows x variants table. `only`: "failed" (a cell failed), "disagree" (the variants' values
+    of `check` differ) or "check_failed" (a cell did not pass `check`); `where`: {dataset column: value} (needs `datasets`); `sort`: (variant a, variant b) puts the
     rows where a beats b by most on `check` first. `check` defaults to the experiment's first check."""
     spec = experiment_spec(log, experiment_id, owner)
     variants = variants_of(spec)
@@ -89,7 +89,7 @@ def results_page(log, experiment_id: int, *, offset: int = 0, limit: int = 50, o
     check = check or (checks[0] if checks else None)
     if only is not None and only not in ONLY:
         raise ValueError(f"only must be one of {', '.join(ONLY)}, got {only!r}")
-    if (only == "disagree" or sort) and check is None:
+    if (only in ("disagree", "check_failed") or sort) and check is None:
         raise ValueError("this experiment has no scores yet: there is nothing to compare variants on")
     if check is not None and checks and check not in checks:
         raise ValueError(f"no check {check!r} in this experiment; its checks: {', '.join(checks)}")
@@ -98,8 +98,9 @@ def results_page(log, experiment_id: int, *, offset: int = 0, limit: int = 50, o
     if where:
         filters.append(f"{DATASET_ROW} IN (SELECT value FROM json_each(?))")
         args.append(json.dumps(_matching_rows(spec, datasets, where, owner)))
-    having = {"failed": "failed > 0", "disagree": "spread > 0", None: "1"}[only]
+    having = {"failed": "failed > 0", "disagree": "spread > 0", "check_failed": "missed > 0", None: "1"}[only]
     grid = (f"SELECT r.row AS row, max(r.status != 'ok') AS failed, max(s.value) - min(s.value) AS spread, "
+            f"max(s.passed = 0) AS missed, "
             f"max(CASE WHEN r.col = ? THEN s.value END) - max(CASE WHEN r.col = ? THEN s.value END) AS diff "
             f"FROM runs r LEFT JOIN scores s ON s.run_id = r.id AND s.name = ? WHERE r.comparison_id = ? "
             f"{''.join(' AND ' + f for f in filters)} GROUP BY r.row")

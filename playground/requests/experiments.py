@@ -87,9 +87,9 @@ class ResultsQuery(Strict):
     experiment_id: Id
     offset: Count = 0
     limit: whole(1, MAX_PAGE_ROWS) = 50
-    only: Literal["all", "failed", "disagree"] = "all"
-    check: Name | None = Field(None, description="the check that 'disagree' and the sort compare (default: the "
-                                                  "first)")
+    only: Literal["all", "failed", "disagree", "check_failed"] = "all"
+    check: Name | None = Field(None, description="the check that 'disagree', 'check_failed' and the sort read "
+                                                  "(default: the first)")
     where: Annotated[dict[Column, WhereValue], items(20)] | None = Field(
         None, description="an object of dataset column -> the value its rows must hold")
     sort: Annotated[list[Name], items(2, at_least=2)] | None = Field(

@@ -181,8 +181,9 @@ class ExperimentApi:
             experiment_id: the experiment's number
             offset: rows to skip
             limit: rows to return, 1..200
-            only: all, failed (rows with a failed cell) or disagree (rows where the variants' scores differ)
-            check: the check that disagree and sort compare; default the first
+            only: all, failed (rows with a failed cell), disagree (rows where the variants' scores differ) or
+                check_failed (rows where a cell did not pass the check)
+            check: the check that disagree, check_failed and sort read; default the first
             where: dataset column -> the value its rows must hold
             sort: two variants [a, b]: rows where a beats b by most first
         """

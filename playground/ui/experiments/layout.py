@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-ONLY = (("every row", "all"), ("rows with a failed cell", "failed"), ("rows where variants disagree", "disagree"))
+ONLY = (("every row", "all"), ("rows with a failed cell", "failed"), ("rows where variants disagree", "disagree"),
+        ("rows where a cell fails the check", "check_failed"))
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "report")
 POLL_S = 2.0                 # seconds between polls while an experiment is queued or running
 IDLE_POLL_S = 10.0
@@ -143,7 +144,7 @@ def _filters() -> dict:
     with gr.Row(elem_classes="pp-filters", equal_height=True):
         only = gr.Radio(list(ONLY), value="all", label="Show", min_width=200, elem_id="exp-only")
         check = gr.Dropdown([], label="Check", min_width=140, elem_id="exp-check",
-                            info="what 'disagree' and the sort compare")
+                            info="what 'disagree', 'fails' and the sort read")
         column = gr.Dropdown([("(any)", "")], value="", label="Column", min_width=120, elem_id="exp-column")
         value = gr.Textbox(label="holds", min_width=120, max_lines=1, elem_id="exp-value")
     with gr.Row(elem_classes="pp-filters", equal_height=True):
