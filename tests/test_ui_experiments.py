@@ -291,10 +291,14 @@ def test_a_visitor_sees_their_own_experiments_and_the_caps_in_words(tmp_path, se
     assert "No experiments yet" in listing
     with pytest.raises(KeyError):
         tab.results.open(experiment_id, visitor("page-b"))
-    run_id = public.log.list_runs(limit=1)[0].id if public.log.list_runs(limit=1) else None
-    if run_id:
-        with pytest.raises(KeyError):
-            tab.results.record(SimpleNamespace(run=run_id), visitor("page-b"))
+    run_job(public, experiment_id)
+    run_id = public.log.list_runs(limit=1)[0].id
+    assert f"Run #{run_id}" in tab.results.record(SimpleNamespace(run=run_id), visitor("page-a"))[v.record]
+    with pytest.raises(KeyError):
+        tab.results.record(SimpleNamespace(run=run_id), visitor("page-b"))
+    with pytest.raises(KeyError):
+        tab.results.export({v.opened: experiment_id, v.fmt: "jsonl"}, visitor("page-b"))
+    public.stop_jobs()
     public.log.close()
 
 
