@@ -93,7 +93,9 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client, args, me
 
 PUBLIC = ["/compare", "/list_templates", "/render_template", "/comparison", "/stats", "/history", "/rate", "/pick_winner",
           "/variant_summary", "/save_template", "/export_comparison", "/export_template", "/import_runs",
-          "/vote_pair", "/vote_cast"]
+          "/dataset_add", "/dataset_rows", "/experiment_start", "/experiment_status", "/experiment_list",
+          "/experiment_control", "/experiment_results", "/experiment_compare", "/experiment_rerun",
+          "/experiment_export", "/vote_pair", "/vote_cast"]
 
 
 def test_the_api_is_the_documented_endpoints_only(client):

@@ -387,3 +387,15 @@ def test_a_public_server_reads_no_local_folder_for_a_hub_id(tmp_path, settings, 
         ExperimentApi(public).dataset_add(hub_id="owner/rows", request=visitor())
     assert public.datasets.list() == []
     public.log.close()
+
+
+def test_a_row_whose_variants_are_not_all_run_yet_shows_the_gap(services):
+    """The table of a running experiment: a row may hold some of its variants' cells and not yet the others."""
+    from playground.experiments import ResultCell, ResultRow, ResultsPage
+    from playground.ui.experiments.pages import table_html
+
+    row = ResultRow(0, 0, 1, "tiny-text", {"product": "a kettle"}, None,
+                    cells={"plain": ResultCell(7, "ok", "A kettle.", None, None)})
+    shown = table_html(services.log, ResultsPage(1, ["plain", "role"], [], 1, 0, 25, [row]), "text")
+    assert "A kettle." in shown and 'data-run="7"' in shown
+    assert '<td data-label="role" class="pp-xcell pp-missing"><span class="pp-placeholder">not run yet' in shown

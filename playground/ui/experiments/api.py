@@ -47,12 +47,16 @@ class ExperimentApi:
         return self.services.visitors.owner(request)
 
     def register(self, boundary) -> None:
-        self._register_files(boundary)
+        """The endpoints in the order the API page lists them: datasets, then an experiment's life."""
+        add, export = self._file_triggers()
+        add(boundary(self.dataset_add))
         for fn in (self.dataset_rows, self.experiment_start, self.experiment_status, self.experiment_list,
                    self.experiment_control, self.experiment_results, self.experiment_compare, self.experiment_rerun):
             gr.api(boundary(fn), api_name=fn.__name__)
+        export(boundary(self.experiment_export))
 
-    def _register_files(self, boundary) -> None:
+    @staticmethod
+    def _file_triggers():
         """A file in (a dataset) and a file out (an export) need File components, like the other file endpoints."""
         with gr.Column(visible=False):
             file_in = gr.File(type="filepath", label="file")
@@ -62,9 +66,9 @@ class ExperimentApi:
             fmt_in = gr.Dropdown(EXPORT_FORMATS, value="jsonl", label="fmt")
             file_out = gr.File()
             triggers = [gr.Button() for _ in range(2)]
-        triggers[0].click(boundary(self.dataset_add), [file_in, *texts], added, api_name="dataset_add")
-        triggers[1].click(boundary(self.experiment_export), [experiment_in, fmt_in], file_out,
-                          api_name="experiment_export", preprocess=False)
+        return (lambda fn: triggers[0].click(fn, [file_in, *texts], added, api_name="dataset_add"),
+                lambda fn: triggers[1].click(fn, [experiment_in, fmt_in], file_out, api_name="experiment_export",
+                                             preprocess=False))
 
     # ---- datasets ---------------------------------------------------------------------------------------------
 

@@ -75,8 +75,8 @@ def _media(log, artifact: str | None) -> str | None:
 
 
 def _cell(log, variant: str, cell, modality: str) -> dict:
-    if cell is None:
-        return {"variant": variant, "missing": True}
+    if cell is None:                   # not run yet: the job is still on its way to this cell
+        return {"variant": variant, "missing": True, "status": "missing"}
     media = _media(log, cell.artifact)
     scores = [{"name": name, "value": _number(s["value"]), "passed": s["passed"]}
               for name, s in sorted(cell.scores.items())]
