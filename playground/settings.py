@@ -76,6 +76,11 @@ class Settings(BaseModel):
         return self.data_dir / "templates"
 
     @property
+    def visitor_templates_dir(self) -> Path:
+        """Where visitors kept apart on a public deployment save their own templates, one folder each."""
+        return self.data_dir / "visitor-templates"
+
+    @property
     def db_path(self) -> Path:
         return self.data_dir / "runs.db"
 

@@ -53,10 +53,11 @@ def _load_file(path: Path, source: str, root: Path) -> Template:
     return template
 
 
-def load_library(library_dir: Path = LIBRARY_DIR, user_dir: Path | None = None) -> Library:
+def load_library(library_dir: Path | None = LIBRARY_DIR, user_dir: Path | None = None) -> Library:
     """Every template under library_dir (then user_dir); each broken file is listed, the rest still load."""
     library = Library()
-    sources = [(Path(library_dir), "library")] + ([(Path(user_dir), "user")] if user_dir else [])
+    sources = ([(Path(library_dir), "library")] if library_dir else []) + \
+        ([(Path(user_dir), "user")] if user_dir else [])
     for folder, source in sources:
         if not folder.is_dir():
             continue

@@ -16,7 +16,7 @@ from ..services import Services
 from ..scoring import comparison_summary
 from ..store import ImportLimits
 from ..store.scores import scores_for_runs
-from ..templates import expand, import_template, template_to_text
+from ..templates import expand, template_to_text
 from . import exports, validate as v
 from .errors import at_boundary
 from .compare import MODEL_QUEUE
@@ -78,14 +78,14 @@ def register_api(services: Services) -> None:
         rerun_ = v.flag(rerun, "rerun")
         if checks is not None and (not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks)):
             raise v.BadInput("checks must be a list of objects like {\"type\": \"contains\", \"value\": \"x\"}")
-        tpl = services.library.get(name)
+        owner = services.visitors.owner(request)
+        tpl = services.library_for(owner).get(name)
         spec = build_spec(tpl, values=values_ or None, variants=variants_,
                           models=models_ or [services.catalog.default_model(tpl.modality)], seeds=seeds_,
                           params=params_, max_cells=settings.max_cells, rerun=rerun_, checks=checks)
         services.runner.check(spec)
         started = time.perf_counter()
         comparison_id, last = None, 0.0
-        owner = services.visitors.owner(request)
         for progress in services.runner.run(spec, owner=owner):
             comparison_id = progress.comparison_id
             now = time.perf_counter()
@@ -98,7 +98,7 @@ def register_api(services: Services) -> None:
         yield comparison_json(comparison_id, 0, MAX_PAGE, owner) | {"elapsed_s": round(time.perf_counter() - started, 2)}
 
     @boundary
-    def list_templates(modality: str = "") -> list[dict]:
+    def list_templates(modality: str = "", request: gr.Request = None) -> list[dict]:
         """The template library: name, modality, description, techniques, variables, variants and params.
 
         Args:
@@ -109,10 +109,11 @@ def register_api(services: Services) -> None:
         return [{"name": t.name, "modality": t.modality, "description": t.description,
                  "techniques": list(t.techniques), "variables": {n: x.default for n, x in t.variables.items()},
                  "variants": t.variants, "params": t.params, "source": t.source}
-                for t in services.library.templates.values() if not modality or t.modality == modality]
+                for t in services.library_for(services.visitors.owner(request)).templates.values()
+                if not modality or t.modality == modality]
 
     @boundary
-    def render_template(template: str, values: dict | None = None) -> list[dict]:
+    def render_template(template: str, values: dict | None = None, request: gr.Request = None) -> list[dict]:
         """The prompts a template renders to, one per variant and value combination (nothing is generated).
 
         Args:
@@ -120,7 +121,7 @@ def register_api(services: Services) -> None:
             values: variable name -> value or list of values
         """
         name = v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False)
-        cells = expand(services.library.get(name), values=v.variable_values(values) or None,
+        cells = expand(services.library_for(services.visitors.owner(request)).get(name), values=v.variable_values(values) or None,
                        max_cells=settings.max_cells)
         return [{"variant": c.variant, "values": c.values, "prompt": c.prompt, "system": c.system,
                  "negative_prompt": c.negative_prompt} for c in cells]
@@ -199,7 +200,7 @@ def register_api(services: Services) -> None:
                                    owner=services.visitors.owner(request))
 
     @boundary
-    def save_template(text: str, overwrite: bool = False) -> dict:
+    def save_template(text: str, overwrite: bool = False, request: gr.Request = None) -> dict:
         """Save a template (Markdown with YAML front matter) to the user's templates.
 
         Args:
@@ -207,9 +208,8 @@ def register_api(services: Services) -> None:
             overwrite: true to replace your own template of the same name
         """
         source = v.text(text, "text", max_chars=200_000, allow_empty=False)
-        saved = import_template(source, settings.user_templates_dir, services.library,
-                                overwrite=v.flag(overwrite, "overwrite"))
-        services.reload_library()
+        saved = services.libraries.import_template(source, services.visitors.owner(request),
+                                                   overwrite=v.flag(overwrite, "overwrite"))
         return {"name": saved.name, "modality": saved.modality, "variants": list(saved.variants)}
 
     @boundary
@@ -246,13 +246,13 @@ def register_api(services: Services) -> None:
         return exports.export_runs(log, runs, f"comparison-{comparison_id}", fmt)
 
     @boundary
-    def export_template(template: str) -> str:
+    def export_template(template: str, request: gr.Request = None) -> str:
         """A template as a Markdown file, ready to share or import elsewhere.
 
         Args:
             template: library template name
         """
-        t = services.library.get(v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False))
+        t = services.library_for(services.visitors.owner(request)).get(v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False))
         return exports.export_text(template_to_text(t), t.name, "md")
 
     @boundary

@@ -19,7 +19,7 @@ from . import grid, validate
 from .api import register_api
 from .compare import build_compare_tab
 from .history import build_history_tab, when
-from .library import build_library_tab
+from .library import build_library_tab, template_rows
 from .diff import build_diff_tab
 from .vote import build_vote_tab
 
@@ -72,7 +72,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                 with gr.Tab(modality.label, id=modality.name):
                     compare_tabs[modality.name] = build_compare_tab(modality.name, services, browser_state)
             with gr.Tab("Library", id="library"):
-                build_library_tab(services, tabs, compare_tabs)
+                library_table = build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services, browser_state)
             with gr.Tab("Vote", id="vote"):
@@ -95,15 +95,16 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
             updates = []
             for modality, tab in compare_tabs.items():
-                updates += tab.restore(forms.get(modality))
+                updates += tab.restore(forms.get(modality), owner)
                 updates += _last_grid(services, modality, remembered.get(modality), owner)
             updates += list(history.search(request, "all", "all", "", 0, "any time", ""))
-            return updates + [visitor_id]
+            return updates + [template_rows(services, owner=owner), visitor_id]
 
         outputs = []
         for tab in compare_tabs.values():
             outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
-        demo.load(restore, [browser_state, visitor], outputs + history.tables + [visitor], api_visibility="private")
+        demo.load(restore, [browser_state, visitor], outputs + history.tables + [library_table, visitor],
+                  api_visibility="private")
     demo.services = services
     return demo
 

@@ -19,7 +19,7 @@ from ..scoring import CheckError, parse_check_args
 from ..engines.catalog import preset_params
 from ..spec import Cell, ComparisonSpec, build_spec
 from ..services import Services
-from ..templates import TemplateError, Template, expand, parse_values, save_user_template, with_changes
+from ..templates import TemplateError, Template, expand, parse_values, with_changes
 from . import grid
 from .params import param_controls
 from .errors import at_boundary, scrub
@@ -47,8 +47,8 @@ class CompareTab:
     restore_outputs: list
     open_template: Callable          # template name -> updates for fill_outputs, no-ops if another modality
 
-def _template_choices(services: Services, modality: str) -> list[tuple[str, str]]:
-    templates = services.library.by_modality(modality)
+def _template_choices(services: Services, modality: str, owner: str | None = None) -> list[tuple[str, str]]:
+    templates = services.library_for(owner).by_modality(modality)
     return [(f"{t.name}{' (mine)' if t.source == 'user' else ''} — {', '.join(t.techniques)}", t.name)
             for t in templates]
 
@@ -152,9 +152,9 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     extra_components = [extra_boxes[n] for n in extra_names]
 
     # ---- template -> form ---------------------------------------------------------------------------------------
-    def load_template(name, models=None):
+    def load_template(name, models=None, request: gr.Request = None):
         try:
-            template = services.library.get(name)
+            template = services.library_for(services.visitors.owner(request) if request else None).get(name)
         except TemplateError as error:
             gr.Warning(scrub(str(error), services.settings.data_dir))
             return [gr.update()] * (3 + 3 * MAX_VARIANTS + MAX_VARIABLES + len(extra_components)
@@ -185,12 +185,12 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     # .input, not .change: a restored or library-opened template must not re-fill (and reset) the form.
     template_dd.input(load_template, [template_dd, models_dd], template_outputs, api_visibility="private")
 
-    def open_template(name):
+    def open_template(name, request: gr.Request):
         """Library "Open in its tab": fill the form if the template is this tab's; otherwise change nothing."""
-        template = services.library.templates.get(name)
+        template = services.library_for(services.visitors.owner(request)).templates.get(name)
         if template is None or template.modality != modality:
             return [gr.update()] * len(template_outputs)
-        return load_template(name, None)
+        return load_template(name, None, request)
 
     # ---- variant editor -------------------------------------------------------------------------------------------
     def edit_variants(action: str, slot: int):
@@ -224,7 +224,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     form_inputs = ([template_dd, var_names, n_variants] + var_boxes + [models_dd] + name_boxes + text_boxes
                    + extra_components)
 
-    def read_form(values) -> tuple[Template, dict, dict, list[str], list[str]]:
+    def read_form(values, owner: str | None = None) -> tuple[Template, dict, dict, list[str], list[str]]:
         name, names, n = values[0], values[1], values[2]
         var_values = values[3:3 + MAX_VARIABLES]
         models = values[3 + MAX_VARIABLES]
@@ -239,7 +239,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
             variants[vname] = vtext or ""
         if not variants:
             raise InvalidInput("variants", "add at least one variant")
-        base = services.library.get(name) if name else None
+        base = services.library_for(owner).get(name) if name else None
         texts = list(variants.values()) + [v for v in extras.values() if v]
         warnings, blanks = blank_values(base, names, var_values, texts)
         blanks += [n for n in used_variables(texts) if n not in names and n not in blanks]   # no box yet
@@ -250,10 +250,11 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         values_by_name = {n_: parse_values(v or "") or [""] for n_, v in zip(names, var_values)}
         return edited, values_by_name, variants, [m for m in (models or []) if m], warnings
 
-    def sync_variables(template_name, names, *values):
+    def sync_variables(request: gr.Request, template_name, names, *values):
         """Variables typed into a variant get an input box; a blank one a variant needs gets a warning."""
         boxes, texts = list(values[:MAX_VARIABLES]), list(values[MAX_VARIABLES:])
-        base = services.library.templates.get(template_name) if template_name else None
+        library = services.library_for(services.visitors.owner(request))
+        base = library.templates.get(template_name) if template_name else None
         template_vars = [n for n in names if base is not None and n in base.variables]
         wanted = form_variables(template_vars, texts, MAX_VARIABLES)
         current = dict(zip(names, boxes))
@@ -273,9 +274,9 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         notes += [f"ℹ️ {w}" for w in warnings]
         return [wanted] + updates + ["\n\n".join(notes)]
 
-    def preview(*values):
+    def preview(request: gr.Request, *values):
         try:
-            template, values_by_name, variants, _, _ = read_form(list(values))
+            template, values_by_name, variants, _, _ = read_form(list(values), services.visitors.owner(request))
             cells = expand(template, values={k: v[:1] for k, v in values_by_name.items()},
                            max_cells=services.settings.max_cells)
         except (InvalidInput, TemplateError) as error:
@@ -319,7 +320,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
         form, seeds_raw, rerun = values[:n_form], values[n_form], values[n_form + 1]
         param_values = dict(zip(param_names, values[n_form + 2:n_form + 2 + len(param_names)]))
         remembered, checks_text = values[-1] or {}, values[-2] or ""
-        template, values_by_name, variants, models, warnings = read_form(form)
+        template, values_by_name, variants, models, warnings = read_form(form, services.visitors.owner(request))
         try:
             checks = parse_check_args([line for line in checks_text.splitlines() if line.strip()], modality)
         except CheckError as error:
@@ -381,43 +382,44 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
                     concurrency_id=MODEL_QUEUE, show_progress="hidden")
 
     # ---- save as a user template ----------------------------------------------------------------------------------
-    def save(name, overwrite, *values):
+    def save(request: gr.Request, name, overwrite, *values):
+        owner = services.visitors.owner(request)
         try:
-            template, _, _, _, _ = read_form(list(values))
+            template, _, _, _, _ = read_form(list(values), owner)
             saved = with_changes(template, name=(name or "").strip(), modality=modality)
-            save_user_template(saved, services.settings.user_templates_dir, services.library,
-                               overwrite=bool(overwrite))
+            services.libraries.save(saved, owner, overwrite=bool(overwrite))
         except (InvalidInput, TemplateError) as error:
             taken = "already have a template named" in str(error)
             return (f"⚠️ {error}" + (" — tick *Replace my template of the same name* and save again." if taken
                                      else ""), gr.update(), gr.update(visible=True) if taken else gr.update())
-        services.reload_library()
         return (f"Saved **{saved.name}** to your templates{' (replaced the old one)' if overwrite else ''}.",
-                gr.update(choices=_template_choices(services, modality), value=saved.name),
+                gr.update(choices=_template_choices(services, modality, owner), value=saved.name),
                 gr.update(visible=False, value=False))
 
     save_btn.click(save, [save_name, overwrite_cb] + form_inputs, [save_status, template_dd, overwrite_cb],
                    api_visibility="private")
 
-    def refresh():
-        return gr.update(choices=_template_choices(services, modality))
+    def refresh(owner: str | None = None):
+        return gr.update(choices=_template_choices(services, modality, owner))
 
     # ---- page reload: the form that produced the remembered results ---------------------------------------------
     restore_outputs = [template_dd, models_dd, seeds_box] + template_outputs
 
-    def restore(form: dict | None):
+    def restore(form: dict | None, owner: str | None = None):
         default_models = [services.catalog.default_model(modality)]
         name = (form or {}).get("template")
-        if not isinstance(form, dict) or name not in services.library.templates:
+        library = services.library_for(owner)
+        if not isinstance(form, dict) or name not in library.templates:
             # The form was built filled; only the template's parameters are applied (the controls start generic).
             params_only = load_template(first.name, default_models)[-len(param_components):] if first and \
                 param_components else []
-            return [gr.update()] * (len(restore_outputs) - len(params_only)) + params_only
+            return [refresh(owner)] + [gr.update()] * (len(restore_outputs) - 1 - len(params_only)) + params_only
         models = [m for m in form.get("models") or [] if isinstance(m, str)] or default_models
         updates = load_template(name, models)
-        updates = apply_remembered(updates, form, services.library.templates[name], MAX_VARIABLES, MAX_VARIANTS,
+        updates = apply_remembered(updates, form, library.templates[name], MAX_VARIABLES, MAX_VARIANTS,
                                    extra_names)
-        return [name, models, str(form.get("seeds") or "1")] + updates
+        return [gr.update(choices=_template_choices(services, modality, owner), value=name), models,
+                str(form.get("seeds") or "1")] + updates
 
     # Results come into view as soon as Run is pressed.
     run_btn.click(None, None, None, js=f"() => document.getElementById('{modality}-grid')"

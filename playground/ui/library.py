@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..services import Services
-from ..templates import TemplateError, expand, import_template, template_to_text
+from ..templates import TemplateError, expand, template_to_text
 from . import exports
 from .compare import CompareTab
 from .errors import at_boundary, scrub
@@ -31,10 +31,11 @@ Notes for whoever reads this template: what to look for when comparing the outpu
 """
 
 
-def template_rows(services: Services, modality: str = ALL, technique: str = ALL, query: str = "") -> list[list]:
+def template_rows(services: Services, modality: str = ALL, technique: str = ALL, query: str = "",
+                  owner: str | None = None) -> list[list]:
     query = (query or "").strip().lower()
     rows = []
-    for t in services.library.templates.values():
+    for t in services.library_for(owner).templates.values():
         if modality != ALL and t.modality != modality:
             continue
         if technique not in (ALL, None, "") and technique not in t.techniques:
@@ -102,8 +103,11 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
 
     filter_inputs = [modality_dd, technique_dd, query_box]
 
-    def refresh(modality, technique, query):
-        return template_rows(services, modality, technique, query)
+    def owner(request) -> str | None:
+        return services.visitors.owner(request)
+
+    def refresh(modality, technique, query, request: gr.Request):
+        return template_rows(services, modality, technique, query, owner(request))
 
     for control in (modality_dd, technique_dd):
         control.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
@@ -112,26 +116,27 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
     boundary = at_boundary(services.settings.data_dir)
 
     @boundary
-    def show(name):
-        template = services.library.get(name)
+    def show(name, request: gr.Request):
+        template = services.library_for(owner(request)).get(name)
         cells = expand(template, max_cells=services.settings.max_cells)
         rendered = "\n\n".join(f"**{c.variant}**\n```text\n{c.prompt}\n```" for c in cells)
         header = f"### {template.name}\n{template.description}\n\n*{template.modality} · " \
                  f"{', '.join(template.techniques)} · {template.source}*"
         return gr.update(value=template.text, visible=True), f"{header}\n\n{rendered}", name, gr.update(visible=False)
 
-    def select(event: gr.SelectData):
-        return show(event.row_value[0])
+    def select(event: gr.SelectData, request: gr.Request):
+        return show(event.row_value[0], request)
 
     table.select(select, None, [source_code, preview_md, selected, empty_md], api_visibility="private")
 
-    def open_in_tab(name):
+    def open_in_tab(name, request: gr.Request):
         if not name:
             raise gr.Error("Select a template first")
-        template = services.library.get(name)
+        template = services.library_for(owner(request)).get(name)
         updates = [gr.update() for _ in compare_tabs]
         index = list(compare_tabs).index(template.modality)
-        updates[index] = gr.update(choices=compare_tabs[template.modality].refresh()["choices"], value=name)
+        updates[index] = gr.update(choices=compare_tabs[template.modality].refresh(owner(request))["choices"],
+                                   value=name)
         return [gr.Tabs(selected=template.modality)] + updates
 
     opened = open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
@@ -140,43 +145,42 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
         opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private", show_progress="hidden")
 
     @boundary
-    def export(name):
+    def export(name, request: gr.Request):
         if not name:
             raise gr.Error("Select a template first")
-        template = services.library.get(name)
+        template = services.library_for(owner(request)).get(name)
         return gr.update(value=exports.export_text(template_to_text(template), template.name, "md"), visible=True)
 
     export_btn.click(export, selected, export_file, api_visibility="private")
 
-    def after_change(message: str, name: str | None, filters):
-        services.reload_library()
-        choice_updates = [t.refresh() for t in compare_tabs.values()]
-        return ([message, template_rows(services, *filters), _errors_md(services),
+    def after_change(message: str, name: str | None, filters, who: str | None):
+        choice_updates = [t.refresh(who) for t in compare_tabs.values()]
+        return ([message, template_rows(services, *filters, owner=who), _errors_md(services),
                  gr.update(choices=_techniques(services))] + choice_updates)
 
     change_outputs = [status_md, table, errors_md, technique_dd] + [t.template for t in compare_tabs.values()]
 
     @boundary
-    def save(text, overwrite, modality, technique, query):
+    def save(text, overwrite, modality, technique, query, request: gr.Request):
         try:
-            template = import_template(text, services.settings.user_templates_dir, services.library,
-                                       overwrite=bool(overwrite))
+            template = services.libraries.import_template(text, owner(request), overwrite=bool(overwrite))
         except TemplateError as error:
             return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
         return after_change(f"Saved **{template.name}** to your templates.", template.name,
-                            (modality, technique, query))
+                            (modality, technique, query), owner(request))
 
     save_btn.click(save, [new_code, overwrite_cb] + filter_inputs, change_outputs, api_visibility="private")
 
     @boundary
-    def do_import(path, modality, technique, query):
+    def do_import(path, modality, technique, query, request: gr.Request):
         if not path:
             return [gr.update()] * len(change_outputs)
         try:
-            template = import_template(Path(path), services.settings.user_templates_dir, services.library)
+            template = services.libraries.import_template(Path(path), owner(request))
         except TemplateError as error:
             return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
-        return after_change(f"Imported **{template.name}**.", template.name, (modality, technique, query))
+        return after_change(f"Imported **{template.name}**.", template.name, (modality, technique, query),
+                            owner(request))
 
     upload.upload(do_import, [upload] + filter_inputs, change_outputs, api_visibility="private")
     return table
