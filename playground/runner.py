@@ -166,7 +166,7 @@ class Runner:
             pending: dict[tuple[str, str | None], list[int]] = {}
             for index, cell in enumerate(spec.cells):
                 record = self._record(spec, cell, comparison_id, checked)
-                cached = None if spec.rerun else self.log.find_cached(record)
+                cached = None if spec.rerun else self.log.find_cached(record, owner=owner)
                 if cached is not None:
                     record = self._log_cache_hit(cached, record)
                     counts["ok"] += 1

@@ -254,14 +254,18 @@ class RunLog(TransferMixin):
             raise NotFound(f"no run #{run_id} in the log")
         return rows[0]
 
-    def find_cached(self, record: RunRecord, *, include_imported: bool = False) -> RunRecord | None:
+    def find_cached(self, record: RunRecord, *, include_imported: bool = False,
+                    owner: str | None = None) -> RunRecord | None:
         """The latest OK run with the same cache key that still has its output (its file, if it had one).
 
-        Imported runs are left out unless asked for: their outputs were not generated here and may be forged."""
+        Imported runs are left out unless asked for: their outputs were not generated here and may be forged.
+        With `owner`, only that visitor's runs: another visitor's output is never served (nor its run id shown),
+        so a cache hit cannot tell one visitor what another has run."""
         where = "r.cache_key = ? AND r.status = 'ok'" + ("" if include_imported else " AND r.imported = 0")
-        key, page = cache_key(record), 8     # the newest almost always has its output: read a few rows at a time
+        where, args = _owned(where, [cache_key(record)], owner)
+        page = 8                             # the newest almost always has its output: read a few rows at a time
         for offset in range(0, 1000, page):
-            candidates = self._select_runs(where, [key], limit=page, offset=offset)
+            candidates = self._select_runs(where, args, limit=page, offset=offset)
             for candidate in candidates:
                 if candidate.artifact is None:
                     if candidate.output_text is not None:

@@ -45,6 +45,10 @@ _SQLITE_ADVICE = (
     ("not a database", "runs.db is not a run log: move it away or start with --data-dir elsewhere"),
     ("disk i/o", _OS_ADVICE[errno.EIO]),
     ("too big", _OS_ADVICE[errno.EFBIG]),
+    ("no such table", "the run log is missing part of its schema: restore runs.db from a backup or an export, or "
+                      "start with a fresh --data-dir"),
+    ("no such column", "the run log is missing part of its schema: restore runs.db from a backup or an export, or "
+                       "start with a fresh --data-dir"),
 )
 
 

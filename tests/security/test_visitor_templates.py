@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from public_mode import public_app, visitor  # noqa: F401 (fixtures)
+
 pytestmark = pytest.mark.slow
 
 SECRET = """---

@@ -1,5 +1,5 @@
 """A served app in public mode (PLAYGROUND_PUBLIC=1) on the session's tiny models, and visitors to it: separate
-gradio_client sessions, each one a stranger to the others."""
+gradio_client sessions, each one a stranger to the others. Test modules import both fixtures from here."""
 
 from __future__ import annotations
 
