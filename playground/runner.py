@@ -18,6 +18,7 @@ from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, 
 from .engines.catalog import Catalog, Resolved
 from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
+from .scoring.models import check_scorer_model
 from .settings import Settings
 from .store import RunLog, RunRecord
 from .spec import Cell, ComparisonSpec
@@ -124,9 +125,14 @@ class Runner:
             checks = make_checks(spec.checks, spec.modality)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
-        for check in checks:        # a judge model is checked like any other model id, before anything runs
+        for check in checks:        # a judge or scorer model is checked like any other model id, before anything runs
             if check.type == "llm_judge" and check.options.get("model"):
                 self._judge_model(check.options["model"])
+            elif getattr(check, "runs_torch", False) and check.options.get("model"):
+                try:
+                    check_scorer_model(self.scoring, check.options["model"])
+                except ValueError as error:
+                    raise InvalidInput("checks", str(error)) from None
         engines = list(dict.fromkeys(r.engine.name for r in models.values()))
         params = dict(spec.params or {})
         # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this

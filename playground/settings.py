@@ -71,6 +71,17 @@ class Settings(BaseModel):
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    def local_model_roots(self) -> tuple[Path, ...] | None:
+        """The folders local models (and scorer models) may be loaded from: PLAYGROUND_MODEL_ROOTS when set; on a
+        public deployment (PLAYGROUND_PUBLIC, or a Space) without it, only the data dir's models folder, so a
+        stranger can neither load nor probe the server's other folders; None (anywhere) for local use."""
+        roots = tuple(Path(r).expanduser().resolve() for r in self.model_roots.split(",") if r.strip())
+        if roots:
+            return roots
+        if self.public or os.environ.get("SPACE_ID"):
+            return (self.models_dir.resolve(),)
+        return None
+
     @property
     def user_templates_dir(self) -> Path:
         return self.data_dir / "templates"

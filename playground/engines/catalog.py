@@ -202,7 +202,7 @@ class Catalog:
             return Resolved(model_id, modality_name, engine, str(folder), f"built:{model_id}@{files_hash(folder)}")
         folder = Path(model_id).expanduser()
         looks_like_path = folder.is_absolute() or model_id.startswith((".", "~")) or not _HUB_ID.match(model_id)
-        if looks_like_path or (not self.settings.model_roots and folder.is_dir()):
+        if looks_like_path or (self.settings.local_model_roots() is None and folder.is_dir()):
             return self._resolve_folder(modality_name, model_id, folder, engine)
         if self.offline:
             cached = _cached_commit(model_id, revision)
@@ -215,7 +215,7 @@ class Catalog:
                                                                                            revision))
 
     def _resolve_folder(self, modality_name, model_id, folder: Path, engine) -> Resolved:
-        roots = [Path(r).expanduser().resolve() for r in self.settings.model_roots.split(",") if r.strip()]
+        roots = self.settings.local_model_roots() or ()
         resolved = folder.resolve()
         if roots and not any(resolved == root or root in resolved.parents for root in roots):
             # One message whether the folder exists or not: a client learns nothing about the server's disk.

@@ -39,8 +39,8 @@ def _about(services: Services) -> str:
         except PackageNotFoundError:
             lines.append(f"- {name}: not installed")
     s = services.settings
-    lines += [f"- data dir: `{s.data_dir}` (run log `{s.db_path.name}`, media in `artifacts/`, "
-              f"your templates in `templates/`)",
+    lines += [f"- data dir: `{s.data_dir.name}` (run log `{s.db_path.name}`, media in `artifacts/`, "
+              f"your templates in `templates/`; the full path is in the server's start-up log)",
               f"- limits: {s.max_cells} cells per grid, {s.max_new_tokens} new tokens, {s.max_steps} steps, "
               f"{s.max_side} px, {s.max_duration_s:g} s of audio; {s.max_models_loaded} models kept warm",
               f"- models: {'offline tiny models' if services.catalog.offline else 'Hugging Face Hub'}"]
@@ -55,11 +55,11 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
-        # The browser's anonymous visitor id, kept across reloads and restarts (encrypted with a stable secret).
+        # The browser's anonymous visitor id, signed by the server and kept across reloads and restarts. Gradio
+        # publishes a BrowserState's `secret` in /config: it gets a derived key, never the signing key.
         visitor = gr.BrowserState("", storage_key="prompt-playground-visitor",
-                                  secret=visitors.browser_state_secret(settings.data_dir))
+                                  secret=visitors.browser_state_key(services.visitors.secret))
         gr.HTML(grid.ICON_SPRITE, container=False, padding=False, elem_id="pp-icons")
-        voter_state = gr.BrowserState("", storage_key="prompt-playground-voter")     # anonymous voter id
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
             if services.visitors.apart and visitors.running_on_space():
@@ -76,7 +76,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services, browser_state)
             with gr.Tab("Vote", id="vote"):
-                build_vote_tab(services, demo, tabs, voter_state,
+                build_vote_tab(services, demo, tabs, visitor,
                                summary_for=lambda cid: comparison_panel(services.log, cid))
             with gr.Tab("Diff", id="diff"):
                 build_diff_tab(services)
@@ -85,11 +85,10 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
 
-        def restore(remembered, visitor_id, request: gr.Request, profile: gr.OAuthProfile | None):
+        def restore(remembered, stored, request: gr.Request, profile: gr.OAuthProfile | None):
             """On page load: who this is (public deployments keep visitors apart), then each tab shows the form and
             the last comparison it ran (first page), from the log."""
-            visitor_id = visitors.ensure_browser_id(visitor_id)
-            services.visitors.register(request, profile, visitor_id)
+            signed = services.visitors.identify(request, profile, stored)
             owner = services.visitors.owner(request, profile)
             remembered = remembered if isinstance(remembered, dict) else {}
             forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
@@ -98,7 +97,7 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                 updates += tab.restore(forms.get(modality), owner)
                 updates += _last_grid(services, modality, remembered.get(modality), owner)
             updates += list(history.search(request, "all", "all", "", 0, "any time", ""))
-            return updates + [template_rows(services, owner=owner), visitor_id]
+            return updates + [template_rows(services, owner=owner), signed]
 
         outputs = []
         for tab in compare_tabs.values():

@@ -32,6 +32,9 @@ _OS_ADVICE = {
     errno.EFBIG: "a file grew past the file system's size limit: export and trim the log, or use another disk",
     errno.ENOTDIR: "a file stands where a folder should be: move it away or start with --data-dir elsewhere",
     errno.EEXIST: "a file stands where a folder should be: move it away or start with --data-dir elsewhere",
+    errno.EISDIR: "a folder stands where a file should be: move it away or start with --data-dir elsewhere",
+    errno.ENOENT: "a file or folder it needs is missing and cannot be made there (as under /proc): start with "
+                  "--data-dir pointing to a writable folder",
     errno.EMFILE: "too many files are open: restart the app",
     errno.EIO: "the disk reported an input/output error: check the disk, then restart the app",
 }
@@ -62,7 +65,7 @@ def storage_message(error: BaseException, data_dir: Path, *, full_path: bool = F
     folder in full (for the person starting the server, not for web clients)."""
     advice = None
     if isinstance(error, OSError):
-        advice = _OS_ADVICE.get(error.errno or 0)
+        advice = getattr(error, "advice", None) or _OS_ADVICE.get(error.errno or 0)
         if advice is None and isinstance(error, PermissionError):
             advice = _OS_ADVICE[errno.EACCES]
     elif isinstance(error, sqlite3.Error):

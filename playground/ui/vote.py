@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import random
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,21 +22,12 @@ from ..stakeholders.preferences import export_preferences
 from ..stakeholders.report import variant_table, write_report
 from ..stakeholders.votes import CHOICES, Pair, PairTokens, cast, next_pair, progress
 from ..store.votes import DuplicateVote
-from . import exports
+from . import exports, validate as v
 
 SHARE_UID = re.compile(r"^[0-9a-f]{32}$")   # comparisons.uid: unguessable, so a link with it can be shared
 
 MAX_REASON_UI = 2_000
 BUTTONS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both bad": "Both bad"}
-
-
-def voter_name(request: gr.Request | None, stored: str | None) -> str:
-    """The signed-in user's name, or the browser's anonymous id (made on first visit)."""
-    user = getattr(request, "username", None) if request is not None else None
-    if user:
-        return f"user:{user}"
-    stored = (stored or "").strip()
-    return stored if stored.startswith("anon:") else f"anon:{uuid.uuid4().hex}"
 
 
 def _side(services: Services, run, modality: str) -> dict:
@@ -106,6 +96,7 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
     `summary_for(comparison_id)` -> an HTML fragment (scores, stats) placed in the exported report."""
     tokens = PairTokens()
     rng = random.Random()
+    voter_name = services.visitors.voter      # the server decides who votes; the page's value is only a signed id
     gr.Markdown("### Blind vote\nTwo outputs for the same inputs, from two different prompt variants. Names are "
                 "hidden and sides shuffled: pick the better one. The ranking shows when you are done.")
     token = gr.State(None)        # server-side session state: the page itself never holds the pair
@@ -151,7 +142,8 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
         done, total = progress(services.log, comparison_id, who)
         return [f"You voted on **{done} of {total}** pairs of comparison #{comparison_id}.", *_hidden_pair(),
                 message, gr.update(visible=False), gr.update(visible=True),
-                ranking_html(services, comparison_id, scores_for(comparison_id) if scores_for else None), None, who]
+                ranking_html(services, comparison_id, scores_for(comparison_id) if scores_for else None), None,
+                gr.update()]
 
     def deal(comparison_id, who: str, message: str = "", owner: str | None = None) -> list:
         try:
@@ -171,7 +163,7 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
         share = f" · share this vote: `?vote={header.uid}`" if header.uid and owner is not None else ""
         return [f"Pair {done + 1} of {total} · {_values_md(pair.left)}{share}", *updates, gr.update(visible=True),
                 gr.update(visible=True, value=""), message, gr.update(visible=True), gr.update(visible=False),
-                gr.update(), tokens.issue(pair, who), who]
+                gr.update(), tokens.issue(pair, who), gr.update()]
 
     def owner_for(comparison_id, granted, request) -> str | None:
         """A comparison opened through its share link (an unguessable uid) is open to any voter; any other
@@ -210,15 +202,16 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
             raise gr.Error(f"No comparison #{comparison_id} in the log") from None
         return _reveal(int(comparison_id), who, "Thanks for voting.")
 
-    def on_load(stored, request: gr.Request):
-        """Makes the anonymous id; `?vote=<id>` opens the Vote tab on that comparison's first pair."""
+    def on_load(stored, request: gr.Request, profile: gr.OAuthProfile | None):
+        """Knows the visitor; `?vote=<id>` opens the Vote tab on that comparison's first pair."""
+        services.visitors.identify(request, profile, stored)      # the page load may reach here first
         who = voter_name(request, stored)
         wanted = ((request.query_params.get("vote") if request is not None else None) or "").strip()
         shared = services.log.comparison_id_for_uid(wanted) if SHARE_UID.match(wanted) else None
         if shared is not None:           # a share link: open to whoever holds it
             return deal(shared, who) + [shared, gr.Tabs(selected="vote"), shared]
         if not wanted.isdigit():
-            return [gr.update()] * (len(deal_outputs) - 1) + [who, gr.update(), gr.update(), None]
+            return [gr.update()] * len(deal_outputs) + [gr.update(), gr.update(), None]
         return deal(int(wanted), who, owner=services.visitors.owner(request)) + [int(wanted), gr.Tabs(selected="vote"),
                                                                                None]
 
@@ -258,18 +251,17 @@ def build_vote_tab(services: Services, demo: gr.Blocks, tabs: gr.Tabs, voter: gr
 def _register_api(services: Services, tokens: PairTokens, rng: random.Random) -> None:
     """The same blind voting for API clients: text outputs only; pairs are opaque tokens here too."""
 
-    def vote_pair(comparison_id: int, voter: str, request: gr.Request) -> dict:
+    def vote_pair(comparison_id: int, voter: str = "", request: gr.Request = None) -> dict:
         """Deal a blind pair of a text comparison: {"token", "values", "a", "b", "voted", "total"}, or {"done"}.
 
         Args:
             comparison_id: the comparison to vote on
-            voter: your name or id (ignored when signed in: the account name is used)
+            voter: ignored: the server knows the voter (your sign-in, else this client's session)
         """
-        who = f"user:{request.username}" if getattr(request, "username", None) else f"api:{(voter or '').strip()}"
-        if who == "api:":
-            raise gr.Error("give a voter name")
+        who = services.visitors.voter(request)
         try:
-            header = services.log.get_comparison_header(int(comparison_id), owner=services.visitors.owner(request))
+            header = services.log.get_comparison_header(v.record_id(comparison_id, "comparison_id"),
+                                                        owner=services.visitors.owner(request))
         except (KeyError, TypeError, ValueError) as error:
             raise gr.Error(str(error)) from None
         if header.modality != "text":
@@ -281,16 +273,16 @@ def _register_api(services: Services, tokens: PairTokens, rng: random.Random) ->
         return {"token": tokens.issue(pair, who), "values": pair.left.variables, "a": pair.left.output_text,
                 "b": pair.right.output_text, "voted": done, "total": total}
 
-    def vote_cast(token: str, choice: str, voter: str, reason: str = "", request: gr.Request = None) -> dict:
+    def vote_cast(token: str, choice: str, voter: str = "", reason: str = "", request: gr.Request = None) -> dict:
         """Vote on a dealt pair: choice is "A", "B", "tie" or "both bad". Returns {"saved": true}.
 
         Args:
             token: the token vote_pair returned
             choice: A, B, tie or both bad
-            voter: the same voter name given to vote_pair
+            voter: ignored, as in vote_pair
             reason: optional, why
         """
-        who = f"user:{request.username}" if getattr(request, "username", None) else f"api:{(voter or '').strip()}"
+        who = services.visitors.voter(request)
         try:
             cast(services.log, tokens.take(token, who), choice, who, reason)
         except (LookupError, ValueError) as error:
