@@ -77,6 +77,9 @@ class Runner:
         self.settings = settings
         self._judges: dict[str, tuple[Resolved, dict]] = {}
         self._judges_lock = threading.Lock()
+        # Local model work (loads and generation) of every comparison in this process takes turns here; checks
+        # run outside it, so one comparison's slow check never holds up another visitor's generation.
+        self.model_slot = threading.BoundedSemaphore(settings.concurrency)
         self.scoring = ScorerContext.from_settings(settings, generate=self._judge_with(None),
                                                    generate_for=self._judge_with)
 
@@ -95,13 +98,12 @@ class Runner:
         """`prompt -> text` on any text engine, local or remote: what an LLM-judge check talks to."""
         def generate(prompt: str) -> str:
             resolved, options = self._judge_model(model_id or self.catalog.default_model("text"))
-            model = self.catalog.remote(resolved) if resolved.engine.remote else self.catalog.get(resolved)
-            for event in self._stream(model, resolved, [GenerationRequest(prompt, 0)], options):
-                if isinstance(event, Finished):
-                    return event.output.text or ""
-                if isinstance(event, Failed):
-                    raise RuntimeError(event.error)
-            return ""
+            if resolved.engine.remote:
+                return _judged(self._stream(self.catalog.remote(resolved), resolved,
+                                            [GenerationRequest(prompt, 0)], options))
+            with self.model_slot:        # a local judge is model work like any other
+                return _judged(self._stream(self.catalog.get(resolved), resolved, [GenerationRequest(prompt, 0)],
+                                            options))
         return generate
 
     def check(self, spec: ComparisonSpec) -> Checked:
@@ -212,7 +214,11 @@ class Runner:
                     resolved.revision and resolved.revision.startswith("built:") else ""
                 yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}{building}")
             try:
-                model = self.catalog.get(resolved)
+                yield from self._wait_for_model(comparison_id)
+                try:
+                    model = self.catalog.get(resolved)
+                finally:
+                    self.model_slot.release()
             except Exception as error:       # a model that will not load fails its cells, not the comparison
                 log.warning("model %s failed to load: %s", resolved.model_id, error)
                 for index in indices:
@@ -223,10 +229,32 @@ class Runner:
         for batch in _chunks(indices, engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
-            yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
-            yield from self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
-                                       0.0 if engine.remote else load_s)
+            finished = []
+            if not engine.remote:
+                yield from self._wait_for_model(comparison_id)
+            try:
+                yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
+                for event in self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
+                                             0.0 if engine.remote else load_s):
+                    if isinstance(event, CellResult) and event.output is not None and checked.checks:
+                        if not engine.remote:
+                            finished.append(event)      # scored once the model is free for the others
+                            continue
+                        event.scores = self._score(checked, event.record, event.output)
+                    yield event
+            finally:
+                if not engine.remote:
+                    self.model_slot.release()
+            for result in finished:
+                result.scores = self._score(checked, result.record, result.output)
+                yield result
             load_s = 0.0
+
+    def _wait_for_model(self, comparison_id):
+        """Take the model slot, saying so when another comparison holds it. The caller releases it."""
+        if not self.model_slot.acquire(blocking=False):
+            yield Progress(0, 0, comparison_id, stage="waiting for the model: another comparison is generating")
+            self.model_slot.acquire()
 
     def _stream(self, model, resolved: Resolved, requests, options):
         if resolved.engine.remote:
@@ -299,7 +327,7 @@ class Runner:
                            "space there or fix its permissions"
             self.log.add_run(record)
             return CellResult(index, cell, record)
-        return CellResult(index, cell, record, output=output, scores=self._score(checked, record, output))
+        return CellResult(index, cell, record, output=output)
 
     def _score(self, checked: Checked, record: RunRecord, output) -> list[Score]:
         """The comparison's checks on one logged cell; a scorer that breaks never loses the cell."""
@@ -330,6 +358,15 @@ class Runner:
             error, (InvalidInput, TemplateError)) else f"{type(error).__name__}: {error}"
         self.log.add_run(record)
         return CellResult(index, cell, record)
+
+
+def _judged(events) -> str:
+    for event in events:
+        if isinstance(event, Finished):
+            return event.output.text or ""
+        if isinstance(event, Failed):
+            raise RuntimeError(event.error)
+    return ""
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -43,7 +43,8 @@ class Settings(BaseModel):
     max_duration_s: float = Field(30.0, gt=0, le=3600)  # music clip length
     max_prompt_chars: int = Field(8000, ge=1, le=10_000_000)
     queue_size: int = Field(32, ge=1, le=100_000)       # Gradio queue max size
-    concurrency: int = Field(1, ge=1, le=64)   # model work runs one event at a time: one shared queue for the GPU/CPU
+    concurrency: int = Field(1, ge=1, le=64)   # local model work (loads, generation) runs this many at a time
+    comparisons_at_once: int = Field(4, ge=1, le=256)   # comparisons in flight: one generates, others score or wait
     model_roots: str = ""          # comma-separated folders; when set, local model folders outside them are refused
     remote_concurrency: int = Field(8, ge=1, le=1024)   # requests in flight at once per remote endpoint
     remote_timeout_s: float = Field(120.0, gt=0, le=86_400)  # per request to a remote model server

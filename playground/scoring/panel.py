@@ -158,6 +158,10 @@ def summary_html(summary) -> str:
             f'(left out of every statistic). Means with 95% bootstrap intervals '
             f'({_e(_get(summary, "resamples"))} resamples, fixed seed); pairs compare cells with the same values, '
             f'seed and model.</p>')
+    left_out = _get(summary, "left_out", None) or []
+    if left_out:
+        head += (f'<p class="pp-note">{len(left_out)} more score names are not summarized (a summary keeps the '
+                 f'names most cells carry): {_e(", ".join(left_out[:5]))}{"…" if len(left_out) > 5 else ""}</p>')
     if not metrics:
         return (f'<div class="pp-summary">{STYLE}{head}<p>No scores or ratings yet: add checks to the template, '
                 'or rate some cells.</p></div>')

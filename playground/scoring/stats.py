@@ -20,6 +20,7 @@ ALPHA = 0.05
 Z95 = 1.959963984540054
 RESAMPLES = 2000
 MANY_SEEDS = 100                  # beyond this, "run more seeds" is no longer useful advice
+MAX_METRICS = 32                  # score names summarized per comparison (each costs bootstraps per variant pair)
 SEED = 0
 HUMAN_METRICS = {"stars": "higher", "thumbs": "higher"}
 
@@ -84,6 +85,7 @@ class Summary:
     modality: str = ""
     resamples: int = RESAMPLES
     seed: int = SEED
+    left_out: list[str] = field(default_factory=list)     # score names past MAX_METRICS, not summarized
 
     def winners(self) -> dict[str, str]:
         """score name -> the variant that clearly wins on it (only clear wins)."""
@@ -178,8 +180,11 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
 
     names: dict[str, tuple[str | None, str]] = {}
     notes: dict[str, str] = {}
+    kept, left_out = _kept_names(ok_runs, scores)
     for run in ok_runs:
         for name, score in sorted((scores.get(run.id) or {}).items()):
+            if name not in kept:
+                continue
             if name not in names:
                 names[name] = (score.detail.get("better", "higher"), "score")
             if score.detail.get("meaningless"):
@@ -203,10 +208,21 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
         metrics.append(_metric(name, better, kind, variants, values, failed, missing, resamples, seed))
         metrics[-1].note = notes.get(name, "")
     summary = Summary(variants=variants, metrics=metrics, cells=len(runs), failed=sum(failed.values()),
-                      resamples=resamples, seed=seed)
+                      resamples=resamples, seed=seed, left_out=left_out)
     if comparison is not None:
         summary.comparison_id, summary.title, summary.modality = comparison.id, comparison.title, comparison.modality
     return summary
+
+
+def _kept_names(runs, scores: dict[int, dict]) -> tuple[set[str], list[str]]:
+    """The MAX_METRICS score names most runs carry (then by name), and the names left out. A comparison made here
+    has at most one name per check; an imported one could carry hundreds, each a round of bootstraps."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        for name in scores.get(run.id) or {}:
+            counts[name] = counts.get(name, 0) + 1
+    ranked = sorted(counts, key=lambda name: (-counts[name], name))
+    return set(ranked[:MAX_METRICS]), sorted(ranked[MAX_METRICS:])
 
 
 def _metric(name, better, kind, variants, values, failed, missing, resamples, seed) -> MetricSummary:

@@ -3,15 +3,18 @@ reference answer, and an LLM judge with a rubric."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import secrets
+import time
 from collections import Counter
 
+from ..bounded import BoundedMatcher, OverBudget
 from .base import Arg, CellInput, Check, CheckError, ScorerContext, register
 
-_REGEX_TIMEOUT_S = 1.0          # a pathological pattern gives up instead of hanging the server
+REGEX_CELL_S = 0.2              # one search; a pathological pattern gives up instead of hanging the server
+REGEX_BUDGET_S = 1.0            # all searches of one regex check over one comparison (or one re-scoring)
+MAX_RATIO_WORK = 4_000_000      # character comparisons one `ratio` similarity may make (about a second)
 
 
 def _text(cell: CellInput) -> str:
@@ -76,14 +79,29 @@ class Regex(Check):
             raise CheckError(f"check 'regex': the pattern does not compile: {error}") from None
         return options
 
+    def __init__(self, name: str, options: dict):
+        super().__init__(name, options)
+        # One budget for every cell this instance scores (the runner builds a comparison's checks once): a
+        # catastrophic pattern costs about a second per comparison, not a second per cell.
+        self._spent_s = 0.0
+
     def score(self, cell, context):
         import regex
 
+        left = REGEX_BUDGET_S - self._spent_s
+        if left <= 0:
+            return self.make(None, None, error=f"the pattern used up its {REGEX_BUDGET_S:g} s for this comparison on "
+                                               "earlier outputs; simplify it (nested repeats like (a+)+ are slow)")
         flags = regex.IGNORECASE if self.options["ignore_case"] else 0
-        try:
-            match = regex.search(self.options["pattern"], _text(cell), flags, timeout=_REGEX_TIMEOUT_S)
+        started = time.perf_counter()
+        try:       # concurrent: the search lets other threads (other visitors) run meanwhile
+            match = regex.search(self.options["pattern"], _text(cell), flags, timeout=min(REGEX_CELL_S, left),
+                                 concurrent=True)
         except TimeoutError:
-            return self.make(None, None, error=f"the pattern ran over {_REGEX_TIMEOUT_S:g} s on this output")
+            return self.make(None, None, error=f"the pattern ran over {min(REGEX_CELL_S, left):.2g} s on this "
+                                               "output; simplify it (nested repeats like (a+)+ are slow)")
+        finally:
+            self._spent_s += time.perf_counter() - started
         return self.make(1.0 if match else 0.0, match is not None,
                          match=match.group(0)[:200] if match else None)
 
@@ -228,7 +246,13 @@ class Similarity(Check):
     def score(self, cell, context):
         text, reference = _text(cell), self.options["reference"]
         if self.options["method"] == "ratio":
-            value = difflib.SequenceMatcher(None, text.strip(), reference.strip(), autojunk=False).ratio()
+            try:
+                value = BoundedMatcher(text.strip(), reference.strip(), [MAX_RATIO_WORK]).ratio()
+            except OverBudget:
+                return self.make(None, None, method="ratio",
+                                 error=f"the output and the reference ({len(text):,} and {len(reference):,} "
+                                       "characters) are too long to compare character by character; use "
+                                       "method token_f1")
         else:
             value = token_f1(text, reference)
         threshold = self.options["threshold"]

@@ -226,7 +226,8 @@ def register_api(services: Services) -> None:
         return comparison_summary(log, comparison_id).to_dict()
 
     # gr.api publishes names and docstrings (MCP tool names are the function names).
-    gr.api(compare, api_name="compare", concurrency_id=MODEL_QUEUE, concurrency_limit=settings.concurrency)
+    gr.api(compare, api_name="compare", concurrency_id=MODEL_QUEUE,
+           concurrency_limit=settings.comparisons_at_once)     # the runner's model slot takes turns
     for fn in (list_templates, render_template, comparison, stats, history, rate, pick_winner, variant_summary,
                save_template):
         gr.api(fn, api_name=fn.__name__)

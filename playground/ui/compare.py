@@ -31,7 +31,7 @@ CHECK_EXAMPLES = {"text": "length:unit=words\ncontains=lantern", "image": "clip"
 MAX_VARIANTS = 8
 MAX_VARIABLES = 6
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
-MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
+MODEL_QUEUE = "models"     # comparisons share one queue; the runner lets one of them generate at a time
 
 
 @dataclass
@@ -349,7 +349,7 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     run_inputs = form_inputs + [seeds_box, rerun_cb] + param_components + [checks_box, browser_state]
     run_outputs = [grid_html, run_state, browser_state]
     run_btn.click(run, run_inputs, run_outputs, api_visibility="private", show_progress="minimal",
-                  concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.concurrency)
+                  concurrency_id=MODEL_QUEUE, concurrency_limit=services.settings.comparisons_at_once)
     stop_btn.click(stop, None, None, api_visibility="private", queue=False)
 
     @boundary
