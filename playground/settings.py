@@ -61,6 +61,10 @@ class Settings(BaseModel):
     max_import_expanded_bytes: int = Field(1 * 2**30, ge=1)    # all members of a zip together, expanded
     max_import_members: int = Field(20_000, ge=1)              # files in a zip
     max_import_rows: int = Field(20_000, ge=1)                 # rows (lines) of an export
+    # Every request: a body past its cap is refused before it is parsed; uploads may be as large as an import.
+    max_request_bytes: int = Field(4 * 2**20, ge=64 * 1024)    # one request's body (JSON or a form), not an upload
+    cache_max_age_s: int = Field(3600, ge=60, le=7 * 86_400)   # uploads and exports in Gradio's cache are deleted
+                                                               # when older than this, checked as often
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
 
     @field_validator("data_dir")

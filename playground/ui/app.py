@@ -12,6 +12,7 @@ import gradio as gr
 from .. import __version__
 from ..registry import MODALITIES
 from .. import visitors
+from ..bodylimit import body_limit_middleware
 from ..scoring.panel import comparison_panel
 from ..services import Services
 from ..settings import Settings
@@ -49,7 +50,8 @@ def _about(services: Services) -> str:
 
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
-    with gr.Blocks(title="Prompt Playground") as demo:
+    with gr.Blocks(title="Prompt Playground",
+                   delete_cache=(settings.cache_max_age_s, settings.cache_max_age_s)) as demo:
         # Before any component: queue() rebuilds the server app from the blocks so far, which is cheap only now
         # (after the last block it is one more full build, ~0.2 s of start-up).
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
@@ -138,4 +140,7 @@ def launch_kwargs(settings: Settings) -> dict:
         # Only the generated media; exports reach their client through Gradio's per-request file cache.
         "allowed_paths": [str(settings.artifacts_dir)],
         "favicon_path": str(ASSETS / "logo.svg"),
+        # Uploads past an import's size are refused while they arrive; any other body past its cap before parsing.
+        "max_file_size": settings.max_import_bytes,
+        "app_kwargs": {"middleware": [body_limit_middleware(settings)]},
     }
