@@ -30,6 +30,8 @@ def check_scorer_model(context: ScorerContext, model: str | None) -> None:
     exists or not: a client learns nothing about the server's disk."""
     if not model or model in TINY_SCORERS or model in (CLIP_PRESET, PICKSCORE_PRESET, CLAP_PRESET):
         return
+    if "://" in model or model.startswith("//"):
+        raise ValueError(f"scorer model {model[:80]!r} is a URL; a model id names a model, never a server")
     roots = context.model_roots
     if roots is None:
         return

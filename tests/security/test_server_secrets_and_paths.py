@@ -60,6 +60,11 @@ def test_a_scorer_model_keeps_to_the_roots_and_shows_no_server_path(settings, ca
             spec = build_spec(template, models=["tiny-image"], seeds=[1], checks=[{"type": "clip", "model": model}])
             with pytest.raises(InvalidInput, match="model roots"):
                 runner.check(spec)
+        local = Runner(catalog, log, settings)          # local use loads folders anywhere, but never a URL
+        spec = build_spec(template, models=["tiny-image"], seeds=[1],
+                          checks=[{"type": "clip", "model": "http://127.0.0.1:9/clip"}])
+        with pytest.raises(InvalidInput, match="never a server"):
+            local.check(spec)
 
 
 def test_clip_score_names_its_model_not_its_folder(models_dir):
