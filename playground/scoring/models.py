@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Arg, CellInput, Check, ScorerContext, register
+from .base import Arg, CellInput, Check, ScorerContext
 from .tiny import MEANINGLESS_NOTE, TINY_SCORERS, tiny_scorer_path
 
 CLIP_PRESET = "openai/clip-vit-base-patch32"
@@ -112,7 +112,6 @@ class _ModelCheck(Check):
         return detail
 
 
-@register
 class ClipScore(_ModelCheck):
     type, modalities = "clip", ("image",)
     preset, tiny = CLIP_PRESET, "tiny-clip"
@@ -140,7 +139,6 @@ class ClipScore(_ModelCheck):
         return self.make(round(_cosine(text, image), 6), None, **detail)
 
 
-@register
 class PickScore(ClipScore):
     type = "pickscore"
     preset = PICKSCORE_PRESET
@@ -154,7 +152,6 @@ class PickScore(ClipScore):
         return self.make(round(scale * _cosine(text, image), 6), None, logit_scale=scale, **detail)
 
 
-@register
 class ClapScore(_ModelCheck):
     type, modalities = "clap", ("music",)
     preset, tiny = CLAP_PRESET, "tiny-clap"
