@@ -230,25 +230,23 @@ class Runner:
         for batch in _chunks(indices, engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
-            finished = []
-            if not engine.remote:
+            held = not engine.remote
+            if held:
                 yield from self._wait_for_model(comparison_id)
             try:
                 yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
                 for event in self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
                                              0.0 if engine.remote else load_s):
-                    if isinstance(event, CellResult) and event.output is not None and checked.checks:
-                        if not engine.remote:
-                            finished.append(event)      # scored once the model is free for the others
-                            continue
-                        event.scores = self._score(checked, event.record, event.output)
+                    if isinstance(event, CellResult):
+                        if held:                 # the batch's outputs are in: the model is free for the others
+                            self.model_slot.release()
+                            held = False
+                        if event.output is not None and checked.checks:
+                            event.scores = self._score(checked, event.record, event.output)
                     yield event
             finally:
-                if not engine.remote:
+                if held:
                     self.model_slot.release()
-            for result in finished:
-                result.scores = self._score(checked, result.record, result.output)
-                yield result
             load_s = 0.0
 
     def _wait_for_model(self, comparison_id):
