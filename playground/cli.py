@@ -10,50 +10,39 @@ import time
 from pathlib import Path
 
 from .registry import InvalidInput
-from .spec import build_spec, spec_from_runs
+from .requests import ComparisonRequest, RequestError, check
+from .spec import spec_from_runs
 from .scoring import CheckError, parse_check_args
 from .services import Services
 from .settings import Settings, SettingsError
 from .store import ImportLimits
 from .stakeholders.commands import add_parser as add_stakeholder_commands
-from .templates import TemplateError, Template, make_template, parse_template
-
-COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
-                   "negative_prompt", "rerun", "title", "checks"}
+from .templates import TemplateError, Template, parse_template
 
 
 class UsageError(Exception):
     pass
 
 
-def load_comparison(path: Path, services: Services) -> tuple[Template, dict]:
-    """A template file (.md) or a comparison JSON -> (template, options from the file)."""
+def load_comparison(path: Path, services: Services) -> tuple[Template, ComparisonRequest]:
+    """A template file (.md) or a comparison JSON -> (template, the request the file makes), checked by the
+    request layer like the API's /compare."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {path}: {error}") from None
     if path.suffix.lower() == ".md":
-        return parse_template(text, path=path, source="user"), {}
+        template = parse_template(text, path=path, source="user")
+        return template, ComparisonRequest(modality=template.modality, variants=dict(template.variants))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: a comparison is a JSON object with keys like {sorted(COMPARISON_KEYS)}")
-    unknown = set(data) - COMPARISON_KEYS
-    if unknown:
-        raise UsageError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(COMPARISON_KEYS)}")
-    if data.get("template"):
-        template = services.library.get(str(data["template"]))
-    else:
-        if not isinstance(data.get("variants"), dict) or not data.get("modality"):
-            raise UsageError(f"{path}: give either \"template\" (a library name) or \"modality\" and \"variants\"")
-        values = data.get("values") or {}
-        defaults = {k: (v[0] if isinstance(v, list) and v else v) for k, v in values.items()}
-        template = make_template(name=str(data.get("name") or "ad-hoc"), modality=str(data["modality"]),
-                                 variants=data["variants"], variables=defaults, params=data.get("params") or {},
-                                 system=data.get("system"), negative_prompt=data.get("negative_prompt"))
-    return template, data
+    try:
+        ask = check(ComparisonRequest, data, services.settings, root="comparison")
+    except RequestError as error:
+        raise UsageError(f"{path}: {error}") from None
+    return ask.resolve_template(services.library), ask
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -68,23 +57,28 @@ def _clip(text: str | None, n: int = 60) -> str:
 
 
 def cmd_run(args, services: Services) -> int:
-    template, options = load_comparison(Path(args.file), services)
-    cli_values: dict[str, list[str]] = {}
+    template, ask = load_comparison(Path(args.file), services)
+    ask = _with_flags(ask, args, services, template.modality)
+    spec = ask.spec(template, services.settings, services.catalog.default_model(template.modality))
+    return _execute(spec, services, args)
+
+
+def _with_flags(ask: ComparisonRequest, args, services: Services, modality: str) -> ComparisonRequest:
+    """The file's request with the command line's --set, --param, --models, --seeds, --rerun and --check on top."""
+    data = ask.model_dump(exclude_defaults=True)
+    typed: dict[str, list[str]] = {}
     for assignment in args.set or []:
         name, _, value = assignment.partition("=")
-        cli_values.setdefault(name.strip(), []).append(value)
-    values = {**(options.get("values") or {}), **cli_values}
-    params = dict(options.get("params") or {})
+        typed.setdefault(name.strip(), []).append(value)
+    if typed:
+        data["values"] = {**data.get("values", {}), **typed}
     for assignment in args.param or []:
         name, _, value = assignment.partition("=")
-        params[name.strip()] = _json_or_text(value)
-    models = args.models or options.get("models") or [services.catalog.default_model(template.modality)]
-    seeds = args.seeds or options.get("seeds") or [1]
-    spec = build_spec(template, values=values or None, variants=options.get("variants") if options.get(
-        "template") else None, models=models, seeds=seeds, params=params, max_cells=services.settings.max_cells,
-        rerun=args.rerun or bool(options.get("rerun")), title=options.get("title") or "",
-        checks=list(options.get("checks") or []) + parse_check_args(args.check, template.modality))
-    return _execute(spec, services, args)
+        data.setdefault("params", {})[name.strip()] = _json_or_text(value)
+    data.update({k: v for k, v in (("models", args.models), ("seeds", args.seeds)) if v})
+    data["rerun"] = bool(args.rerun or ask.rerun)
+    data["checks"] = list(ask.checks or []) + parse_check_args(args.check, modality)
+    return check(ComparisonRequest, data, services.settings, root="run")
 
 
 def cmd_rerun(args, services: Services) -> int:

@@ -7,6 +7,7 @@ engines, the store and the UI read it from here. A value that does not parse (`P
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PLAYGROUND_"
+MAX_SEED = 2**32 - 1    # not a setting: the seed range every engine's random generator takes
+MAX_ID = 2**63 - 1      # not a setting: the largest row id SQLite stores
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -42,6 +45,24 @@ class Settings(BaseModel):
     max_side: int = Field(1536, ge=64, le=16_384)       # image width/height, pixels
     max_duration_s: float = Field(30.0, gt=0, le=3600)  # music clip length
     max_prompt_chars: int = Field(8000, ge=1, le=10_000_000)
+    # What one request may carry: the request layer (playground.requests) holds the UI, the API, the CLI and imports
+    # to these, and the comparison tabs lay out as many variant columns and variable boxes as allowed here.
+    max_variants: int = Field(8, ge=1, le=32)           # variants side by side in one comparison
+    max_variables: int = Field(6, ge=1, le=64)          # variables one comparison sets
+    max_seeds: int = Field(64, ge=1, le=10_000)         # seeds in one comparison
+    max_models: int = Field(8, ge=1, le=64)             # models in one comparison
+    max_checks: int = Field(20, ge=0, le=200)           # checks on one comparison (its template's and the request's)
+    max_name_chars: int = Field(200, ge=1, le=10_000)   # template, variant, variable, option and check names
+    max_model_id_chars: int = Field(300, ge=1, le=10_000)   # hub ids are at most 96; local folders a little longer
+    max_value_chars: int = Field(100_000, ge=1, le=10_000_000)  # one variable value, or one variant's text
+    max_check_text_chars: int = Field(20_000, ge=1, le=10_000_000)  # one text argument of a check
+    max_template_chars: int = Field(200_000, ge=1, le=100_000_000)  # a template file sent to be saved
+    max_output_chars: int = Field(200_000, ge=1, le=100_000_000)    # one text output (imports are held to it)
+    max_note_chars: int = Field(10_000, ge=1, le=1_000_000)         # a note on a run
+    max_query_chars: int = Field(500, ge=1, le=100_000)             # a History search
+    max_voter_chars: int = Field(200, ge=1, le=10_000)              # a voter's name or id
+    max_reason_chars: int = Field(2_000, ge=1, le=1_000_000)        # why a voter chose as they did
+    max_page_runs: int = Field(1000, ge=1, le=100_000)              # runs in one page of an API answer
     queue_size: int = Field(32, ge=1, le=100_000)       # Gradio queue max size
     concurrency: int = Field(1, ge=1, le=64)   # local model work (loads, generation) runs this many at a time
     comparisons_at_once: int = Field(4, ge=1, le=256)   # comparisons in flight: one generates, others score or wait
@@ -121,6 +142,13 @@ class Settings(BaseModel):
         except ValidationError as error:
             raise SettingsError(_explain(error, overrides)) from None
         return cls.model_validate(read.model_dump())
+
+
+@functools.lru_cache(maxsize=1)
+def defaults() -> Settings:
+    """The settings with nothing configured: the limits of code that is handed no settings (a template file read
+    on its own, a run log opened by a script)."""
+    return Settings()
 
 
 class _FromEnvironment(BaseSettings, Settings):

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from ..registry import InvalidInput
+from ..settings import MAX_SEED
 from . import compute
 
-SEED_MAX = 2**32 - 1
+SEED_MAX = MAX_SEED
 
 
 @dataclass

@@ -8,9 +8,14 @@ import re
 import secrets
 import time
 from collections import Counter
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from ..bounded import BoundedMatcher, OverBudget
-from .base import Arg, CellInput, Check, CheckError, ScorerContext
+from .base import CellInput, Check, ScorerContext
+from ..requests import whole
+from ..requests.checks import CheckArgs, CheckText, json_object
 
 REGEX_CELL_S = 0.2              # one search; a pathological pattern gives up instead of hanging the server
 REGEX_BUDGET_S = 1.0            # all searches of one regex check over one comparison (or one re-scoring)
@@ -28,8 +33,9 @@ def _case(text: str, case_sensitive: bool) -> str:
 class Contains(Check):
     type, modalities, main_arg = "contains", ("text",), "value"
     description = "passes when the output contains the text (1 = pass, 0 = fail)"
-    args = (Arg("value", str, required=True, help="the text to look for"),
-            Arg("case_sensitive", bool, False, help="match upper and lower case exactly"))
+    class Args(CheckArgs):
+        value: CheckText = Field(description="the text to look for")
+        case_sensitive: bool = Field(False, description="match upper and lower case exactly")
 
     def score(self, cell, context):
         found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
@@ -60,20 +66,20 @@ class StartsWith(Contains):
 class Regex(Check):
     type, modalities, main_arg = "regex", ("text",), "pattern"
     description = "passes when the regular expression matches somewhere in the output"
-    args = (Arg("pattern", str, required=True, help="a regular expression (Python syntax)"),
-            Arg("ignore_case", bool, False, help="ignore upper and lower case"))
+    class Args(CheckArgs):
+        pattern: str = Field(max_length=1000, description="a regular expression (Python syntax)")
+        ignore_case: bool = Field(False, description="ignore upper and lower case")
 
-    @classmethod
-    def validate(cls, options):
-        import regex
+        @field_validator("pattern")
+        @classmethod
+        def _compiles(cls, pattern: str) -> str:
+            import regex
 
-        if len(options["pattern"]) > 1000:
-            raise CheckError("check 'regex': the pattern is longer than 1,000 characters")
-        try:
-            regex.compile(options["pattern"])
-        except regex.error as error:
-            raise CheckError(f"check 'regex': the pattern does not compile: {error}") from None
-        return options
+            try:
+                regex.compile(pattern)
+            except regex.error as error:
+                raise ValueError(f"does not compile: {error}") from None
+            return pattern
 
     def __init__(self, name: str, options: dict):
         super().__init__(name, options)
@@ -126,17 +132,24 @@ class JsonValid(Check):
 class JsonSchema(Check):
     type, modalities = "json_schema", ("text",)
     description = "passes when the output is JSON that the JSON Schema accepts"
-    args = (Arg("schema", dict, required=True, help="a JSON Schema object"),)
+    class Args(CheckArgs):
+        schema_: dict = Field(alias="schema", description="a JSON Schema object (or its JSON text)")
 
-    @classmethod
-    def validate(cls, options):
-        import jsonschema
+        @field_validator("schema_", mode="before")
+        @classmethod
+        def _decoded(cls, value: Any) -> Any:
+            return json_object(value)
 
-        try:
-            jsonschema.validators.validator_for(options["schema"]).check_schema(options["schema"])
-        except jsonschema.SchemaError as error:
-            raise CheckError(f"check 'json_schema': not a valid JSON Schema: {error.message}") from None
-        return options
+        @field_validator("schema_")
+        @classmethod
+        def _valid(cls, schema: dict) -> dict:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as error:
+                raise ValueError(f"is not a valid JSON Schema: {error.message}") from None
+            return schema
 
     def score(self, cell, context):
         import jsonschema
@@ -160,8 +173,10 @@ _TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
 class Length(Check):
     type, modalities, better = "length", ("text",), None
     description = "the output's length in words, tokens or characters; passes when within min..max if given"
-    args = (Arg("unit", str, "words", choices=("words", "tokens", "chars")),
-            Arg("min", int, help="fewest allowed"), Arg("max", int, help="most allowed"))
+    class Args(CheckArgs):
+        unit: Literal["words", "tokens", "chars"] = "words"
+        min: whole(0, 10**9) | None = Field(None, description="fewest allowed")
+        max: whole(0, 10**9) | None = Field(None, description="most allowed")
 
     def score(self, cell, context):
         text, unit, detail = _text(cell), self.options["unit"], {"unit": self.options["unit"]}
@@ -205,7 +220,8 @@ def flesch_kincaid_grade(text: str) -> float | None:
 class ReadingLevel(Check):
     type, modalities, better = "reading_level", ("text",), None
     description = "Flesch-Kincaid grade level (US school grade); passes when at most max_grade if given"
-    args = (Arg("max_grade", float, help="highest acceptable grade"),)
+    class Args(CheckArgs):
+        max_grade: float | None = Field(None, description="highest acceptable grade")
 
     def score(self, cell, context):
         grade = flesch_kincaid_grade(_text(cell))
@@ -230,9 +246,10 @@ def token_f1(answer: str, reference: str) -> float:
 class Similarity(Check):
     type, modalities, main_arg = "similarity", ("text",), "reference"
     description = "similarity to a reference answer, 0 to 1 (token F1, or difflib's character ratio)"
-    args = (Arg("reference", str, required=True, help="the reference answer"),
-            Arg("method", str, "token_f1", choices=("token_f1", "ratio")),
-            Arg("threshold", float, help="passes at or above this"))
+    class Args(CheckArgs):
+        reference: CheckText = Field(description="the reference answer")
+        method: Literal["token_f1", "ratio"] = "token_f1"
+        threshold: float | None = Field(None, description="passes at or above this")
 
     def score(self, cell, context):
         text, reference = _text(cell), self.options["reference"]
@@ -309,16 +326,11 @@ def parse_judge_score(output: str, scale: int, answer: str = "") -> float | None
 class LLMJudge(Check):
     type, modalities, needs_model, main_arg = "llm_judge", ("text",), True, "rubric"
     description = "a text model grades the output against a rubric, 1 to scale; its prompt and output are kept"
-    args = (Arg("rubric", str, required=True, help="what a good answer does"),
-            Arg("scale", int, 10, help="the top of the score range"),
-            Arg("pass_at", float, help="passes at or above this score"),
-            Arg("model", str, help="the judge model (default: the app's judge)"))
-
-    @classmethod
-    def validate(cls, options):
-        if not 2 <= options["scale"] <= 100:
-            raise CheckError("check 'llm_judge': scale must be between 2 and 100")
-        return options
+    class Args(CheckArgs):
+        rubric: CheckText = Field(description="what a good answer does")
+        scale: whole(2, 100) = Field(10, description="the top of the score range")
+        pass_at: float | None = Field(None, description="passes at or above this score")
+        model: CheckText | None = Field(None, description="the judge model (default: the app's judge)")
 
     def score(self, cell, context: ScorerContext):
         prompt = judge_prompt(self.options["rubric"], cell.prompt or "", _text(cell), self.options["scale"])

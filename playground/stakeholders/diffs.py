@@ -1,4 +1,5 @@
-"""Differences between two variants' cells: word-level text diffs as HTML, and audio spectrograms as PNG.
+"""Differences between two variants' cells: word-level text diffs as HTML (render/templates), and audio
+spectrograms as PNG.
 
 Text is split into words and the whitespace between them, so a diff marks whole words and keeps line breaks.
 Spectrograms are a numpy STFT (Hann window) in decibels, drawn with PIL: no plotting library needed.
@@ -7,7 +8,6 @@ Spectrograms are a numpy STFT (Hann window) in decibels, drawn with PIL: no plot
 from __future__ import annotations
 
 import functools
-import html
 import io
 import re
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bounded import BoundedMatcher, OverBudget
+from ..render import render
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
 MAX_DIFF_CHARS = 200_000
@@ -112,21 +113,14 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
 
 
 # Inline styles: the fragment is shown inside pages whose stylesheets we do not control.
-DEL_STYLE = ' style="background: #fde2e1; color: #8a1c1c"'
-INS_STYLE = ' style="background: #dcfce7; color: #14532d; text-decoration: none"'
+DEL_STYLE = "background: #fde2e1; color: #8a1c1c"
+INS_STYLE = "background: #dcfce7; color: #14532d; text-decoration: none"
 
 
 def word_diff_html(old: str, new: str) -> str:
     """The diff as escaped HTML: removed words in <del>, added words in <ins>, inside a pre-wrapped block."""
-    parts = []
     pieces, exact = _cached_diff(old or "", new or "")
-    for op, text in pieces:
-        escaped = html.escape(text)
-        parts.append({"equal": escaped, "delete": f"<del{DEL_STYLE}>{escaped}</del>",
-                      "insert": f"<ins{INS_STYLE}>{escaped}</ins>"}[op])
-    note = "" if exact else ('<p class="pp-note">These texts are too long and too different to compare word by '
-                             'word: changed lines are marked whole.</p>')
-    return f'{note}<div class="pp-diff" style="white-space: pre-wrap">{"".join(parts)}</div>'
+    return render("word_diff.html.j2", pieces=pieces, exact=exact, del_style=DEL_STYLE, ins_style=INS_STYLE)
 
 
 def diff_stats(old: str, new: str) -> dict:

@@ -19,7 +19,6 @@ import gradio as gr
 
 from ..registry import InvalidInput
 from ..templates import TemplateError
-from .validate import BadInput
 
 logger = logging.getLogger("playground.ui")
 
@@ -98,7 +97,7 @@ def user_error(error: BaseException, data_dir: Path) -> gr.Error:
         return gr.Error(storage_message(error, data_dir), title="Storage problem")
     if isinstance(error, TemplateError):
         return gr.Error(scrub(error.public, data_dir), title="Fix the template")
-    if isinstance(error, (BadInput, InvalidInput, ValueError)):
+    if isinstance(error, (InvalidInput, ValueError)):
         return gr.Error(scrub(str(error), data_dir), title="Fix the input")
     if isinstance(error, (KeyError, LookupError)):
         message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
