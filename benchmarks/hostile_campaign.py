@@ -334,13 +334,20 @@ def votes_and_state(alice, bob, carol, scratch: Path) -> None:
            report["errors"] and "UNIQUE" not in json.dumps(report), json.dumps(report["errors"])[:110])
 
 
-def page_event(port: int, elem_id: str, data: list, session: str) -> dict:
+def page_event(port: int, elem_id: str, given: dict, session: str) -> dict:
     """What the page itself sends when a component's event fires (the raw queue API the browser uses), with
-    whatever values the caller likes in place of the page's own."""
+    whatever values the caller likes in place of the page's own: `given` maps an input's elem_id, or a component
+    type such as "browserstate", to its value; other inputs are sent empty."""
     config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30).read())
+    components = {c["id"]: c for c in config["components"]}
     target = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
     index, dependency = next((i, d) for i, d in enumerate(config["dependencies"])
                              if any(t[0] == target for t in d["targets"]))
+    data = []
+    for input_id in dependency["inputs"]:
+        component = components.get(input_id, {})
+        key = component.get("props", {}).get("elem_id")
+        data.append(given[key] if key in given else given.get(component.get("type")))
     body = json.dumps({"data": data, "fn_index": dependency.get("id", index), "trigger_id": target,
                        "session_hash": session, "event_data": None}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/queue/join", data=body,
@@ -362,8 +369,9 @@ def planted_voter_ids(port: int, client, data: Path) -> None:
     session = client.session_hash
     for attempt_no in range(30):
         planted = f"anon:{attempt_no:032d}"
-        page_event(port, "vote-start", [cid, planted, None], session)
-        page_event(port, "vote-a", [cid, None, "", planted, None], session)
+        asked = {"vote-comparison": cid, "vote-reason": "", "browserstate": planted}
+        page_event(port, "vote-start", asked, session)
+        page_event(port, "vote-a", asked, session)
     with sqlite3.connect(f"file:{data / 'runs.db'}?mode=ro", uri=True) as db:
         votes = db.execute("SELECT count(*), count(DISTINCT voter) FROM votes WHERE comparison_id = ?",
                            (cid,)).fetchone()
