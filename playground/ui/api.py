@@ -44,7 +44,7 @@ class PublicApi:
         names, docstrings and type hints (MCP tool names are the endpoint names)."""
         boundary = at_boundary(self.settings.data_dir)
         gr.api(boundary(self.compare), api_name="compare", concurrency_id=MODEL_QUEUE,
-               concurrency_limit=self.settings.comparisons_at_once)     # the runner's model slot takes turns
+               concurrency_limit=self.settings.concurrency)
         for fn in (self.list_templates, self.render_template, self.comparison, self.stats, self.history, self.rate,
                    self.pick_winner, self.variant_summary, self.save_template):
             gr.api(boundary(fn), api_name=fn.__name__)

@@ -85,7 +85,7 @@ def _wire_run(form: CompareForm, handlers: CompareHandlers, services: Services, 
     run_outputs = [form.grid, form.run_state, browser_state]
     form.run.click(boundary(handlers.run), run_inputs, run_outputs, api_visibility="private",
                    show_progress="minimal", concurrency_id=MODEL_QUEUE,
-                   concurrency_limit=services.settings.comparisons_at_once)
+                   concurrency_limit=services.settings.concurrency)
     # Results come into view as soon as Run is pressed.
     form.run.click(None, None, None, js=f"() => document.getElementById('{form.modality}-grid')"
                    "?.scrollIntoView({behavior: 'smooth', block: 'start'})")
