@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 
 from . import hub_sync
+from .datasets import Datasets
+from .jobs import JobQueue, JobWorker
 from .visitors import Visitors
 from .engines import gpu
 from .engines.catalog import Catalog
@@ -28,6 +30,9 @@ class Services:
     visitors: Visitors = None           # who owns each request (public deployments keep visitors apart)
     mirror: object = None               # the Dataset mirror of the run log (a CommitScheduler), when configured
     libraries: Libraries = None         # the shared template library and each visitor's own templates
+    jobs: JobQueue = None               # server-side jobs (experiments) in the run log
+    datasets: Datasets = None           # datasets kept in the data dir
+    worker: JobWorker | None = None     # this process's job threads, once started
 
     @classmethod
     def create(cls, settings: Settings, catalog: Catalog | None = None) -> "Services":
@@ -39,7 +44,8 @@ class Services:
         if interrupted:
             log.info("%d comparison(s) left running by a stopped process are marked interrupted", interrupted)
         services = cls(settings=settings, catalog=catalog, log=run_log, runner=Runner(catalog, run_log, settings),
-                       mirror=hub_sync.start(settings, run_log), visitors=Visitors(settings))
+                       mirror=hub_sync.start(settings, run_log), visitors=Visitors(settings),
+                       jobs=JobQueue(run_log, settings.job_stale_after_s), datasets=Datasets(run_log, settings))
         if os.environ.get("SPACES_ZERO_GPU"):     # ZeroGPU wants the models placed at start-up, not per request
             services.preload()
         return services
@@ -47,6 +53,18 @@ class Services:
     def __post_init__(self):
         if self.libraries is None:
             self.libraries = Libraries(self.settings.user_templates_dir, self.settings.visitor_templates_dir)
+
+    def start_jobs(self) -> JobWorker:
+        """Run server-side jobs in this process (the app does at start-up): jobs left running by a stopped process
+        continue by themselves."""
+        if self.worker is None:
+            self.worker = JobWorker(self, self.jobs, threads=self.settings.job_workers).start()
+        return self.worker
+
+    def stop_jobs(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
 
     @property
     def library(self) -> Library:

@@ -134,6 +134,8 @@ class RunFields(TypedDict, total=False):
     endpoint: Path300 | None
     formatted_prompt: FormattedPrompt | None
     metrics: SmallObject
+    cell_key: Short | None
+    reference: Output | None
     id: Id | None
     created_at: Moment | None
     stars: Stars | None
