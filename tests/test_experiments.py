@@ -5,6 +5,7 @@ compared, rows re-run, results exported and imported, batch answers taken back."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -370,7 +371,7 @@ def test_checks_read_the_rows_reference():
     seen = []
     context = type("Context", (), {"judge": lambda self, model: (lambda p: seen.append(p) or "SCORE: 7")})()
     assert judge.score(CellInput("text", "q", text="a", reference="the answer"), context).value == 7
-    assert "<reference>\nthe answer\n</reference>" in seen[0]
+    assert re.search(r"\[REFERENCE (\w+)\]\nthe answer\n\[END REFERENCE \1\]", seen[0])
 
 
 def test_the_summary_of_a_big_experiment_pairs_rows(services, rows):
