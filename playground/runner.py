@@ -202,10 +202,8 @@ class Runner:
             model = self.catalog.remote(resolved)
         else:
             warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
-            if not warm:
-                building = " (building the tiny model on first use)" if resolved.source and \
-                    resolved.revision and resolved.revision.startswith("built:") else ""
-                yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}{building}")
+            if not warm:       # a model built on first use was built by check(): what is left is loading it
+                yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
             try:
                 model = self.catalog.get(resolved)
             except Exception as error:       # a model that will not load fails its cells, not the comparison
@@ -279,7 +277,7 @@ class Runner:
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions)
+            versions=versions, replaces=cell.replaces)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s) -> CellResult:
         cell = spec.cells[index]

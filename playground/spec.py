@@ -25,6 +25,7 @@ class Cell:
     negative_prompt: str | None = None
     row: int = 0
     col: int = 0
+    replaces: int | None = None      # a re-run of one cell: the logged run it replaces in the grid
 
     @property
     def label(self) -> str:

@@ -134,6 +134,7 @@ class RunFields(TypedDict, total=False):
     endpoint: Path300 | None
     formatted_prompt: FormattedPrompt | None
     metrics: SmallObject
+    replaces: Id | None
     id: Id | None
     created_at: Moment | None
     stars: Stars | None

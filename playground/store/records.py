@@ -51,6 +51,7 @@ class RunRecord:
     formatted_prompt: str | None = None      # the exact text (or chat messages) the model saw
     ttft_s: float | None = None              # time to the first streamed token
     metrics: dict = field(default_factory=dict)   # what else the engine measured (steps/s, finish reason, ...)
+    replaces: int | None = None              # the run this one re-ran in its cell (that run is no longer live)
     id: int | None = None
     created_at: str | None = None
     stars: int | None = None
@@ -114,7 +115,7 @@ class Comparison:
     status: str
     winner_run_id: int | None
     runs: list[RunRecord] = field(default_factory=list)
-    run_count: int | None = None      # number of cells logged, filled in even where `runs` is left empty
+    run_count: int | None = None      # number of live cells, filled in even where `runs` is left empty
     uid: str | None = None            # stable across data dirs (export/import)
 
 

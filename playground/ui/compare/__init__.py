@@ -34,7 +34,7 @@ class CompareTab:
     def restore_outputs(self) -> list:
         """What a page load may change: the form, and the grid of the last comparison this tab ran."""
         f = self.form
-        return [f.template, f.models, f.seeds, *f.template_outputs(), f.grid, f.run_state]
+        return [f.template, f.models, f.seeds, f.checks, *f.template_outputs(), f.grid, f.run_state]
 
 
 def build_compare_tab(modality: str, services: Services, browser_state: gr.BrowserState) -> CompareTab:
@@ -81,7 +81,8 @@ def _editor(handlers: CompareHandlers, action: str, index: int):
 
 def _wire_run(form: CompareForm, handlers: CompareHandlers, services: Services, boundary) -> None:
     browser_state = handlers.browser_state
-    run_inputs = form.prompt_inputs() | {form.seeds, form.rerun, form.checks, browser_state, *form.params.values()}
+    run_inputs = form.prompt_inputs() | {form.seeds, form.rerun, form.checks, browser_state, form.grid, form.run_state,
+                                         *form.params.values()}
     run_outputs = [form.grid, form.run_state, browser_state]
     form.run.click(boundary(handlers.run), run_inputs, run_outputs, api_visibility="private",
                    show_progress="minimal", concurrency_id=MODEL_QUEUE,
