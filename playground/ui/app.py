@@ -104,7 +104,9 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
 
         outputs = [visitor, *history.view.tables()] + [c for tab in compare_tabs.values()
                                                        for c in tab.restore_outputs()]
-        demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
+        loaded = demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
+        for tab in compare_tabs.values():
+            tab.preview_after(loaded)
     demo.services = services
     return demo
 

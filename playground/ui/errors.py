@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import html
 import inspect
 import logging
 import os
@@ -81,20 +82,26 @@ def scrub(message: str, data_dir: Path | None = None) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(2) or "<folder>", message)
 
 
+def toast_text(message: str) -> str:
+    """A message for gr.Error / gr.Warning, which the page shows as HTML: what it quotes of the user's input (a
+    value, a name, a template's default) stays text and can load nothing."""
+    return html.escape(str(message), quote=False)
+
+
 def user_error(error: BaseException, data_dir: Path) -> gr.Error:
     """The gr.Error a caller sees for an exception raised while serving them."""
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, (OSError, sqlite3.Error)):
         logger.error("storage error in %s: %r", data_dir, error)
-        return gr.Error(storage_message(error, data_dir), title="Storage problem")
+        return gr.Error(toast_text(storage_message(error, data_dir)), title="Storage problem")
     if isinstance(error, TemplateError):
-        return gr.Error(scrub(error.public, data_dir), title="Fix the template")
+        return gr.Error(toast_text(scrub(error.public, data_dir)), title="Fix the template")
     if isinstance(error, (InvalidInput, ValueError)):
-        return gr.Error(scrub(str(error), data_dir), title="Fix the input")
+        return gr.Error(toast_text(scrub(str(error), data_dir)), title="Fix the input")
     if isinstance(error, (KeyError, LookupError)):
         message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
-        return gr.Error(scrub(message, data_dir), title="Not found")
+        return gr.Error(toast_text(scrub(message, data_dir)), title="Not found")
     logger.exception("unexpected error", exc_info=error)
     return gr.Error(f"Something went wrong ({type(error).__name__}); the details are in the server log.")
 

@@ -208,8 +208,8 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
     opened = view.open.click(boundary(handlers.open_in_tab), view.selected,
                              [tabs] + [t.template for t in compare_tabs.values()], api_visibility="private")
     for tab in compare_tabs.values():
-        opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(), api_visibility="private",
-                    show_progress="hidden")
+        tab.preview_after(opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(),
+                                      api_visibility="private", show_progress="hidden"))
     view.export.click(boundary(handlers.export), view.selected, view.export_file, api_visibility="private")
     view.save.click(boundary(handlers.save), {view.new, view.overwrite} | view.filters(), handlers.change_outputs(),
                     api_visibility="private")

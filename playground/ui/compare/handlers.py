@@ -18,7 +18,7 @@ from ...services import Services
 from ...spec import Cell, ComparisonSpec
 from ...templates import Template, TemplateError, expand, parse_values, save_user_template, with_changes
 from .. import grid
-from ..errors import scrub
+from ..errors import scrub, toast_text
 from ..evidence import evidence
 from ..form import (blank_values, edited_template, form_variables, fresh_name, named_variants, parse_seeds,
                     remembered_form, used_variables)
@@ -75,15 +75,15 @@ class CompareHandlers:
         try:
             template = self.services.library.get(values[self.form.template])
         except TemplateError as error:
-            gr.Warning(scrub(str(error), self.services.settings.data_dir))
-            return {}
+            gr.Warning(toast_text(scrub(str(error), self.services.settings.data_dir)))
+            return {self.form.info: gr.update()}
         return self.fill(template, values[self.form.models])
 
     def open_template(self, name) -> dict:
         """Library "Open in its tab": fill the form if the template is this tab's; otherwise change nothing."""
         template = self.services.library.templates.get(name) if isinstance(name, str) else None
         if template is None or template.modality != self.form.modality:
-            return {}
+            return {self.form.info: gr.update()}       # an empty dict would read as one value, not as no updates
         return self.fill(template)
 
     def template_choices(self) -> dict:
@@ -164,26 +164,38 @@ class CompareHandlers:
     # ---- run, re-run one cell, stop -------------------------------------------------------------------------------
 
     def run(self, values: dict, request: gr.Request):
-        """The comparison the form asks for, streamed into the grid; the browser keeps the form with the results."""
+        """The comparison the form asks for, streamed into the grid; the browser keeps the form with the results.
+        The grid says what is happening from the start (rendering the prompts, building or loading the model...);
+        input that is refused leaves it as it was."""
         started, f = time.perf_counter(), self.form
+        before = (values[f.grid], values[f.run_state])
+        yield {f.grid: grid.render_grid([], f.modality, message="rendering the prompts…")}
+        try:
+            spec, warnings = self._spec(values)
+        except Exception:
+            yield {f.grid: before[0]}
+            raise
+        for warning in warnings:
+            gr.Warning(toast_text(warning))
+        remembered = self._remember(values)
+        owner = self.services.visitors.owner(request)
+        # The runner checks the models (which may build one first) while the grid already says what it waits for.
+        with cancel_flag(self.cancel_events, page_key(request)) as cancel:
+            for html_, state, remembered in stream_grid(self.services, f.modality, spec, cancel, remembered,
+                                                        started=started, owner=owner, before=before):
+                yield {f.grid: html_, f.run_state: state, self.browser_state: remembered}
+
+    def _spec(self, values: dict) -> tuple[ComparisonSpec, list[str]]:
+        """The form's comparison, checked by the request layer, and what to warn about."""
+        f = self.form
         filled = self.read_form(values)
         ask = check(ComparisonRequest, {
             "modality": f.modality, "variants": filled.variants, "values": filled.values,
             "models": [m for m in values[f.models] or [] if m], "seeds": parse_seeds(values[f.seeds]),
             "params": {name: values[box] for name, box in f.params.items()}, "rerun": bool(values[f.rerun]),
             "checks": self._checks(values[f.checks])}, self.services.settings)
-        spec = ask.spec(filled.template, self.services.settings, self.services.catalog.default_model(f.modality),
-                        variants=False)
-        for warning in filled.warnings:
-            gr.Warning(warning)
-        remembered = self._remember(values)
-        owner = self.services.visitors.owner(request)
-        # The runner checks the models (which may build one first) while the grid already says what it waits for.
-        with cancel_flag(self.cancel_events, page_key(request)) as cancel:
-            for html_, state, remembered in stream_grid(self.services, f.modality, spec, cancel, remembered,
-                                                        started=started, owner=owner,
-                                                        before=(values[f.grid], values[f.run_state])):
-                yield {f.grid: html_, f.run_state: state, self.browser_state: remembered}
+        return ask.spec(filled.template, self.services.settings, self.services.catalog.default_model(f.modality),
+                        variants=False), filled.warnings
 
     def _checks(self, typed: str | None) -> list[dict]:
         try:
