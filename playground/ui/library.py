@@ -94,7 +94,7 @@ def lay_out(services: Services) -> LibraryView:
                                 elem_id="library-technique")
         query = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2, elem_id="library-query")
     table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=360, wrap=True,
-                         column_widths=["20%", "9%", "15%", "8%", "8%", "40%"],
+                         column_widths=["190px", "100px", "170px", "96px", "90px", "560px"],   # phones scroll it
                          label="Templates (click one to read it)", elem_id="library-table")
     errors = gr.HTML(_errors_html(services), elem_id="library-errors", elem_classes="pp-md")
     with gr.Row(equal_height=False):

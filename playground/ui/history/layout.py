@@ -16,9 +16,9 @@ SINCE = {"any time": None, "today": 1, "last 7 days": 7, "last 30 days": 30}
 SUMMARY_HEADERS = ["template", "variant", "runs", "rated", "avg stars", "good", "bad", "wins"]
 # Columns in pixels, not shares of the page: on a phone a table keeps readable columns and scrolls sideways inside
 # its own box (shares of a 390 px screen squeezed "text" to one letter a line).
-COMPARISON_WIDTHS = ["56px", "190px", "96px", "420px", "80px", "170px", "100px"]
-RUN_WIDTHS = ["64px", "56px", "190px", "130px", "130px", "110px", "80px", "240px", "240px"]
-SUMMARY_WIDTHS = ["180px", "140px", "70px", "70px", "90px", "70px", "70px", "70px"]
+COMPARISON_WIDTHS = ["56px", "170px", "96px", "440px", "80px", "170px", "100px"]
+RUN_WIDTHS = ["64px", "56px", "170px", "130px", "130px", "120px", "76px", "230px", "230px"]
+SUMMARY_WIDTHS = ["150px", "130px", "60px", "64px", "84px", "60px", "56px", "60px"]
 
 
 @dataclass
