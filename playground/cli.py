@@ -15,7 +15,8 @@ from .spec import spec_from_runs
 from .scoring import CheckError, parse_check_args
 from .services import Services
 from .settings import Settings, SettingsError
-from .store import ImportLimits
+from .store import ImportLimits, StoreInputError
+from .store.archive import import_problem
 from .stakeholders.commands import add_parser as add_stakeholder_commands
 from .templates import TemplateError, Template, parse_template
 
@@ -25,12 +26,19 @@ class UsageError(Exception):
 
 
 def load_comparison(path: Path, services: Services) -> tuple[Template, ComparisonRequest]:
-    """A template file (.md) or a comparison JSON -> (template, the request the file makes), checked by the
-    request layer like the API's /compare."""
+    """A template file (.md), a comparison JSON, or the name of a library template -> (template, the request it
+    makes), checked by the request layer like the API's /compare."""
+    if not path.exists() and path.suffix.lower() not in (".md", ".json") and len(path.parts) == 1:
+        try:
+            ask = check(ComparisonRequest, {"template": str(path)}, services.settings, root="comparison")
+            return ask.resolve_template(services.library), ask
+        except (TemplateError, RequestError) as error:
+            raise UsageError(f"{path} is neither a file nor a library template ({error}); "
+                             "`python -m playground templates` lists the names") from None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from None
+        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     if path.suffix.lower() == ".md":
         template = parse_template(text, path=path, source="user")
         return template, ComparisonRequest(modality=template.modality, variants=dict(template.variants))
@@ -137,7 +145,16 @@ def cmd_export(args, services: Services) -> int:
             else services.log.list_runs(limit=10**9))
     services.log.export(dest, fmt, runs=runs)
     print(f"exported {len(runs)} runs to {dest}")
+    if fmt != "csv":
+        _warn_if_unimportable(dest, services)
     return 0
+
+
+def _warn_if_unimportable(dest: Path, services: Services) -> None:
+    problem = import_problem(dest, ImportLimits.from_settings(services.settings))
+    if problem:
+        print(f"warning: importing {dest.name} here would stop short: {problem}. Export one comparison at a "
+              "time (--comparison), or raise that setting where it is imported", file=sys.stderr)
 
 
 def cmd_templates(args, services: Services) -> int:
@@ -174,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser = with_common
 
     run = commands.add_parser("run", help="run a template file or a comparison JSON")
-    run.add_argument("file", help="prompts/text/<name>.md, or a comparison .json")
+    run.add_argument("file", help="a library template's name (see `templates`), a template file "
+                     "(prompts/text/<name>.md), or a comparison .json")
     run.add_argument("--models", nargs="+", help="model ids (default: the modality's default model)")
     run.add_argument("--seeds", nargs="+", type=int, help="one or more seeds (default 1)")
     run.add_argument("--set", action="append", metavar="VAR=VALUE", help="a variable value (repeat for a list)")
@@ -229,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, services)
-    except (UsageError, InvalidInput, TemplateError, CheckError, KeyError, LookupError) as error:
+    except (UsageError, InvalidInput, TemplateError, CheckError, StoreInputError, KeyError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

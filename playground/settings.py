@@ -63,12 +63,18 @@ class Settings(BaseModel):
     max_voter_chars: int = Field(200, ge=1, le=10_000)              # a voter's name or id
     max_reason_chars: int = Field(2_000, ge=1, le=1_000_000)        # why a voter chose as they did
     max_page_runs: int = Field(1000, ge=1, le=100_000)              # runs in one page of an API answer
-    queue_size: int = Field(32, ge=1, le=100_000)       # Gradio queue max size
-    concurrency: int = Field(1, ge=1, le=64)   # model work runs one event at a time: one shared queue for the GPU/CPU
+    # A burst of requests waits in the queue (each caller is told its place) rather than being turned away.
+    queue_size: int = Field(256, ge=1, le=100_000)      # Gradio queue max size: requests waiting, not running
+    # Requests served at once. Local model work still takes turns (one model's cells at a time: the runner's model
+    # turn, on the one compute thread); remote cells, and a comparison waiting for its turn, run beside it.
+    concurrency: int = Field(8, ge=1, le=64)
     model_roots: str = ""          # comma-separated folders; when set, local model folders outside them are refused
     remote_concurrency: int = Field(8, ge=1, le=1024)   # requests in flight at once per remote endpoint
-    remote_timeout_s: float = Field(120.0, gt=0, le=86_400)  # per request to a remote model server
-    remote_retries: int = Field(3, ge=0, le=20)         # retries with backoff on 429, 5xx and connection errors
+    remote_timeout_s: float = Field(120.0, gt=0, le=86_400)  # per request: silence allowed before an answer/byte
+    # A remote cell's whole time (retries, waits, and a stream kept open by keep-alive comments, which the
+    # per-request timeout never sees as silence); past it the cell fails and keeps the text it had.
+    remote_cell_timeout_s: float = Field(600.0, gt=0, le=86_400)
+    remote_retries: int = Field(3, ge=0, le=20)   # retries on 429 (honouring Retry-After), 5xx, dropped connections
     hf_base_url: str = ""          # Hugging Face engine: a dedicated Inference Endpoint or other base URL
     hf_provider: str = "auto"      # Hugging Face engine: the Inference Provider to route to
     public: bool = False           # visitors see only their own comparisons (always so on a Space, see visitors.py)

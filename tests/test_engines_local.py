@@ -80,15 +80,20 @@ def test_closing_the_stream_stops_the_model_within_a_step(catalog, settings, mod
 
     model = load(catalog, modality, f"tiny-{modality}")
     stream = model.stream(requests(), options(modality, values, settings))
-    seen = 0
+    seen, gaps, last = 0, [], time.perf_counter()
     for event in stream:
         seen += 1
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
         assert not isinstance(event, Finished)
         if seen == 3:
             break
     started = time.perf_counter()
     stream.close()                      # waits for the model call to end
-    assert time.perf_counter() - started < 5
+    # Within a few steps, measured against this run's own steps (a busy machine makes every step slower alike);
+    # running the rest of the batch would take far longer.
+    assert time.perf_counter() - started < max(5.0, 5 * max(gaps[1:]))
     # The model is free again at once and still works.
     assert collect(model, requests()[:1], options(modality, values | _short(modality), settings))[0][0] is not None
 

@@ -69,10 +69,12 @@ class Finished:
 
 @dataclass
 class Failed:
-    """One request failed; the message says what to fix (never a key or a token)."""
+    """One request failed; the message says what to fix (never a key or a token). `text`: what a stream had sent
+    before it broke, kept in the cell's record."""
 
     index: int
     error: str
+    text: str | None = None
 
 
 Event = Partial | Step | Finished | Failed

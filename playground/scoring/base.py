@@ -182,9 +182,22 @@ def make_checks(specs, modality: str | None = None, settings=None) -> list[Check
             raise CheckError(f"check {check.type!r} applies to {', '.join(check.modalities)} outputs, "
                              f"not {modality}")
         if check.name in seen:
-            raise CheckError(f"two checks are named {check.name!r}; give one a different `name`")
+            raise CheckError(f"two checks are named {check.name!r}; give one a name of its own, e.g. "
+                             f"{_renamed(check)} (in a template's checks: name: {check.type}-2)")
         seen.add(check.name)
     return checks
+
+
+def _renamed(check: Check) -> str:
+    """`check` written again under a name of its own, as a --check line (the Checks box takes the same), or as
+    JSON where a value holds a comma (the line form splits arguments on commas)."""
+    defaults = {name: field.default for name, field in check.Args.model_fields.items()}
+    changed = {k: v for k, v in check.options.items() if v is not None and v != defaults.get(k)}
+    named = {"type": check.type, **changed, "name": f"{check.type}-2"}
+    if any("," in json.dumps(v) for v in changed.values()):
+        return json.dumps(named, ensure_ascii=False)
+    arguments = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in named.items() if k != "type"]
+    return f"{check.type}:{','.join(arguments)}"
 
 
 def parse_check_args(values: list[str] | None, modality: str | None = None) -> list[dict]:

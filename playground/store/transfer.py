@@ -31,8 +31,8 @@ class TransferMixin:
     # ---- export and import ----------------------------------------------------------------------------------------
 
     def export(self, dest: Path, fmt: str, *, runs: list[RunRecord]) -> Path:
-        """jsonl (one record a line, with its comparison), csv (one run a row), or zip (both + the media files).
-        The file appears at `dest` only once complete."""
+        """jsonl (one run a line; the first line of each comparison carries its spec, later ones name it by uid),
+        csv (one run a row), or zip (both + the media files). The file appears at `dest` only once complete."""
         if fmt not in ("jsonl", "csv", "zip"):
             raise ValueError(f"format must be jsonl, csv or zip, got {fmt!r}")
         dest = Path(dest)
@@ -62,6 +62,9 @@ class TransferMixin:
         return dest
 
     def _export_rows(self, runs: list[RunRecord]) -> list[dict]:
+        """Each run as a row with its comparison: the comparison's spec (most of its bytes on a big grid) on the
+        comparison's first row only; the rest name it by uid, and the importer takes the spec from whichever row
+        of the comparison has it."""
         comparisons: dict[int, dict | None] = {}
         rows = []
         for run in runs:
@@ -71,11 +74,12 @@ class TransferMixin:
                 try:
                     c = self.get_comparison_header(cid)
                     comparisons[cid] = {"title": c.title, "modality": c.modality, "template_name": c.template_name,
-                                        "spec": c.spec, "status": c.status, "winner_run_id": c.winner_run_id,
+                                        "status": c.status, "winner_run_id": c.winner_run_id,
                                         "created_at": c.created_at, "uid": c.uid}
+                    row["comparison"] = {**comparisons[cid], "spec": c.spec}
                 except KeyError:
                     comparisons[cid] = None
-            if cid is not None and comparisons[cid] is not None:
+            elif cid is not None and comparisons[cid] is not None:
                 row["comparison"] = comparisons[cid]
             rows.append(row)
         return rows
@@ -128,6 +132,7 @@ class TransferMixin:
                       owner: str | None = None) -> None:
         """One comparison (or one loose run): media first, then every row in one transaction."""
         db = self._db()
+        spec = next((row.info["spec"] for row in rows if isinstance(row.info.get("spec"), dict)), None)
         uids = [row.record.uid for row in rows]
         present = {r[0] for r in db.execute(f"SELECT uid FROM runs WHERE uid IN ({', '.join('?' * len(uids))})",
                                             uids)}
@@ -156,7 +161,9 @@ class TransferMixin:
             return
         try:
             with self._write() as tx:
-                comparison_id, created = self._import_comparison(tx, ready[0], owner)
+                comparison_id, created = self._import_comparison(tx, ready[0].record.comparison_id,
+                                                                 {**ready[0].info, "spec": spec}, ready[0].record,
+                                                                 owner)
                 added, count, in_cell = {}, 0, {}
                 for row in ready:
                     row.record.comparison_id = comparison_id
@@ -188,11 +195,10 @@ class TransferMixin:
                 del copied[artifact]
             report.errors.extend((row.number, f"not stored: {error}") for row in ready)
 
-    def _import_comparison(self, tx: sqlite3.Connection, row: _Row,
+    def _import_comparison(self, tx: sqlite3.Connection, old_id: int | None, info: dict, record: RunRecord,
                            owner: str | None = None) -> tuple[int | None, bool]:
-        """The comparison here for a row's comparison in the export, found by uid or created; and whether it was
-        created now."""
-        old_id, info = row.record.comparison_id, row.info
+        """The comparison here for a comparison of the export (`info`, as its rows describe it), found by uid or
+        created; and whether it was created now."""
         if old_id is None:
             return None, False
         uid = info.get("uid") or derived_uid("comparison", old_id, info.get("title"), info.get("created_at"))
@@ -203,9 +209,9 @@ class TransferMixin:
             return found[0], False
         spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
         title = info.get("title") or f"imported #{old_id}"
-        modality = info.get("modality") if info.get("modality") in MODALITIES else row.record.modality
+        modality = info.get("modality") if info.get("modality") in MODALITIES else record.modality
         template = info.get("template_name") if isinstance(info.get("template_name"), str) \
-            else row.record.template_name
+            else record.template_name
         status = info.get("status") if info.get("status") in COMPARISON_STATUSES[1:] else "done"
         cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, status, created_at, uid, "
                             "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

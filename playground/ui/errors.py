@@ -88,8 +88,21 @@ def toast_text(message: str) -> str:
     return html.escape(str(message), quote=False)
 
 
-def user_error(error: BaseException, data_dir: Path) -> gr.Error:
-    """The gr.Error a caller sees for an exception raised while serving them."""
+def user_error(error: BaseException, data_dir: Path, where: str = "request") -> gr.Error:
+    """The gr.Error a caller sees for an exception raised while serving them. The server log gets one line for a
+    request it refused (bad input, a missing id) and the traceback only for its own faults; Gradio prints none."""
+    answer = _answer(error, data_dir)
+    if answer is None:
+        logger.error("unexpected error in %s", where, exc_info=error)
+        answer = gr.Error(f"Something went wrong ({type(error).__name__}); the details are in the server log.")
+    elif not isinstance(error, (OSError, sqlite3.Error)):
+        logger.info("%s refused: %s", where, " ".join(html.unescape(str(answer.message)).split())[:300])
+    answer.print_exception = False
+    return answer
+
+
+def _answer(error: BaseException, data_dir: Path) -> gr.Error | None:
+    """What to tell the caller (quoting input as text), or None for a fault of the server's own."""
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, (OSError, sqlite3.Error)):
@@ -102,8 +115,7 @@ def user_error(error: BaseException, data_dir: Path) -> gr.Error:
     if isinstance(error, (KeyError, LookupError)):
         message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
         return gr.Error(toast_text(scrub(message, data_dir)), title="Not found")
-    logger.exception("unexpected error", exc_info=error)
-    return gr.Error(f"Something went wrong ({type(error).__name__}); the details are in the server log.")
+    return None
 
 
 def at_boundary(data_dir: Path):
@@ -117,7 +129,7 @@ def at_boundary(data_dir: Path):
                 try:
                     yield from fn(*args, **kwargs)
                 except Exception as error:            # the boundary: every failure gets a readable message
-                    raise user_error(error, data_dir) from None
+                    raise user_error(error, data_dir, fn.__name__) from None
             return generator
 
         @functools.wraps(fn)
@@ -125,7 +137,7 @@ def at_boundary(data_dir: Path):
             try:
                 return fn(*args, **kwargs)
             except Exception as error:                # the boundary: every failure gets a readable message
-                raise user_error(error, data_dir) from None
+                raise user_error(error, data_dir, fn.__name__) from None
         return plain
 
     return decorate

@@ -7,7 +7,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
 
-MODEL_QUEUE = "models"     # one shared queue for all model work: one CPU/GPU, one generation at a time
+MODEL_QUEUE = "models"     # comparisons, `concurrency` at once; local model work takes turns inside (runner.py)
 PREVIEW_QUEUE = "previews"  # template renders for the preview: bounded like the render workers
 
 
