@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .scoring.cli import add_parser as add_stats_parser
     add_stats_parser(commands)
+    from .experiments.cli import add_parser as add_experiment_commands
+    add_experiment_commands(commands, common)
     add_stakeholder_commands(commands)
     return parser
 

@@ -116,6 +116,19 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
     return checked
 
 
+def engine_options(modality_name: str, engines: list[str], params: dict | None, limits=None) -> dict[str, dict]:
+    """engine name -> its checked options, from one set of params. A page sends every option of its tab and each
+    engine takes the ones it knows; a name no engine of the modality knows is a typo."""
+    params = dict(params or {})
+    known = set().union(*(e.options.model_fields for e in engines_for(modality_name)))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
+    return {name: validate_options(ENGINES[name].options,
+                                   {k: v for k, v in params.items() if k in ENGINES[name].options.model_fields},
+                                   limits) for name in engines}
+
+
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 PRECISION_HELP = ("weights' dtype; auto: bfloat16 on CPUs with native bf16 and on GPUs that support it (else "
                   "float16 on GPU, float32 on CPU); float32 for exact work; the dtype used is logged")

@@ -18,14 +18,13 @@ from typing import Iterator
 from . import __version__
 from .outputs import artifact_bytes, fill_metrics
 from .engines import gpu
-from .engines.base import (Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, check_seed,
-                           library_versions)
+from .engines.base import Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, library_versions
 from .engines.catalog import Catalog, Resolved
-from .registry import ENGINES, InvalidInput, engine_for, engines_for, modality, validate_options
+from .registry import InvalidInput, engine_for, engine_options, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
 from .settings import Settings
-from .store import RunLog, RunRecord
-from .spec import Cell, ComparisonSpec
+from .store import AlreadyLogged, RunLog, RunRecord
+from .spec import Cell, ComparisonSpec, check_cells
 from .templates import TemplateError
 
 log = logging.getLogger(__name__)
@@ -110,25 +109,24 @@ class Runner:
             return ""
         return generate
 
-    def check(self, spec: ComparisonSpec) -> Checked:
-        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up)."""
-        modality(spec.modality)
-        if not spec.cells:
-            raise InvalidInput("cells", "the comparison has no cells")
-        if len(spec.cells) > self.settings.max_cells:
-            raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {self.settings.max_cells}")
-        for cell in spec.cells:
-            if not isinstance(cell.prompt, str) or not cell.prompt.strip():
-                raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
-            if len(cell.prompt) > self.settings.max_prompt_chars:
-                raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
-                                   f"the limit is {self.settings.max_prompt_chars}")
-            check_seed(cell.seed)
-        models = {}
-        for key in dict.fromkeys((c.model_id, c.revision) for c in spec.cells):
-            models[key] = self.catalog.resolve(spec.modality, key[0], key[1])
+    def check(self, spec: ComparisonSpec, max_cells: int | None = None) -> Checked:
+        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up).
+        `max_cells`: the limit for this spec when the caller is not a grid (an experiment's chunk)."""
+        self.check_cells(spec, max_cells)
+        return self.prepare(spec.modality, list(dict.fromkeys((c.model_id, c.revision) for c in spec.cells)),
+                            spec.params, spec.checks, has_reference=bool(spec.expected))
+
+    def check_cells(self, spec: ComparisonSpec, max_cells: int | None = None) -> None:
+        check_cells(spec, max_cells or self.settings.max_cells, self.settings.max_prompt_chars)
+
+    def prepare(self, modality_name: str, models: list[tuple[str, str | None]], params: dict | None,
+                checks: list | None, has_reference: bool = False) -> Checked:
+        """Resolve each (model id, revision) once, build the checks and validate each engine's options: what every
+        cell of a comparison (or of an experiment, chunk after chunk) runs with."""
+        modality(modality_name)
+        resolved = {key: self.catalog.resolve(modality_name, key[0], key[1]) for key in dict.fromkeys(models)}
         try:
-            checks = make_checks(spec.checks, spec.modality)
+            checks = make_checks(checks, modality_name, has_reference=has_reference)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
         local_judge = False
@@ -138,32 +136,28 @@ class Runner:
             if check.type == "llm_judge":
                 judge = check.options.get("model") or self.catalog.default_model("text")
                 local_judge = local_judge or not engine_for("text", judge, self.catalog.endpoints).remote
-        engines = list(dict.fromkeys(r.engine.name for r in models.values()))
-        params = dict(spec.params or {})
-        # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this
-        # modality knows is a typo.
-        known = set().union(*(e.options.model_fields for e in engines_for(spec.modality)))
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
-        options = {}
-        for name in engines:        # a grid may mix engines: each takes the options it knows
-            fields = ENGINES[name].options.model_fields
-            options[name] = validate_options(ENGINES[name].options, {k: v for k, v in params.items() if k in fields},
-                                             self.settings)
+        options = engine_options(modality_name, list(dict.fromkeys(r.engine.name for r in resolved.values())),
+                                 params, self.settings)
+        for name in options:
             if options[name].get("precision") == "auto":
                 # Logged as the dtype it means here: a re-run elsewhere, and the cache, use exactly that dtype.
                 from .engines.base import choose_device, choose_dtype
 
                 options[name]["precision"] = choose_dtype(choose_device(self.settings.device), self.settings.dtype)
-        return Checked(models, options, checks, local_judge)
+        return Checked(resolved, options, checks, local_judge)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None, owner: str | None = None,
-            into: int | None = None) -> Iterator[Progress]:
+            into: int | None = None, checked: Checked | None = None, batch_size: int | None = None,
+            max_cells: int | None = None) -> Iterator[Progress]:
         """Yields progress events; every finished cell is in the log before it is yielded. `owner` is the visitor
         the comparison belongs to on a public deployment (None: local, seen by everyone). `into` logs the cells
-        into an existing comparison (a re-run of one of its cells) instead of starting a new one."""
-        checked = self.check(spec)
+        into an existing comparison (a re-run of one of its cells, an experiment's next chunk) instead of starting
+        a new one. An experiment passes what it prepared once (`checked`), the cells an engine gets at once
+        (`batch_size`, default the engine's) and its own cell limit (`max_cells`)."""
+        if checked is None:
+            checked = self.check(spec, max_cells)
+        else:
+            self.check_cells(spec, max_cells)
         cancel = cancel or threading.Event()
         if into is not None:
             comparison_id = self.log.get_comparison_header(into, owner=owner).id
@@ -186,7 +180,8 @@ class Runner:
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
-                group = self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel)
+                group = self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel,
+                                        batch_size)
                 try:
                     for event in group:
                         if isinstance(event, CellResult):
@@ -210,14 +205,14 @@ class Runner:
 
     # -- one model's cells ------------------------------------------------------------------------------------------
 
-    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel):
+    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
         if resolved.engine.remote:
             yield from self._run_batches(spec, checked, self.catalog.remote(resolved), resolved, indices,
-                                         comparison_id, cancel, 0.0)
+                                         comparison_id, cancel, 0.0, batch_size)
             return
         yield from self._take_turn(comparison_id, cancel)
         try:
-            yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel)
+            yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel, batch_size)
         finally:
             self._turn.release()
 
@@ -228,7 +223,7 @@ class Runner:
                 raise Cancelled
             yield Progress(0, 0, comparison_id, stage="waiting for the model: another comparison is using it")
 
-    def _run_local(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel):
+    def _run_local(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
         warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
         if not warm:       # a model built on first use was built by check(): what is left is loading it
             yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
@@ -240,11 +235,12 @@ class Runner:
                 yield self._log_failure(spec, index, comparison_id, checked, error)
             return
         load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
-        yield from self._run_batches(spec, checked, model, resolved, indices, comparison_id, cancel, load_s)
+        yield from self._run_batches(spec, checked, model, resolved, indices, comparison_id, cancel, load_s, batch_size)
 
-    def _run_batches(self, spec, checked, model, resolved: Resolved, indices, comparison_id, cancel, load_s):
+    def _run_batches(self, spec, checked, model, resolved: Resolved, indices, comparison_id, cancel, load_s,
+                     batch_size=None):
         options = checked.options[resolved.engine.name]
-        for batch in _chunks(indices, resolved.engine.batch_size):
+        for batch in _chunks(indices, batch_size or resolved.engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
             yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
@@ -312,19 +308,22 @@ class Runner:
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions, replaces=cell.replaces)
+            versions=versions, cell_key=cell.key, reference=cell.reference, replaces=cell.replaces)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
-                    holding: bool = True) -> CellResult:
+                    holding: bool = True, imported: bool = False) -> CellResult:
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
         fill_metrics(record, output, load_s)
+        record.imported = imported
         if isinstance(model, LocalModel) and record.wall_s:
             # wall_s is the whole batch's: the next GPU lease is sized per cell
             model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
         try:
             artifact, ext = artifact_bytes(output)
             self.log.add_run(record, artifact=artifact, artifact_ext=ext)
+        except AlreadyLogged as logged:
+            return self._logged_before(index, cell, logged)
         except OSError as error:       # disk full, permissions: this cell fails, the grid goes on
             record.status, record.artifact = "error", None
             record.error = f"could not save the output in the data dir ({error.strerror or error}): free some " \
@@ -355,7 +354,10 @@ class Runner:
             setattr(fresh, name, getattr(cached, name))
         fresh.wall_s = fresh.load_s = 0.0
         fresh.artifact = cached.artifact         # shares the original file rather than copying it
-        self.log.add_run(fresh)
+        try:
+            self.log.add_run(fresh)
+        except AlreadyLogged as logged:
+            return self.log.get_run(logged.run_id)
         return fresh
 
     def _log_failure(self, spec, index, comparison_id, checked, error, model=None, text: str | None = None
@@ -366,8 +368,30 @@ class Runner:
         record.status, record.output_text = "error", text
         record.error = error if isinstance(error, str) else str(error) if isinstance(
             error, (InvalidInput, TemplateError)) else f"{type(error).__name__}: {error}"
-        self.log.add_run(record)
+        try:
+            self.log.add_run(record)
+        except AlreadyLogged as logged:
+            return self._logged_before(index, cell, logged)
         return CellResult(index, cell, record)
+
+    def _logged_before(self, index: int, cell: Cell, logged: AlreadyLogged) -> CellResult:
+        """An experiment's cell that another attempt logged first: its run, not a second one."""
+        log.warning("%s", logged)
+        return CellResult(index, cell, self.log.get_run(logged.run_id), cached=True)
+
+    # -- cells that come from elsewhere (a batch engine's answers, rows that cannot be rendered) ----------------------
+
+    def log_output(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
+                   output: Output) -> CellResult:
+        """Log (and score) an output made outside this process (a batch engine's answer), as the cell
+        `spec.cells[index]` of a comparison. It is marked imported: never served from the cache to other cells."""
+        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0, holding=False,
+                                imported=True)
+
+    def log_failure(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
+                    error: str | Exception) -> CellResult:
+        """Log `spec.cells[index]` as failed with `error` (what to change), without running it."""
+        return self._log_failure(spec, index, comparison_id, checked, error)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -87,6 +87,16 @@ class Settings(BaseModel):
     max_import_expanded_bytes: int = Field(1 * 2**30, ge=1)    # all members of a zip together, expanded
     max_import_members: int = Field(20_000, ge=1)              # files in a zip
     max_import_rows: int = Field(20_000, ge=1)                 # rows (lines) of an export
+    # Experiments (a template's variants x a dataset's rows x seeds x models) run as server-side jobs.
+    max_experiment_cells: int = Field(100_000, ge=1, le=10_000_000)  # cells in one experiment
+    max_experiment_cells_per_visitor: int = Field(2_000, ge=1)  # public deployments: cells of one visitor's experiment
+    max_jobs_per_visitor: int = Field(2, ge=1, le=1000)  # public deployments: a visitor's jobs queued or running at once
+    max_remote_calls_per_visitor: int = Field(2_000, ge=0)  # public deployments: remote calls a visitor may spend a day
+    max_dataset_bytes: int = Field(1 * 2**30, ge=1)     # a dataset file (or folder) refused before it is read
+    max_dataset_rows: int = Field(1_000_000, ge=1)      # rows of one dataset
+    job_workers: int = Field(2, ge=1, le=64)            # jobs one process runs at once
+    job_stale_after_s: float = Field(60.0, ge=1, le=86_400)  # a running job without a heartbeat this long is taken over
+    experiment_chunk_cells: int = Field(512, ge=1, le=100_000)  # cells handed to an engine at once (keeps it busy)
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
 
     @field_validator("data_dir")

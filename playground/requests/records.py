@@ -135,6 +135,8 @@ class RunFields(TypedDict, total=False):
     formatted_prompt: FormattedPrompt | None
     metrics: SmallObject
     replaces: Id | None
+    cell_key: Short | None
+    reference: Output | None
     id: Id | None
     created_at: Moment | None
     stars: Stars | None

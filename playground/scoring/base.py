@@ -38,6 +38,7 @@ class CellInput:
     text: str | None = None
     image: Any = None                     # PIL.Image.Image
     audio: tuple[int, Any] | None = None  # (sample_rate, float32 numpy array, mono or (channels, samples))
+    reference: str | None = None          # the row's reference answer (an experiment's `expected` column)
 
 
 @dataclass
@@ -103,6 +104,9 @@ class Check:
     better: ClassVar[str | None] = "higher"      # which way a larger value goes; None: neither (a measurement)
     main_arg: ClassVar[str | None] = None         # the argument `--check type=VALUE` sets
     description: ClassVar[str] = ""
+    # Arguments that may be left out when each row brings its own reference answer (a dataset column), each with
+    # a stand-in its validators accept; the check then reads the row's reference (see `argument`).
+    from_reference: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, options: dict):
         self.name = name
@@ -110,6 +114,11 @@ class Check:
 
     def score(self, cell: CellInput, context: ScorerContext) -> Score:
         raise NotImplementedError
+
+    def argument(self, name: str, cell: CellInput):
+        """An argument's value, or the row's reference when the declaration left it out; None when neither."""
+        value = self.options.get(name)
+        return cell.reference if value is None else value
 
     def make(self, value: float | None, passed: bool | None = None, **detail) -> Score:
         """A Score named after this check, its detail saying which check made it and which way is better."""
@@ -143,8 +152,10 @@ def registry() -> dict[str, type[Check]]:
     return REGISTRY
 
 
-def make_check(spec: dict | str, settings=None) -> Check:
-    """One declaration (`{type: contains, value: "x", name: optional}` or a `--check` string) -> a Check."""
+def make_check(spec: dict | str, settings=None, has_reference: bool = False) -> Check:
+    """One declaration (`{type: contains, value: "x", name: optional}` or a `--check` string) -> a Check.
+    With `has_reference` (each row brings a reference answer), an argument in the check's `from_reference` may be
+    left out: the check reads the row's reference instead."""
     if isinstance(spec, str):
         spec = parse_check_arg(spec)
     if not isinstance(spec, dict):
@@ -154,17 +165,20 @@ def make_check(spec: dict | str, settings=None) -> Check:
     if kind not in known:
         raise CheckError(f"unknown check type {kind!r}; known: {', '.join(sorted(known))}")
     cls = known[kind]
+    missing = [arg for arg in cls.from_reference if spec.get(arg) is None] if has_reference else []
     try:
-        name, options = check_declaration(kind, cls.Args, spec, settings)
+        name, options = check_declaration(kind, cls.Args, {**spec, **{a: cls.from_reference[a] for a in missing}},
+                                          settings)
     except RequestError as error:
         raise CheckError(f"check {kind!r}, {error}") from None
+    options.update({arg: None for arg in missing})
     if name is None:
         main = options.get(cls.main_arg) if cls.main_arg else None
         name = kind if main is None else f"{kind}={_short(main)}"
     return cls(name, options)
 
 
-def make_checks(specs, modality: str | None = None, settings=None) -> list[Check]:
+def make_checks(specs, modality: str | None = None, settings=None, has_reference: bool = False) -> list[Check]:
     """Declarations -> checks. With `modality`, a check that cannot apply to it is refused; names must differ.
     At most `max_checks` of the settings (every check runs on every cell)."""
     if specs is None:
@@ -175,7 +189,7 @@ def make_checks(specs, modality: str | None = None, settings=None) -> list[Check
     limit = (settings or defaults()).max_checks
     if len(specs) > limit:
         raise CheckError(f"{len(specs)} checks; the limit is {limit} per comparison")
-    checks = [spec if isinstance(spec, Check) else make_check(spec, settings) for spec in specs]
+    checks = [spec if isinstance(spec, Check) else make_check(spec, settings, has_reference) for spec in specs]
     seen: set[str] = set()
     for check in checks:
         if modality is not None and modality not in check.modalities:
@@ -200,11 +214,12 @@ def _renamed(check: Check) -> str:
     return f"{check.type}:{','.join(arguments)}"
 
 
-def parse_check_args(values: list[str] | None, modality: str | None = None) -> list[dict]:
+def parse_check_args(values: list[str] | None, modality: str | None = None,
+                     has_reference: bool = False) -> list[dict]:
     """`--check` strings -> check declarations, each validated (against `modality` when given).
     Raises CheckError with a message that says what to change."""
     specs = [parse_check_arg(value) for value in values or []]
-    make_checks(specs, modality)
+    make_checks(specs, modality, has_reference=has_reference)
     return specs
 
 

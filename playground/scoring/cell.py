@@ -15,7 +15,8 @@ def cell_input(record, output: Any = None, log=None) -> CellInput:
     """What the checks look at, from a run record plus its output in any of the forms the app has at hand:
     a backend Output (text / PIL image / (rate, waveform)), text, PNG or WAV bytes, a file path, or nothing
     (then the record's text, or its artifact file read through `log`)."""
-    cell = CellInput(modality=record.modality, prompt=record.prompt, record=record)
+    cell = CellInput(modality=record.modality, prompt=record.prompt, record=record,
+                     reference=getattr(record, "reference", None))
     if output is None:
         if record.output_text is not None:
             output = record.output_text

@@ -27,16 +27,29 @@ def _case(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
 
+NO_REFERENCE = "no reference for this cell: give the check its value, or map a dataset column as the expected answer"
+
+
 class Contains(Check):
     type, modalities, main_arg = "contains", ("text",), "value"
     description = "passes when the output contains the text (1 = pass, 0 = fail)"
+    from_reference = {"value": "reference"}
+
     class Args(CheckArgs):
-        value: CheckText = Field(description="the text to look for")
+        value: CheckText = Field(description="the text to look for (in an experiment: the row's expected answer "
+                                 "when left out)")
         case_sensitive: bool = Field(False, description="match upper and lower case exactly")
 
+    def _found(self, cell) -> bool | None:
+        value = self.argument("value", cell)
+        if value is None:
+            return None
+        return _case(value, self.options["case_sensitive"]) in _case(_text(cell), self.options["case_sensitive"])
+
     def score(self, cell, context):
-        found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
-            _text(cell), self.options["case_sensitive"])
+        found = self._found(cell)
+        if found is None:
+            return self.make(None, None, error=NO_REFERENCE)
         return self.make(1.0 if found else 0.0, found)
 
 
@@ -45,8 +58,9 @@ class NotContains(Contains):
     description = "passes when the output does not contain the text"
 
     def score(self, cell, context):
-        found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
-            _text(cell), self.options["case_sensitive"])
+        found = self._found(cell)
+        if found is None:
+            return self.make(None, None, error=NO_REFERENCE)
         return self.make(0.0 if found else 1.0, not found)
 
 
@@ -55,8 +69,24 @@ class StartsWith(Contains):
     description = "passes when the output (leading spaces ignored) starts with the text"
 
     def score(self, cell, context):
+        value = self.argument("value", cell)
+        if value is None:
+            return self.make(None, None, error=NO_REFERENCE)
         ok = _case(_text(cell).lstrip(), self.options["case_sensitive"]).startswith(
-            _case(self.options["value"], self.options["case_sensitive"]))
+            _case(value, self.options["case_sensitive"]))
+        return self.make(1.0 if ok else 0.0, ok)
+
+
+class Equals(Contains):
+    type = "equals"
+    description = "passes when the output, spaces at both ends ignored, is the text (or the row's expected answer)"
+
+    def score(self, cell, context):
+        value = self.argument("value", cell)
+        if value is None:
+            return self.make(None, None, error=NO_REFERENCE)
+        ok = _case(_text(cell).strip(), self.options["case_sensitive"]) == _case(
+            value.strip(), self.options["case_sensitive"])
         return self.make(1.0 if ok else 0.0, ok)
 
 
@@ -114,6 +144,8 @@ class JsonValid(Check):
 class JsonSchema(Check):
     type, modalities = "json_schema", ("text",)
     description = "passes when the output is JSON that the JSON Schema accepts"
+    from_reference = {"schema": {}}
+
     class Args(CheckArgs):
         schema_: dict = Field(alias="schema", description="a JSON Schema object (or its JSON text)")
 
@@ -125,27 +157,41 @@ class JsonSchema(Check):
         @field_validator("schema_")
         @classmethod
         def _valid(cls, schema: dict) -> dict:
-            import jsonschema
-
-            try:
-                jsonschema.validators.validator_for(schema).check_schema(schema)
-            except jsonschema.SchemaError as error:
-                raise ValueError(f"is not a valid JSON Schema: {error.message}") from None
-            return schema
+            return _valid_schema(schema)
 
     def score(self, cell, context):
         import jsonschema
 
+        schema = self.options["schema"]
+        if schema is None:
+            if cell.reference is None:
+                return self.make(None, None, error=NO_REFERENCE)
+            try:
+                schema = _valid_schema(json_object(cell.reference))
+            except ValueError as error:
+                return self.make(None, None, error=f"the row's expected answer is not a JSON Schema: {error}")
         try:
             data = _parse_json(_text(cell))
         except json.JSONDecodeError as error:
             return self.make(0.0, False, error=f"not JSON: {error.msg}")
-        validator = jsonschema.validators.validator_for(self.options["schema"])(self.options["schema"])
+        validator = jsonschema.validators.validator_for(schema)(schema)
         errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
         if errors:
             return self.make(0.0, False, errors=[f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
                                                  for e in errors[:5]])
         return self.make(1.0, True)
+
+
+def _valid_schema(schema) -> dict:
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise ValueError("is not a JSON Schema (an object)")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise ValueError(f"is not a valid JSON Schema: {error.message}") from None
+    return schema
 
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
@@ -228,13 +274,18 @@ def token_f1(answer: str, reference: str) -> float:
 class Similarity(Check):
     type, modalities, main_arg = "similarity", ("text",), "reference"
     description = "similarity to a reference answer, 0 to 1 (token F1, or difflib's character ratio)"
+    from_reference = {"reference": "reference"}
+
     class Args(CheckArgs):
-        reference: CheckText = Field(description="the reference answer")
+        reference: CheckText = Field(description="the reference answer (in an experiment: the row's expected "
+                                     "answer when left out)")
         method: Literal["token_f1", "ratio"] = "token_f1"
         threshold: float | None = Field(None, description="passes at or above this")
 
     def score(self, cell, context):
-        text, reference = _text(cell), self.options["reference"]
+        text, reference = _text(cell), self.argument("reference", cell)
+        if reference is None:
+            return self.make(None, None, error=NO_REFERENCE)
         if self.options["method"] == "ratio":
             value = difflib.SequenceMatcher(None, text.strip(), reference.strip(), autojunk=False).ratio()
         else:
@@ -258,9 +309,16 @@ The model answered:
 <answer>
 {answer}
 </answer>
-
+{reference}
 Judge the answer against the rubric only. Write one or two sentences of reasons, then a last line of the form
 SCORE: <a whole number from 1 to {scale}>"""
+
+REFERENCE_BLOCK = """
+A reference answer (a good answer need not match it word for word):
+<reference>
+{reference}
+</reference>
+"""
 
 _SCORE_LINE = re.compile(r"score\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -285,10 +343,14 @@ class LLMJudge(Check):
         scale: whole(2, 100) = Field(10, description="the top of the score range")
         pass_at: float | None = Field(None, description="passes at or above this score")
         model: CheckText | None = Field(None, description="the judge model (default: the app's judge)")
+        reference: CheckText | None = Field(None, description="a reference answer the judge compares with "
+                                            "(default: the row's expected answer, when there is one)")
 
     def score(self, cell, context: ScorerContext):
+        reference = self.argument("reference", cell)
+        shown = "" if reference is None else REFERENCE_BLOCK.format(reference=reference)
         prompt = JUDGE_PROMPT.format(rubric=self.options["rubric"].strip(), prompt=cell.prompt,
-                                     answer=_text(cell), scale=self.options["scale"])
+                                     answer=_text(cell), scale=self.options["scale"], reference=shown)
         output = context.judge(self.options["model"])(prompt)
         value = parse_judge_score(output, self.options["scale"])
         detail = {"judge_prompt": prompt, "judge_output": output, "judge_model": self.options["model"],

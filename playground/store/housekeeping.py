@@ -17,9 +17,12 @@ class HousekeepingMixin:
         stale = []
         for row in self._db().execute("SELECT id, spec FROM comparisons WHERE status = 'running'"):
             try:
-                pid = json.loads(row["spec"] or "{}").get("pid")
+                spec = json.loads(row["spec"] or "{}")
             except ValueError:
-                pid = None
+                spec = {}
+            if isinstance(spec, dict) and "experiment" in spec:
+                continue            # an experiment's status follows its job (playground/jobs), not a pid
+            pid = spec.get("pid") if isinstance(spec, dict) else None
             if not isinstance(pid, int) or not _process_alive(pid):
                 stale.append(row["id"])
         if stale:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .records import (Comparison, NotFound, RunRecord, _check_rating, _comparison, _now, _record, cache_key,
                       check_count, check_id)
-from .rows import _fsync_dir, _Transaction, insert_rating, insert_run
+from .rows import _fsync_dir, _Transaction, insert_rating, insert_run, take_cell
 from .queries import CURRENT_RATING, LIVE, row_seeds, run_filters
 from .schema import COMPARISON_STATUSES, MIGRATIONS, STATUSES, _statements
 from .housekeeping import HousekeepingMixin
@@ -188,6 +188,8 @@ class RunLog(TransferMixin, HousekeepingMixin):
         """Write the artifact (if any) durably, then the row; returns the run id and fills in the record.
 
         Without `artifact` bytes, `record.artifact` may name a file already in the log (a cached cell shares it).
+        A record with a `cell_key` replaces a failed run of the same cell and raises AlreadyLogged when the cell
+        already has an OK run.
         """
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record.status!r}")
@@ -199,6 +201,7 @@ class RunLog(TransferMixin, HousekeepingMixin):
             record.artifact = written.relative_to(self.data_dir).as_posix()
         try:
             with self._write() as tx:
+                take_cell(tx, record)
                 insert_run(tx, record)
         except BaseException:
             if written is not None:          # no row will point at it

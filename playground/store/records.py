@@ -52,6 +52,8 @@ class RunRecord:
     ttft_s: float | None = None              # time to the first streamed token
     metrics: dict = field(default_factory=dict)   # what else the engine measured (steps/s, finish reason, ...)
     replaces: int | None = None              # the run this one re-ran in its cell (that run is no longer live)
+    cell_key: str | None = None              # an experiment's cell (dataset row, variant, seed, model); one run each
+    reference: str | None = None             # the answer this cell's checks compared against (a dataset column)
     id: int | None = None
     created_at: str | None = None
     stars: int | None = None
@@ -73,6 +75,15 @@ class StoreInputError(ValueError):
 
 class InvalidId(StoreInputError):
     """An id that cannot name a row: not a whole number, a bool, or outside SQLite's integer range."""
+
+
+class AlreadyLogged(Exception):
+    """A cell of an experiment that already has its run in the comparison (a cell is logged once)."""
+
+    def __init__(self, run_id: int, cell_key: str):
+        super().__init__(f"cell {cell_key} is already logged as run #{run_id}")
+        self.run_id = run_id
+        self.cell_key = cell_key
 
 
 class NotFound(KeyError):

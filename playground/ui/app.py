@@ -50,6 +50,7 @@ def _about(services: Services) -> str:
 
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
+    services.start_jobs()       # experiments run as server-side jobs; those a stopped server left continue now
     with gr.Blocks(title="Prompt Playground") as demo:
         # Before any component: queue() rebuilds the server app from the blocks so far, which is cheap only now
         # (after the last block it is one more full build, ~0.2 s of start-up).
