@@ -180,6 +180,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     CREATE UNIQUE INDEX datasets_version ON datasets(version, coalesce(owner, ''));
     CREATE INDEX datasets_owner ON datasets(owner, id);
+    """),
     # A re-run of one cell names the run it replaces (same comparison and cell); a run another replaces is no longer
     # live (queries.LIVE). Runs logged before: a later run at the same cell of a comparison replaced the one before.
     (12, """
