@@ -229,10 +229,8 @@ class Runner:
 
     def _run_local(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
         warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
-        if not warm:
-            building = " (building the tiny model on first use)" if resolved.source and \
-                resolved.revision and resolved.revision.startswith("built:") else ""
-            yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}{building}")
+        if not warm:       # a model built on first use was built by check(): what is left is loading it
+            yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
         yield from self._take_turn(comparison_id, cancel)
         try:
             model = self.catalog.get(resolved)
@@ -351,7 +349,7 @@ class Runner:
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions, cell_key=cell.key, reference=cell.reference)
+            versions=versions, cell_key=cell.key, reference=cell.reference, replaces=cell.replaces)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
                     imported: bool = False) -> CellResult:

@@ -21,7 +21,7 @@ from ..registry import MODALITIES, Engine, InvalidInput, engine_for, engines_for
 from ..settings import Settings
 from .base import EngineModel, LocalModel, choose_device, choose_dtype, free_device_memory
 from .endpoints import Endpoint, load_endpoints
-from .tiny import TINY_MODELS, tiny_model_path
+from .tiny import TINY_MODELS, tiny_model_path, tiny_model_ready
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,20 @@ class Catalog:
                 self._loaded[key] = model
                 self.loads += 1
             return model
+
+    def preparing(self, modality_name: str, model_id: str) -> str | None:
+        """What first using this model takes: "build" (a tiny model whose folder is not complete yet), "load" (a
+        local model not loaded in this process), or None (loaded already, remote, or not a model id)."""
+        try:
+            if engine_for(modality_name, model_id, self.endpoints).remote:
+                return None
+        except InvalidInput:
+            return None
+        if TINY_MODELS.get(model_id) == modality_name and not tiny_model_ready(self.settings.models_dir, model_id):
+            return "build"
+        with self._lock:
+            warm = any(key[:2] == (modality_name, model_id) for key in self._loaded)
+        return None if warm else "load"
 
     def find_loaded(self, modality_name: str, model_id: str, revision: str | None) -> LocalModel | None:
         with self._lock:

@@ -145,7 +145,8 @@ class TransferMixin:
                         raise ValueError(f"comparison #{record.comparison_id} has more than "
                                          f"{limits.max_cells * RUNS_PER_CELL} runs ({RUNS_PER_CELL} per cell)")
                     taken.add(cell)
-                    group.append(_Row(number, record, ratings, info, scores=scores))
+                    group.append(_Row(number, record, ratings, info, scores=scores,
+                                      names_replaced="replaces" in data))
                 except ValueError as error:
                     report.errors.append((number, str(error)))
             copied: dict[str, str] = {}        # artifact in the export -> artifact here (shared files stay shared)
@@ -184,6 +185,7 @@ class TransferMixin:
         for row in rows:
             old_artifact = row.record.artifact
             row.old_id, row.record.id, row.record.cached_from, row.record.artifact = row.record.id, None, None, None
+            row.old_replaces, row.record.replaces = row.record.replaces, None
             try:
                 if old_artifact in copied:
                     row.record.artifact = copied[old_artifact]
@@ -202,9 +204,10 @@ class TransferMixin:
                 comparison_id, created = self._import_comparison(tx, ready[0].record.comparison_id,
                                                                  {**ready[0].info, "spec": spec}, ready[0].record,
                                                                  owner)
-                added, count = {}, 0
+                added, count, in_cell = {}, 0, {}
                 for row in ready:
                     row.record.comparison_id = comparison_id
+                    row.record.replaces = _replaced(row, added, in_cell) if comparison_id is not None else None
                     tx.execute("SAVEPOINT import_row")
                     try:
                         insert_run(tx, row.record)
@@ -221,6 +224,7 @@ class TransferMixin:
                             report.errors.append((row.number, f"not stored: {_stored_error(error)}"))
                         continue
                     count += 1
+                    in_cell[(row.record.row, row.record.col)] = row.record.id
                     if row.old_id is not None:
                         added[row.old_id] = row.record.id
                 winner = ready[0].info.get("winner_run_id")
@@ -300,6 +304,16 @@ class _Row:
     info: dict
     old_id: int | None = None
     scores: list = dataclasses.field(default_factory=list)
+    names_replaced: bool = True       # the row says which run it replaced (None: none); older exports do not
+    old_replaces: int | None = None
+
+
+def _replaced(row: _Row, added: dict[int, int], in_cell: dict[tuple[int, int], int]) -> int | None:
+    """The run here that an imported re-run replaces: the one its export named, once imported too; for rows of
+    older exports, which do not say, the run imported before it in the same cell."""
+    if not row.names_replaced:
+        return in_cell.get((row.record.row, row.record.col))
+    return added.get(row.old_replaces) if row.old_replaces is not None else None
 
 
 def _stored_error(error: sqlite3.Error) -> str:

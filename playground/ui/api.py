@@ -30,7 +30,7 @@ def run_json(record) -> dict:
             "model": record.model_id, "status": record.status, "text": record.output_text,
             "file": record.artifact, "error": record.error, "cached": record.cached_from is not None,
             "row": record.row, "col": record.col, "stars": record.stars, "note": record.note,
-            "wall_s": record.wall_s, "tokens_per_s": record.tokens_per_s}
+            "wall_s": record.wall_s, "tokens_per_s": record.tokens_per_s, "replaces": record.replaces}
 
 
 class PublicApi:
@@ -70,7 +70,8 @@ class PublicApi:
 
     def comparison_json(self, comparison_id: int, offset: int, limit: int, owner: str | None) -> dict:
         header = self.log.get_comparison_header(comparison_id, owner=owner)
-        runs = self.log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
+        runs = self.log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False,
+                                  live_only=True)
         scores = scores_for_runs(self.log, [r.id for r in runs])
         return {"comparison_id": header.id, "modality": header.modality, "title": header.title,
                 "template": header.template_name, "status": header.status, "created_at": header.created_at,
@@ -248,7 +249,7 @@ class PublicApi:
             fmt: jsonl, csv or zip
         """
         ask = check(ExportRequest, {"comparison_id": comparison_id, "fmt": fmt}, self.settings)
-        runs = self.log.get_comparison(ask.comparison_id, owner=self._owner(request)).runs
+        runs = self.log.get_comparison(ask.comparison_id, owner=self._owner(request), live_only=False).runs
         return exports.export_runs(self.log, runs, f"comparison-{ask.comparison_id}", ask.fmt)
 
     def export_template(self, template: str, request: gr.Request = None) -> str:

@@ -22,6 +22,7 @@ from .compare import build_compare_tab
 from .history import build_history_tab, parse_comparison_id, when
 from .library import build_library_tab, template_rows
 from .diff import build_diff_tab
+from .evidence import evidence
 from .vote import build_vote_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -105,30 +106,36 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
 
         outputs = [visitor, library.view.table, *history.view.tables()] + [c for tab in compare_tabs.values()
                                                        for c in tab.restore_outputs()]
-        demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
+        loaded = demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
+        for tab in compare_tabs.values():
+            tab.preview_after(loaded)
     demo.services = services
     return demo
 
 
 def _last_grid(services: Services, modality: str, comparison_id, owner: str | None = None) -> list:
-    """The grid and run state of the comparison a tab ran last (its first page), or the empty grid."""
+    """The grid, evidence panel and run state of the comparison a tab ran last (its first page), or the empty grid.
+    The run state carries the comparison's checks: a cell re-run after the reload is scored like the others."""
     from ..spec import spec_from_runs
 
     try:
         header = services.log.get_comparison_header(parse_comparison_id(comparison_id), owner=owner)
         runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
-                                      newest_first=False)
+                                      newest_first=False, live_only=True)
         views = grid.views_for_records(runs, services.log)
     except (KeyError, LookupError, ValueError, OSError, sqlite3.Error):
         return [grid.render_grid([], modality), None]
+    checks = header.spec.get("checks") if isinstance(header.spec, dict) else None
     try:
-        state = {"spec": spec_from_runs(runs), "views": views, "comparison_id": header.id}
+        state = {"spec": spec_from_runs(runs, checks=checks if isinstance(checks, list) else None), "views": views,
+                 "comparison_id": header.id}
     except ValueError:
         state = None
+    panel, badges = evidence(services.log, header.id, owner)
     html_ = grid.render_grid(views, modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
-                             key=services.visitors.grid_key(owner),
-                             message=f"last run: #{header.id} · {when(header.created_at)}")
-    return [html_, state]
+                             key=services.visitors.grid_key(owner), badges=badges,
+                             **grid.logged_progress(header, f"last run #{header.id}", when(header.created_at)))
+    return [html_ + panel, state]
 
 
 def launch_kwargs(settings: Settings) -> dict:

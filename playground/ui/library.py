@@ -95,7 +95,7 @@ def lay_out(services: Services) -> LibraryView:
                                 elem_id="library-technique")
         query = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2, elem_id="library-query")
     table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=360, wrap=True,
-                         column_widths=["20%", "9%", "15%", "8%", "8%", "40%"],
+                         column_widths=["190px", "100px", "170px", "96px", "90px", "560px"],   # phones scroll it
                          label="Templates (click one to read it)", elem_id="library-table")
     errors = gr.HTML(_errors_html(services), elem_id="library-errors", elem_classes="pp-md")
     with gr.Row(equal_height=False):
@@ -212,8 +212,8 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
     opened = view.open.click(boundary(handlers.open_in_tab), view.selected,
                              [tabs] + [t.template for t in compare_tabs.values()], api_visibility="private")
     for tab in compare_tabs.values():
-        opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(), api_visibility="private",
-                    show_progress="hidden")
+        tab.preview_after(opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(),
+                                      api_visibility="private", show_progress="hidden"))
     view.export.click(boundary(handlers.export), view.selected, view.export_file, api_visibility="private")
     view.save.click(boundary(handlers.save), {view.new, view.overwrite} | view.filters(), handlers.change_outputs(),
                     api_visibility="private")

@@ -13,7 +13,7 @@ from typing import Callable
 
 import gradio as gr
 
-from ...render import render
+from ...render import render, rerun_badge
 from ...requests import ComparisonRef, RequestError, check
 from ...services import Services
 from ...stakeholders.diffs import read_wav
@@ -85,7 +85,9 @@ class VoteHandlers:
             return self.reveal(header.id, who, message + " No pairs left to vote on: here is the ranking.")
         done, total = progress(self.services.log, header.id, who)
         updates = {v.context: render("vote_context.html.j2", done_total=None, number=done + 1, total=total,
-                                     values=pair.left.variables or {},
+                                     values=pair.left.variables or {}, seed=pair.left.seed,
+                                     reruns={side: rerun_badge(run) for side, run in (("A", pair.left),
+                                                                                     ("B", pair.right))},
                                      share=header.uid if header.uid and owner is not None else None)}
         for side, run in zip(v.sides, (pair.left, pair.right)):
             content = side_content(self.services, run, header.modality)
