@@ -61,6 +61,9 @@ class Settings(BaseModel):
     max_import_members: int = Field(20_000, ge=1)              # files in a zip
     max_import_rows: int = Field(20_000, ge=1)                 # rows (lines) of an export
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
+    # Text models' packed weights kept in <data dir>/prepared, so later processes load them directly (least recently
+    # used trimmed beyond this size); 0 turns keeping them off.
+    prepared_cache_mb: int = Field(8192, ge=0, le=10_000_000)
 
     @field_validator("data_dir")
     @classmethod

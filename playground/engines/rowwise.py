@@ -44,22 +44,25 @@ def suits(config) -> bool:
     return not sliding or getattr(text, "use_sliding_window", True) is False
 
 
-class _Pads:
-    """Leading padded keys per row, read once per mask (every layer of a forward pass shares one mask)."""
+class _Spans:
+    """Each row's real keys as (first, end), read once per mask (every layer of a forward pass shares one mask)."""
     mask = None
-    pads: list[int] = []
+    spans: list[tuple[int, int]] = []
 
 
-_pads = _Pads()
+_spans = _Spans()
 
 
-def _leading_pads(mask: torch.Tensor) -> list[int]:
-    if _pads.mask is not mask:
-        # The last query attends to every real key; left padding makes them a suffix.
+def _key_spans(mask: torch.Tensor) -> list[tuple[int, int]]:
+    """The last query of a row attends to all its real keys, one run of them: a suffix under left padding (a batch
+    of `generate`), a prefix in a row's slot (slots.py)."""
+    if _spans.mask is not mask:
         visible = mask[:, 0, -1, :]
-        _pads.pads = (visible.shape[-1] - visible.sum(dim=-1)).tolist()
-        _pads.mask = mask
-    return _pads.pads
+        counts = visible.sum(dim=-1).tolist()
+        firsts = visible.to(torch.int8).argmax(dim=-1).tolist()
+        _spans.spans = [(first, first + count) for first, count in zip(firsts, counts)]
+        _spans.mask = mask
+    return _spans.spans
 
 
 def _plain(module, kwargs) -> bool:
@@ -88,11 +91,11 @@ def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
     decode = q_len == 1 and _plain(module, kwargs)
     if attention_mask is None and batch == 1 and not decode and q_len == kv_len:
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
-    pads = _leading_pads(attention_mask) if attention_mask is not None else [0] * batch
+    spans = _key_spans(attention_mask) if attention_mask is not None else [(0, kv_len)] * batch
     output = query.new_zeros(batch, q_len, query.shape[1], value.shape[-1])
-    for row, pad in enumerate(pads):
+    for row, (pad, end) in enumerate(spans):
         if decode:
-            output[row] = _decode_row(query[row], key[row, :, pad:], value[row, :, pad:],
+            output[row] = _decode_row(query[row], key[row, :, pad:end], value[row, :, pad:end],
                                       kwargs.get("scaling") or query.shape[-1] ** -0.5)
             continue
         q_pad = max(0, pad - (kv_len - q_len))      # prefill: padded queries too; decode: none
