@@ -145,7 +145,7 @@ def text(data_dir: Path, gbs: float, repeats: int, quick: bool, peer: bool = Tru
     from playground.settings import Settings
 
     tokens = 32
-    folder = built(data_dir / "smollm2-360m", build_smollm2_360m)
+    folder = built(data_dir / "smollm2-360m-v2", build_smollm2_360m)
     settings = Settings(data_dir=data_dir / "app", offline=True, device="cpu", max_models_loaded=1)
     catalog = Catalog(settings)
     model = catalog.get(catalog.resolve("text", str(folder)))

@@ -192,12 +192,21 @@ def step_seconds(model, rows: int, length: int, repeats: int = 3) -> float:
 def measure_width(model, length: int = 128, most: int = MOST_ROWS) -> tuple[int, dict[int, float]]:
     """The rows per step from measured step costs: double the rows while that raises rows per second by at least
     WORTH_DOUBLING; past that point a step is bound by compute rather than by reading the weights, and more rows
-    only cost memory and each row's latency. Returns the width and the seconds per step measured at each width."""
+    only cost memory and each row's latency. A doubling that seems not to pay is measured once more (another
+    process may have taken the cores meanwhile). Returns the width and the seconds per step at each width tried."""
     seconds = {1: step_seconds(model, 1, length)}
     width = 1
     while width * 2 <= most:
-        seconds[width * 2] = step_seconds(model, width * 2, length)
-        if (width * 2 / seconds[width * 2]) < WORTH_DOUBLING * (width / seconds[width]):
-            break
-        width *= 2
+        wider = width * 2
+        seconds[wider] = step_seconds(model, wider, length)
+        if not _pays(width, wider, seconds):
+            seconds[width] = min(seconds[width], step_seconds(model, width, length))
+            seconds[wider] = min(seconds[wider], step_seconds(model, wider, length))
+            if not _pays(width, wider, seconds):
+                break
+        width = wider
     return width, seconds
+
+
+def _pays(width: int, wider: int, seconds: dict[int, float]) -> bool:
+    return wider / seconds[wider] >= WORTH_DOUBLING * width / seconds[width]

@@ -1,4 +1,5 @@
-"""Attention that computes each row of a left-padded batch exactly as it would be computed alone.
+"""Attention that computes each row of a batch exactly as it would be computed alone: rows of a left-padded batch
+(a prompt's prefill), or rows that each keep their keys in a slot of their own (decode, slots.py).
 
 Batched attention over left-padded rows sums a row's real keys at an offset set by its padding, so its rounding
 depends on which other prompts shared the batch. In float32 that moves logits by ~1e-7; in bfloat16 each rounding
@@ -71,16 +72,22 @@ def _plain(module, kwargs) -> bool:
             and not kwargs.get("dropout"))
 
 
-def _decode_row(query, key, value, scale: float):
-    """One row's attention for one new token, in float32: [heads, 1, d] against [kv heads, keys, d].
+def _decode(query, key, value, spans: list[tuple[int, int]], scale: float) -> torch.Tensor:
+    """Attention of one new token per row, in float32, each row against its own keys alone.
 
     SDPA's CPU kernel costs ~170 us a call whatever the size, which one call per row per layer pays at every step;
-    these four products cost ~60 us, and give the same numbers alone or batched since each row runs alone."""
-    heads, kv_heads = query.shape[0], key.shape[0]
-    grouped = query.float().reshape(kv_heads, heads // kv_heads, query.shape[-1])     # query heads per kv head
-    scores = (grouped @ key.float().transpose(-1, -2)) * scale
-    out = scores.softmax(dim=-1) @ value.float()
-    return out.reshape(1, heads, value.shape[-1]).to(query.dtype)
+    here the queries of all rows are scaled and grouped in one go, and each row costs two products and a softmax
+    over its own keys, with operands the same alone or batched."""
+    batch, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    grouped = (query.float() * scale).reshape(batch, kv_heads, heads // kv_heads, dim)   # query heads per kv head
+    out = torch.empty(batch, kv_heads, heads // kv_heads, value.shape[-1], dtype=torch.float32, device=query.device)
+    for row, (first, end) in enumerate(spans):
+        keys, values = key[row, :, first:end], value[row, :, first:end]
+        if keys.dtype != torch.float32:
+            keys, values = keys.float(), values.float()
+        torch.matmul(torch.matmul(grouped[row], keys.transpose(-1, -2)).softmax(dim=-1), values, out=out[row])
+    return out.reshape(batch, 1, heads, value.shape[-1]).to(query.dtype)
 
 
 def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
@@ -92,12 +99,10 @@ def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
     if attention_mask is None and batch == 1 and not decode and q_len == kv_len:
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
     spans = _key_spans(attention_mask) if attention_mask is not None else [(0, kv_len)] * batch
+    if decode:
+        return _decode(query, key, value, spans, kwargs.get("scaling") or query.shape[-1] ** -0.5), None
     output = query.new_zeros(batch, q_len, query.shape[1], value.shape[-1])
     for row, (pad, end) in enumerate(spans):
-        if decode:
-            output[row] = _decode_row(query[row], key[row, :, pad:end], value[row, :, pad:end],
-                                      kwargs.get("scaling") or query.shape[-1] ** -0.5)
-            continue
         q_pad = max(0, pad - (kv_len - q_len))      # prefill: padded queries too; decode: none
         mask = None
         if 1 < q_len - q_pad < kv_len - pad:

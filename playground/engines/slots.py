@@ -10,7 +10,9 @@ value per row and gets back every slot's keys up to the longest row; `mask()` te
 where each row's real keys end, so a row's attention reads its own keys alone, whoever shares the step.
 
 Keys and values are kept in float32: decode attention computes in float32 (rowwise.py), so converting once on entry
-(exact) spares a conversion per row per layer at every step.
+(exact) spares a conversion per row per layer at every step. A slot holds [position, kv head, dim]: a row's keys up
+to any length are then one block whose layout does not depend on the buffer's capacity, so the matrix kernels see
+the same operands alone or batched.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 class Slots:
     def __init__(self, layers: int, kv_heads: int, head_dim: int, slots: int, capacity: int, device):
-        shape = (slots, kv_heads, max(capacity, 1), head_dim)
+        shape = (slots, max(capacity, 1), kv_heads, head_dim)
         self.keys = [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(layers)]
         self.values = [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(layers)]
         self.lengths: list[int] = []         # real keys of each running row, in batch order
@@ -48,7 +50,7 @@ class Slots:
 
     @property
     def capacity(self) -> int:
-        return self.keys[0].shape[2]
+        return self.keys[0].shape[1]
 
     def add(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
         """A new row at the end of the batch holding `layers` (one (keys, values) of shape [1, kv heads, n, d] per
@@ -59,8 +61,8 @@ class Slots:
         length = layers[0][0].shape[2] if layers else 0
         self.reserve(length + 1)
         for index, (keys, values) in enumerate(layers):
-            self.keys[index][slot, :, :length] = keys[0]
-            self.values[index][slot, :, :length] = values[0]
+            self.keys[index][slot, :length] = keys[0].transpose(0, 1)
+            self.values[index][slot, :length] = values[0].transpose(0, 1)
         self.lengths.append(length)
         return slot
 
@@ -70,8 +72,8 @@ class Slots:
         if slot != last:
             length = self.lengths[last]
             for keys, values in zip(self.keys, self.values):
-                keys[slot, :, :length] = keys[last, :, :length]
-                values[slot, :, :length] = values[last, :, :length]
+                keys[slot, :length] = keys[last, :length]
+                values[slot, :length] = values[last, :length]
             self.lengths[slot] = length
         self.lengths.pop()
 
@@ -82,8 +84,8 @@ class Slots:
         capacity = max(length, 2 * self.capacity)
         for buffers in (self.keys, self.values):
             for index, old in enumerate(buffers):
-                grown = old.new_zeros(*old.shape[:2], capacity, old.shape[3])
-                grown[:, :, :old.shape[2]] = old
+                grown = old.new_zeros(old.shape[0], capacity, *old.shape[2:])
+                grown[:, :old.shape[1]] = old
                 buffers[index] = grown
 
     def step_inputs(self) -> dict:
@@ -105,7 +107,7 @@ class Slots:
         """The model's cache call: store each row's new key and value at its own length; every slot's keys up to
         the longest row (the mask marks where each row's own keys end)."""
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        keys[self._rows, :, self._positions] = key_states[:, :, -1].float()
-        values[self._rows, :, self._positions] = value_states[:, :, -1].float()
+        keys[self._rows, self._positions] = key_states[:, :, -1].float()
+        values[self._rows, self._positions] = value_states[:, :, -1].float()
         width = max(self.lengths) + 1
-        return keys[:self.rows, :, :width], values[:self.rows, :, :width]
+        return keys[:self.rows, :width].transpose(1, 2), values[:self.rows, :width].transpose(1, 2)
