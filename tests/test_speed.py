@@ -230,9 +230,12 @@ def test_sampler_never_picks_a_blocked_token():
 # ---- continuous batching ----------------------------------------------------------------------------------------
 
 def _rows(n: int, seed: int = 0) -> list[GenerationRequest]:
-    """Prompts of different lengths, each with its own cap on new tokens, so rows end at different steps."""
-    return [GenerationRequest(PROMPTS[i % len(PROMPTS)] + " please" * (i % 3), seed=100 + i,
-                              max_new_tokens=3 + (7 * i + seed) % 9) for i in range(n)]
+    """Prompts of different lengths, each with its own cap on new tokens, so rows end at different steps (and the
+    longest outgrow the slots' first buffers)."""
+    rows = [GenerationRequest(PROMPTS[i % len(PROMPTS)] + " please" * (i % 3), seed=100 + i,
+                              max_new_tokens=3 + (7 * i + seed) % 19) for i in range(n)]
+    rows[3].max_new_tokens = 22             # the longest prompt, and the most new tokens
+    return rows
 
 
 @pytest.fixture
@@ -243,7 +246,7 @@ def narrow(monkeypatch):
     def set_width(model, width):
         monkeypatch.setattr(local_text, "UNMEASURED_ROWS", 0)
         monkeypatch.setattr(continuous, "measure_width", lambda model: (width, {}))
-        monkeypatch.setattr(prepared, "remembered_width", lambda *args: None)
+        monkeypatch.setattr(prepared, "remembered_width", lambda *args: (None, {}))
         monkeypatch.setattr(prepared, "remember_width", lambda *args: None)
         monkeypatch.setattr(model, "width", width)
     return set_width
@@ -259,7 +262,7 @@ def test_a_row_gets_the_same_tokens_whatever_shared_its_slots_and_whenever_it_jo
     catalog = Catalog(settings.replace(max_models_loaded=1))
     model = catalog.get(catalog.resolve("text", str(mid_text)))
     narrow(model, 3)
-    params = options("text", {"max_new_tokens": 12, "temperature": 1.0, "precision": dtype}, settings)
+    params = options("text", {"max_new_tokens": 24, "temperature": 1.0, "precision": dtype}, settings)
     rows = _rows(7)
     forward = collect(model, rows, params)[0]
     backward = collect(model, rows[::-1], params)[0][::-1]

@@ -111,19 +111,21 @@ class Decoder:
     def full(self) -> bool:
         return len(self.rows) >= self.width
 
+    @torch.inference_mode()
     def join(self, row: Row, stop=None) -> None:
         """Prefill `row` alone on its head (every prompt token but the last) and give it a slot."""
         self.slots.add(self.heads.row_cache(row.ids, row.head, stop))
         self.rows.append(row)
 
+    @torch.inference_mode()
     def step(self) -> torch.Tensor:
         """One token in for every running row; their next-token logits (float32), in slot order."""
         ids = torch.tensor([[row.next_input] for row in self.rows], device=self.model.device)
-        with torch.inference_mode():
-            logits = self.model(input_ids=ids, **self.slots.step_inputs(), logits_to_keep=1).logits[:, -1]
+        logits = self.model(input_ids=ids, **self.slots.step_inputs(), logits_to_keep=1).logits[:, -1]
         self.slots.advance()
         return logits.float()
 
+    @torch.inference_mode()
     def leave(self, slots: list[int]) -> None:
         for slot in sorted(slots, reverse=True):       # the last row moves into a freed slot: free from the end
             self.slots.remove(slot)

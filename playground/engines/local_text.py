@@ -112,6 +112,7 @@ class LocalTextModel(LocalModel):
         # Cached heads and continuous batching need each row computed alone and then batched: row-exact attention.
         self.heads = heads.Heads(self.model) if exact and _plain_attention(config) else None
         self.width: int | None = None            # rows per step, measured on first need (continuous.measure_width)
+        self.width_seconds: dict[int, float] = {}   # seconds per step by rows, as measured
 
     @property
     def uses_chat_template(self) -> bool:
@@ -180,13 +181,14 @@ class LocalTextModel(LocalModel):
         width = rows
         if rows > UNMEASURED_ROWS:
             if self.width is None:
-                self.width = prepared.remembered_width(self.prepared_dir, self.revision, self.source, self.dtype)
+                self.width, self.width_seconds = prepared.remembered_width(self.prepared_dir, self.revision,
+                                                                           self.source, self.dtype)
             if self.width is None:
-                self.width, seconds = continuous.measure_width(self.model)
+                self.width, self.width_seconds = continuous.measure_width(self.model)
                 log.info("%s: %d rows per step (seconds per step by rows: %s)", self.model_id, self.width,
-                         ", ".join(f"{n}: {s:.3f}" for n, s in seconds.items()))
+                         ", ".join(f"{n}: {s:.3f}" for n, s in self.width_seconds.items()))
                 prepared.remember_width(self.prepared_dir, self.revision, self.source, self.dtype, self.width,
-                                        seconds)
+                                        self.width_seconds)
             width = min(rows, self.width)
         fits = int(SLOT_MEMORY_SHARE * _available_bytes() // (Slots.bytes_per_token(self.model) * longest))
         return max(1, min(width, fits))

@@ -153,12 +153,15 @@ def _shim():
 
 # ---- the measured width ---------------------------------------------------------------------------------------------
 
-def remembered_width(prepared_dir: Path | None, revision: str | None, source: str, dtype: str) -> int | None:
+def remembered_width(prepared_dir: Path | None, revision: str | None, source: str,
+                     dtype: str) -> tuple[int | None, dict[int, float]]:
+    """The rows per step measured for this model here before, and the seconds per step it measured; (None, {})."""
     folder = folder_for(prepared_dir, revision, source, dtype)
     try:
-        return int(json.loads((folder / "width.json").read_text())["rows"]) if folder else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        kept = json.loads((folder / "width.json").read_text())
+        return int(kept["rows"]), {int(k): float(v) for k, v in kept["seconds_per_step"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, {}
 
 
 def remember_width(prepared_dir: Path | None, revision: str | None, source: str, dtype: str, rows: int,
