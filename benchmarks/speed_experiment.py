@@ -11,6 +11,7 @@ import json
 import random
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -62,14 +63,17 @@ class Serve:
 
     def __init__(self, folder: Path, port: int):
         self.folder, self.port = folder, port
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="pp-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [str(Path(PYTHON).parent / "transformers"), "serve", str(folder), "--continuous-batching",
-             "--port", str(port), "--device", "cpu", "--dtype", "bfloat16", "--log-level", "warning"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {self.process.stderr.read()[-2000:]}")
+             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "bfloat16",
+             "--log-level", "warning"],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 600
+        while True:
+            if self.process.poll() is not None or time.time() > deadline:
+                self.close()
+                raise RuntimeError(f"transformers serve did not start: {self.tail()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
                     break
@@ -88,13 +92,20 @@ class Serve:
     def run(self, rows, in_flight: int) -> tuple[float, int]:
         """Seconds for every row with `in_flight` requests open at once, and the new tokens it reported."""
         started = time.perf_counter()
-        with ThreadPoolExecutor(in_flight) as pool:
-            answers = list(pool.map(lambda row: self.ask(*row), rows))
+        try:
+            with ThreadPoolExecutor(in_flight) as pool:
+                answers = list(pool.map(lambda row: self.ask(*row), rows))
+        except OSError as error:
+            raise RuntimeError(f"transformers serve failed ({error}): {self.tail()}") from None
         return time.perf_counter() - started, sum(a["usage"]["completion_tokens"] for a in answers)
 
+    def tail(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
 
 
 # ---- the section ----------------------------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def _bpe_49152(specials: list[str]):
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=49152, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(_CORPUS.splitlines() * 50 + words, trainer=trainer)
+    english = _CORPUS.splitlines() + ["You are a helpful AI assistant named SmolLM, trained by Hugging Face"]
+    tokenizer.train_from_iterator(english * 50 + words, trainer=trainer)
     return tokenizer
 
 

@@ -4,8 +4,10 @@ module (and torch, transformers, diffusers, openai) is imported when one of its 
 from ..registry import (Engine, ImageOptions, LocalTextOptions, MusicOptions, RemoteImageOptions, RemoteTextOptions,
                         register)
 
+# Local text batches continuously inside one stream (engines/continuous.py): the more rows a stream gets, the fewer
+# times its slots drain at a stream's end, so an experiment's rows go in large chunks.
 register(Engine("local-text", "text", "transformers (this machine)", LocalTextOptions,
-                "playground.engines.local_text:LocalTextModel", streams_text=True, needs_gpu=True, batch_size=64))
+                "playground.engines.local_text:LocalTextModel", streams_text=True, needs_gpu=True, batch_size=1024))
 register(Engine("local-image", "image", "diffusers (this machine)", ImageOptions,
                 "playground.engines.local_image:LocalImageModel", needs_gpu=True, batch_size=4))
 register(Engine("local-music", "music", "MusicGen (this machine)", MusicOptions,

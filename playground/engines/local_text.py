@@ -184,11 +184,15 @@ class LocalTextModel(LocalModel):
                 self.width, self.width_seconds = prepared.remembered_width(self.prepared_dir, self.revision,
                                                                            self.source, self.dtype)
             if self.width is None:
+                busy = _busy()
                 self.width, self.width_seconds = continuous.measure_width(self.model)
-                log.info("%s: %d rows per step (seconds per step by rows: %s)", self.model_id, self.width,
-                         ", ".join(f"{n}: {s:.3f}" for n, s in self.width_seconds.items()))
-                prepared.remember_width(self.prepared_dir, self.revision, self.source, self.dtype, self.width,
-                                        self.width_seconds)
+                busy = busy or _busy()
+                log.info("%s: %d rows per step (seconds per step by rows: %s)%s", self.model_id, self.width,
+                         ", ".join(f"{n}: {s:.3f}" for n, s in self.width_seconds.items()),
+                         "; measured on a busy machine, so measured again by the next process" if busy else "")
+                if not busy:
+                    prepared.remember_width(self.prepared_dir, self.revision, self.source, self.dtype, self.width,
+                                            self.width_seconds)
             width = min(rows, self.width)
         fits = int(SLOT_MEMORY_SHARE * _available_bytes() // (Slots.bytes_per_token(self.model) * longest))
         return max(1, min(width, fits))
@@ -294,6 +298,11 @@ def _describe(values: dict, sources: dict, sampled: bool) -> str:
     names = ("temperature", "top_k", "top_p", "repetition_penalty") if sampled else ("repetition_penalty",)
     used = ", ".join(f"{name} {values[name]:g} ({sources[name]})" for name in names)
     return used if sampled else f"greedy, {used}"
+
+
+def _busy() -> bool:
+    """More runnable processes than cores: step timings now say more about the neighbours than about the model."""
+    return os.getloadavg()[0] > (os.cpu_count() or 1)
 
 
 def _available_bytes() -> int:
