@@ -126,8 +126,8 @@ def option_specs(options: type[Options], limits=None) -> list[OptionSpec]:
         cap = getattr(limits, CAPS[name], None) if limits is not None and name in CAPS else None
         if cap is not None:
             high = cap if high is None else min(high, cap)
-        specs.append(OptionSpec(name, value_type(field.annotation), field.default, low, high, field.description or "",
-                                options.multiple_of.get(name)))
+        specs.append(OptionSpec(name, value_type(field.annotation), field.default, low, high,
+                                field.description or "", options.multiple_of.get(name)))
     return specs
 
 
@@ -230,20 +230,19 @@ class Engine:
     """How one kind of model id is served.
 
     `prefix` is how its model ids start ("openai:", "hf:"); a local engine has none and takes hub ids, folders and
-    the tiny models. `module:cls` is imported only when a model of this engine is first used.
+    the tiny models. `module:cls` is imported only when a model of this engine is first used; the class is built
+    as `cls(resolved, settings)` (remote engines) or `cls.load(...)` (local ones: `engines.base.LocalModel`) and
+    is an `engines.base.EngineModel`. `models` are model ids the engine offers in the model picker (plugins).
     """
 
     name: str
     modality: str
     label: str
     options: type[Options]
-    module: str                       # "playground.engines.local_text:LocalTextEngine"
+    module: str                       # "playground.engines.local_text:LocalTextModel"
     prefix: str | None = None
-    streams_text: bool = False        # partial text arrives while a cell runs
-    honours_seed: str = "yes"         # "yes", "best effort" (sent; the server may ignore it) or "no"
-    needs_gpu: bool = False           # True: runs on the local accelerator (ZeroGPU lease on Spaces)
-    concurrent: bool = False          # many requests in flight at once (remote servers)
-    batch_size: int = 1               # cells per call
+    batch_size: int = 1               # cells per call to the engine's stream()
+    models: tuple[str, ...] = ()      # offered in the model picker (a plugin's own models)
 
     @property
     def remote(self) -> bool:
@@ -258,8 +257,11 @@ ENGINES: dict[str, Engine] = {}
 
 
 def register(engine: Engine) -> Engine:
+    """Add an engine (playground.plugins registers the built-in and installed ones); names are never replaced."""
     if engine.modality not in MODALITIES:
         raise ValueError(f"engine {engine.name!r}: unknown modality {engine.modality!r}")
+    if ENGINES.get(engine.name, engine) is not engine:
+        raise ValueError(f"engine {engine.name!r} is registered already")
     ENGINES[engine.name] = engine
     return engine
 
@@ -304,5 +306,6 @@ def engine_for(modality_name: str, model_id: str, endpoints: dict | None = None)
 
 
 def _ensure_registered() -> None:
-    if not ENGINES:
-        importlib.import_module("playground.engines")
+    from .plugins import load_engines
+
+    load_engines()

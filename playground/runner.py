@@ -14,7 +14,8 @@ from typing import Iterator
 
 from . import __version__
 from .engines import gpu
-from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed, to_wav_bytes
+from .engines.base import (Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, check_seed,
+                           library_versions, to_wav_bytes)
 from .engines.catalog import Catalog, Resolved
 from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
@@ -266,8 +267,10 @@ class Runner:
 
     def _record(self, spec, cell, comparison_id, checked: Checked, model=None) -> RunRecord:
         resolved = checked.resolved(cell)
-        versions = library_versions() if not resolved.engine.remote else \
-            {"playground": __version__, **getattr(model, "versions", {})}
+        if model is not None:
+            versions = {"playground": __version__, **model.versions}
+        else:                       # failed or cached before a model was at hand
+            versions = {"playground": __version__} if resolved.engine.remote else library_versions()
         return RunRecord(
             modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed,
             params=checked.options[resolved.engine.name], comparison_id=comparison_id, row=cell.row, col=cell.col,
@@ -275,13 +278,14 @@ class Runner:
             variables=dict(cell.values), system=cell.system, negative_prompt=cell.negative_prompt,
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
-            device=getattr(model, "device", None), dtype=getattr(model, "dtype", None), versions=versions)
+            device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
+            versions=versions)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s) -> CellResult:
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
         _fill_metrics(record, output, load_s)
-        if model is not None and hasattr(model, "seconds_per_cell") and record.wall_s:
+        if isinstance(model, LocalModel) and record.wall_s:
             # wall_s is the whole batch's: the next GPU lease is sized per cell
             model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
         try:
@@ -354,20 +358,3 @@ def _artifact(output: Output) -> tuple[bytes | None, str | None]:
     if output.audio is not None:
         return to_wav_bytes(*output.audio), "wav"
     return None, None
-
-
-_versions: dict[str, str] = {}
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that shape outputs; read once (importlib.metadata is slow enough to matter per cell)."""
-    if not _versions:
-        from importlib.metadata import PackageNotFoundError, version
-
-        _versions["playground"] = __version__
-        for name in ("torch", "transformers", "diffusers", "accelerate"):
-            try:
-                _versions[name] = version(name)
-            except PackageNotFoundError:
-                pass
-    return dict(_versions)

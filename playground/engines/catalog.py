@@ -17,9 +17,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..registry import MODALITIES, Engine, InvalidInput, engine_for, modality, split_model_id
+from ..registry import MODALITIES, Engine, InvalidInput, engine_for, engines_for, modality, split_model_id
 from ..settings import Settings
-from .base import LocalModel, choose_device, choose_dtype, free_device_memory
+from .base import EngineModel, LocalModel, choose_device, choose_dtype, free_device_memory
 from .endpoints import Endpoint, load_endpoints
 from .tiny import TINY_MODELS, tiny_model_path
 
@@ -170,6 +170,8 @@ class Catalog:
     def model_choices(self, modality_name: str) -> list[tuple[str, str]]:
         """(label, model id) for the model picker: local presets, then the configured endpoints' models."""
         choices = [(p.label if p.tiny else f"{p.label} · {p.id}", p.id) for p in self.presets(modality_name)]
+        for engine in engines_for(modality_name):          # models a plugin engine offers
+            choices += [(f"{model} · {engine.label}", model) for model in engine.models]
         if modality_name == "text":
             for endpoint in self.endpoints.values():
                 choices += [(f"{model} · {endpoint.name} ({endpoint.host})", f"{endpoint.name}:{model}")
@@ -299,6 +301,7 @@ class Catalog:
                 log.warning("loading %s failed: %s", resolved.model_id, error)
                 raise InvalidInput("model", f"could not load {resolved.model_id!r} as "
                                    f"{modality(resolved.modality).needs}: {error}") from error
+            _checked_model(resolved.engine, model)
             log.info("loaded %s (%s, %s on %s) in %.1f s", resolved.model_id, resolved.revision, dtype, device,
                      model.load_s)
             with self._lock:
@@ -325,7 +328,8 @@ class Catalog:
         key = (resolved.engine.name, resolved.model_id)
         with self._lock:
             if key not in self._remotes:
-                self._remotes[key] = resolved.engine.load_class()(resolved, self.settings)
+                self._remotes[key] = _checked_model(resolved.engine, resolved.engine.load_class()(resolved,
+                                                                                                self.settings))
             return self._remotes[key]
 
     def loaded(self) -> list[tuple[str, str]]:
@@ -354,6 +358,16 @@ class Catalog:
             return torch.cuda.is_available()
         except ImportError:
             return False
+
+
+def _checked_model(engine: Engine, model):
+    """An engine's model must be what the runner calls (engines.base.EngineModel): a plugin that is not gets a
+    message naming what it lacks, not an AttributeError in the middle of a grid."""
+    if not isinstance(model, EngineModel):
+        missing = [name for name in ("device", "dtype", "versions", "stream") if not hasattr(model, name)]
+        raise InvalidInput("model", f"engine {engine.name!r}: its model class lacks {', '.join(missing)} "
+                           "(see playground.engines.base.EngineModel)")
+    return model
 
 
 def _cached_commit(model_id: str, revision: str | None) -> str | None:

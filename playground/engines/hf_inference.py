@@ -17,8 +17,6 @@ from .remote import Stopped, chat_messages, endpoint_slots, read_text_stream, sc
 
 
 class HFInferenceModel:
-    engine_name = "hf"
-
     def __init__(self, resolved, settings: Settings):
         check_remote_model_name(resolved.engine.name, resolved.source)   # never a URL: the token would follow it
         self.model = resolved.source

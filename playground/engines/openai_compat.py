@@ -13,8 +13,6 @@ from .remote import chat_messages, endpoint_slots, read_text_stream, scrub, stre
 
 
 class OpenAICompatModel:
-    engine_name = "openai"
-
     def __init__(self, resolved, settings: Settings):
         self.endpoint = resolved.endpoint
         self.model = resolved.source

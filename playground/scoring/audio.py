@@ -7,7 +7,7 @@ import wave
 
 import numpy as np
 
-from .base import Arg, CellInput, Check, register
+from .base import Arg, CellInput, Check
 
 _FLOOR_DB = -120.0             # what digital silence reads as, instead of minus infinity
 
@@ -61,7 +61,6 @@ def _audio(cell: CellInput) -> tuple[int, np.ndarray]:
     return int(rate), np.asarray(waveform, dtype=np.float32)
 
 
-@register
 class Loudness(Check):
     type, modalities, better = "loudness", ("music",), None
     description = "RMS level in dBFS; passes when between min_db and max_db if given"
@@ -78,7 +77,6 @@ class Loudness(Check):
         return self.make(round(level, 4), passed, unit="dBFS", peak=float(np.max(np.abs(data))) if data.size else 0.0)
 
 
-@register
 class Clipping(Check):
     type, modalities, better = "clipping", ("music",), "lower"
     description = "share of samples at full scale; passes when at most max_fraction"
@@ -93,7 +91,6 @@ class Clipping(Check):
             np.sum(data >= self.options["threshold"])))
 
 
-@register
 class Silence(Check):
     type, modalities, better = "silence", ("music",), "lower"
     description = "share of 50 ms windows quieter than silence_db; passes when at most max_fraction"

@@ -7,7 +7,7 @@ torch and transformers are imported inside functions: importing this module stay
 
 from __future__ import annotations
 
-from .base import Arg, CellInput, Check, ScorerContext, register
+from .base import Arg, CellInput, Check, ScorerContext
 from .tiny import MEANINGLESS_NOTE, TINY_SCORERS, tiny_scorer_path
 
 CLIP_PRESET = "openai/clip-vit-base-patch32"
@@ -79,7 +79,6 @@ class _ModelCheck(Check):
         return detail
 
 
-@register
 class ClipScore(_ModelCheck):
     type, modalities = "clip", ("image",)
     preset, tiny = CLIP_PRESET, "tiny-clip"
@@ -107,7 +106,6 @@ class ClipScore(_ModelCheck):
         return self.make(round(_cosine(text, image), 6), None, **detail)
 
 
-@register
 class PickScore(ClipScore):
     type = "pickscore"
     preset = PICKSCORE_PRESET
@@ -121,7 +119,6 @@ class PickScore(ClipScore):
         return self.make(round(scale * _cosine(text, image), 6), None, logit_scale=scale, **detail)
 
 
-@register
 class ClapScore(_ModelCheck):
     type, modalities = "clap", ("music",)
     preset, tiny = CLAP_PRESET, "tiny-clap"

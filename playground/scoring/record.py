@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from .base import Arg, Check, register
+from .base import Arg, Check
 
 
 def _field(cell, name: str):
     return getattr(cell.record, name, None) if cell.record is not None else None
 
 
-@register
 class Latency(Check):
     type, better = "latency", "lower"
     description = "seconds the model spent on the cell (GPU or CPU time of its batch, from the run record)"
@@ -20,7 +19,6 @@ class Latency(Check):
                          **({} if wall is not None else {"error": "no time logged for this run"}))
 
 
-@register
 class Tokens(Check):
     type, modalities, better, main_arg = "tokens", ("text",), "lower", "which"
     description = "tokens used (the cost of a text cell): prompt, completion, or both"
@@ -35,7 +33,6 @@ class Tokens(Check):
         return self.make(sum(parts), None, prompt_tokens=prompt, completion_tokens=completion)
 
 
-@register
 class TokensPerSecond(Check):
     type, modalities = "tokens_per_s", ("text",)
     description = "generation speed in tokens per second"
@@ -45,7 +42,6 @@ class TokensPerSecond(Check):
         return self.make(value, None, **({} if value is not None else {"error": "no speed logged"}))
 
 
-@register
 class RealtimeFactor(Check):
     type, modalities = "realtime_factor", ("music",)
     description = "seconds of audio made per second of compute (above 1: faster than real time)"

@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter
 
-from .base import Arg, CellInput, Check, CheckError, ScorerContext, register
+from .base import Arg, CellInput, Check, CheckError, ScorerContext
 
 _REGEX_TIMEOUT_S = 1.0          # a pathological pattern gives up instead of hanging the server
 
@@ -21,7 +21,6 @@ def _case(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
 
-@register
 class Contains(Check):
     type, modalities, main_arg = "contains", ("text",), "value"
     description = "passes when the output contains the text (1 = pass, 0 = fail)"
@@ -34,7 +33,6 @@ class Contains(Check):
         return self.make(1.0 if found else 0.0, found)
 
 
-@register
 class NotContains(Contains):
     type = "not_contains"
     description = "passes when the output does not contain the text"
@@ -45,7 +43,6 @@ class NotContains(Contains):
         return self.make(0.0 if found else 1.0, not found)
 
 
-@register
 class StartsWith(Contains):
     type = "starts_with"
     description = "passes when the output (leading spaces ignored) starts with the text"
@@ -56,7 +53,6 @@ class StartsWith(Contains):
         return self.make(1.0 if ok else 0.0, ok)
 
 
-@register
 class Regex(Check):
     type, modalities, main_arg = "regex", ("text",), "pattern"
     description = "passes when the regular expression matches somewhere in the output"
@@ -96,7 +92,6 @@ def _parse_json(text: str):
     return json.loads(fenced.group(1) if fenced else text)
 
 
-@register
 class JsonValid(Check):
     type, modalities = "json_valid", ("text",)
     description = "passes when the output is valid JSON (a ```json fence around it is allowed)"
@@ -109,7 +104,6 @@ class JsonValid(Check):
         return self.make(1.0, True)
 
 
-@register
 class JsonSchema(Check):
     type, modalities = "json_schema", ("text",)
     description = "passes when the output is JSON that the JSON Schema accepts"
@@ -144,7 +138,6 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
 
 
-@register
 class Length(Check):
     type, modalities, better = "length", ("text",), None
     description = "the output's length in words, tokens or characters; passes when within min..max if given"
@@ -190,7 +183,6 @@ def flesch_kincaid_grade(text: str) -> float | None:
     return 0.39 * len(words) / sentences + 11.8 * total_syllables / len(words) - 15.59
 
 
-@register
 class ReadingLevel(Check):
     type, modalities, better = "reading_level", ("text",), None
     description = "Flesch-Kincaid grade level (US school grade); passes when at most max_grade if given"
@@ -216,7 +208,6 @@ def token_f1(answer: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@register
 class Similarity(Check):
     type, modalities, main_arg = "similarity", ("text",), "reference"
     description = "similarity to a reference answer, 0 to 1 (token F1, or difflib's character ratio)"
@@ -268,7 +259,6 @@ def parse_judge_score(output: str, scale: int) -> float | None:
     return value if 1 <= value <= scale else None
 
 
-@register
 class LLMJudge(Check):
     type, modalities, needs_model, main_arg = "llm_judge", ("text",), True, "rubric"
     description = "a text model grades the output against a rubric, 1 to scale; its prompt and output are kept"

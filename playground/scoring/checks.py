@@ -1,0 +1,12 @@
+"""The built-in checks, listed once (third-party ones come through the `playground.checks` entry point: see
+playground/plugins.py)."""
+
+from .audio import Clipping, Loudness, Silence
+from .models import ClapScore, ClipScore, PickScore
+from .record import Latency, RealtimeFactor, Tokens, TokensPerSecond
+from .text import (Contains, JsonSchema, JsonValid, Length, LLMJudge, NotContains, ReadingLevel, Regex, Similarity,
+                   StartsWith)
+
+BUILTIN_CHECKS = (Contains, NotContains, StartsWith, Regex, JsonValid, JsonSchema, Length, ReadingLevel, Similarity,
+                  LLMJudge, ClipScore, PickScore, ClapScore, Loudness, Clipping, Silence, Latency, Tokens,
+                  TokensPerSecond, RealtimeFactor)
