@@ -177,7 +177,7 @@ def remember_width(prepared_dir: Path | None, revision: str | None, source: str,
         log.warning("could not keep the measured width in %s: %s", folder, error)
 
 
-# ---- the cache's size -------------------------------------------------------------------------------------------------
+# ---- the cache's size ---------------------------------------------------------------------------------------------
 
 def trim(prepared_dir: Path, keep_bytes: int) -> None:
     """Remove the least recently used prepared models until the rest take at most `keep_bytes`."""
