@@ -82,11 +82,18 @@ def _decode(query, key, value, spans: list[tuple[int, int]], scale: float) -> to
     kv_heads = key.shape[1]
     grouped = (query.float() * scale).reshape(batch, kv_heads, heads // kv_heads, dim)   # query heads per kv head
     out = torch.empty(batch, kv_heads, heads // kv_heads, value.shape[-1], dtype=torch.float32, device=query.device)
-    for row, (first, end) in enumerate(spans):
-        keys, values = key[row, :, first:end], value[row, :, first:end]
-        if keys.dtype != torch.float32:
-            keys, values = keys.float(), values.float()
-        torch.matmul(torch.matmul(grouped[row], keys.transpose(-1, -2)).softmax(dim=-1), values, out=out[row])
+    threads = torch.get_num_threads()
+    # A row's products are too small to share between cores: a parallel region costs more than the work, and on a
+    # busy machine every region waits for a descheduled thread.
+    torch.set_num_threads(1)
+    try:
+        for row, (first, end) in enumerate(spans):
+            keys, values = key[row, :, first:end], value[row, :, first:end]
+            if keys.dtype != torch.float32:
+                keys, values = keys.float(), values.float()
+            torch.matmul(torch.matmul(grouped[row], keys.transpose(-1, -2)).softmax(dim=-1), values, out=out[row])
+    finally:
+        torch.set_num_threads(threads)
     return out.reshape(batch, 1, heads, value.shape[-1]).to(query.dtype)
 
 

@@ -27,7 +27,7 @@ class Slots:
         self.values = [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(layers)]
         self.lengths: list[int] = []         # real keys of each running row, in batch order
         self.device = device
-        self._rows = self._positions = None
+        self._places = None
 
     @classmethod
     def for_model(cls, model, slots: int, capacity: int) -> "Slots":
@@ -92,8 +92,8 @@ class Slots:
         """Model arguments besides `input_ids` for one new token per row: positions, mask, and this cache."""
         self.reserve(max(self.lengths) + 1)
         lengths = torch.tensor(self.lengths, device=self.device)
-        self._rows = torch.arange(self.rows, device=self.device)
-        self._positions = lengths
+        # Where each row's new key goes in a slot buffer seen as [slot x position, kv head, dim].
+        self._places = torch.arange(self.rows, device=self.device) * self.capacity + lengths
         width = max(self.lengths) + 1
         visible = torch.arange(width, device=self.device)[None, :] <= lengths[:, None]
         return {"position_ids": lengths[:, None], "attention_mask": visible[:, None, None, :], "cache": self,
@@ -107,7 +107,7 @@ class Slots:
         """The model's cache call: store each row's new key and value at its own length; every slot's keys up to
         the longest row (the mask marks where each row's own keys end)."""
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        keys[self._rows, self._positions] = key_states[:, :, -1].float()
-        values[self._rows, self._positions] = value_states[:, :, -1].float()
+        keys.view(-1, *keys.shape[2:]).index_copy_(0, self._places, key_states[:, :, -1].float())
+        values.view(-1, *values.shape[2:]).index_copy_(0, self._places, value_states[:, :, -1].float())
         width = max(self.lengths) + 1
         return keys[:self.rows, :width].transpose(1, 2), values[:self.rows, :width].transpose(1, 2)
