@@ -17,20 +17,25 @@ from pathlib import Path
 
 from speed_common import PYTHON, ROOT, TEXT_PROMPTS, line, load_average, median_ratio, wall
 
-# Run in a fresh process: one plain read of the checkpoint's weight files, then the engine's load through the
-# catalog (reading, casting, packing or mapping the prepared weights), then one decode step (which touches every
-# weight, mapped or not).
+# Run in a fresh process: the libraries imported (timed apart: every process that loads a model pays them, the
+# naive peer too), one plain read of the checkpoint's weight files, then the engine's load through the catalog
+# (tokenizer, config, reading and casting, packing or mapping the prepared weights), then one decode step (which
+# touches every weight, mapped or not).
 LOAD_PROBE = """
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
 folder, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
 started = time.perf_counter()
-size = sum(len(path.read_bytes()) for path in sorted(folder.glob("*.safetensors")))
-read_s = time.perf_counter() - started
-from playground.engines import compute, continuous
+import transformers.modeling_utils, transformers.models.llama.modeling_llama, transformers.tokenization_utils_tokenizers
+from playground.engines import compute, continuous, local_text, rowwise
 from playground.engines.catalog import Catalog
 from playground.settings import Settings
+rowwise.register()
+imports_s = time.perf_counter() - started
+started = time.perf_counter()
+size = sum(len(path.read_bytes()) for path in sorted(folder.glob("*.safetensors")))
+read_s = time.perf_counter() - started
 catalog = Catalog(Settings(data_dir=data_dir, offline=True, device="cpu", max_models_loaded=1))
 resolved = catalog.resolve("text", str(folder))
 started = time.perf_counter()
@@ -39,7 +44,8 @@ load_s = time.perf_counter() - started
 started = time.perf_counter()
 compute.run(continuous.step_seconds, model.model, 1, 8, 0)
 step_s = time.perf_counter() - started
-print(json.dumps({{"read_s": read_s, "bytes": size, "load_s": load_s, "first_step_s": step_s}}))
+print(json.dumps({{"imports_s": imports_s, "read_s": read_s, "bytes": size, "load_s": load_s,
+                  "first_step_s": step_s}}))
 """
 
 # The naive peer: what a user writes without this project, as a whole script.
@@ -72,7 +78,8 @@ def load(folder: Path, repeats: int) -> None:
         ready = statistics.median((s["load_s"] + s["first_step_s"]) / s["read_s"] for s in samples)
         line(f"{which} process: load + prepare / one read", f"{ratio:.2f}x",
              f"load {_seconds(samples, 'load_s')} vs read {_seconds(samples, 'read_s')}; with the first decode "
-             f"step (every weight touched) {ready:.2f}x")
+             f"step (every weight touched) {ready:.2f}x; library imports before both "
+             f"{_seconds(samples, 'imports_s')}")
 
 
 def cli(folder: Path, repeats: int) -> None:

@@ -352,13 +352,14 @@ def test_length_sorted_batches_group_similar_lengths():
 
 def test_prepared_weights_are_kept_and_mapped_by_the_next_load(mid_text, settings, tmp_path, monkeypatch):
     """The second load packs nothing: it maps the file the first wrote, and every cell comes out bit-identical."""
-    from playground.engines import linears
+    from playground.engines import linears, prepared
 
     (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
     catalog = Catalog(settings.replace(data_dir=tmp_path, max_models_loaded=1))
     first = catalog.get(catalog.resolve("text", str(mid_text)))
     params = options("text", {"max_new_tokens": 6, "temperature": 1.0}, settings)
     before = collect(first, requests(3), params)[0]
+    prepared.flush()                                       # written while the model already ran
     kept = list((tmp_path / "prepared").glob("*/weights.bin"))
     assert len(kept) == 1 and kept[0].stat().st_size > 0
     catalog.clear()
@@ -374,16 +375,20 @@ def test_prepared_weights_are_kept_and_mapped_by_the_next_load(mid_text, setting
 
 
 def test_a_damaged_prepared_file_is_packed_again(mid_text, settings, tmp_path):
+    from playground.engines import prepared
+
     (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
     catalog = Catalog(settings.replace(data_dir=tmp_path, max_models_loaded=1))
     params = options("text", {"max_new_tokens": 4, "do_sample": False}, settings)
     reference = collect(catalog.get(catalog.resolve("text", str(mid_text))), requests(2), params)[0]
     catalog.clear()
+    prepared.flush()
     weights = next((tmp_path / "prepared").glob("*/weights.bin"))
     with open(weights, "r+b") as damaged:
         damaged.truncate(weights.stat().st_size // 2)
     model = catalog.get(catalog.resolve("text", str(mid_text)))
     assert [o.text for o in collect(model, requests(2), params)[0]] == [o.text for o in reference]
+    prepared.flush()
     assert weights.stat().st_size > 0 and (weights.parent / "index.json").exists()
     catalog.clear()
 

@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -61,32 +62,51 @@ def pack(model, prepared_dir: Path | None, revision: str | None, source: str) ->
             shutil.rmtree(folder, ignore_errors=True)
     kind = linears.pack(model)
     if folder is not None and kind == linears.PACKED:
-        try:
-            _write(folder, linears.packed_weights(model))
-        except OSError as error:         # a full or read-only data dir: the model still runs, packed in memory
-            log.warning("could not keep the prepared weights in %s: %s", folder, error)
+        write_later(folder, linears.packed_weights(model))
     return kind
 
 
-def _write(folder: Path, weights: dict[str, torch.Tensor]) -> None:
+def write_later(folder: Path, weights: dict[str, torch.Tensor]) -> threading.Thread:
+    """Write the packed weights on a thread of their own while the model already runs (a file write needs no torch,
+    so the compute thread's cores are shared only for the copy into the page cache). The thread holds the weights
+    until it is done, and the process waits for it at exit."""
+    pieces = [(name, weight, torch.ops.mkldnn.data_ptr(weight), torch.ops.mkldnn._nbytes(weight),
+               bytes(torch.ops.mkldnn._get_mkldnn_serialized_md(weight).tolist()).hex())
+              for name, weight in weights.items()]
+    writer = threading.Thread(target=_write, args=(folder, pieces), name="prepared-weights-writer")
+    writer.start()
+    _writers.append(writer)
+    return writer
+
+
+_writers: list[threading.Thread] = []
+
+
+def flush() -> None:
+    """Wait until every prepared file this process started writing is written."""
+    while _writers:
+        _writers.pop().join()
+
+
+def _write(folder: Path, pieces: list) -> None:
     """weights.bin, then index.json: each written to a scratch file and renamed into place, the index last, so a
     reader sees a complete pair or none (a reader that mapped an older file keeps its own copy)."""
-    folder.mkdir(parents=True, exist_ok=True)
     index, offset = {}, 0
-    scratch = folder / f".weights-{os.getpid()}.bin"
+    scratch = folder / f".weights-{os.getpid()}-{threading.get_ident()}.bin"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         with open(scratch, "wb") as out:
-            for name, weight in weights.items():
-                size = torch.ops.mkldnn._nbytes(weight)
+            for name, weight, address, size, layout in pieces:
                 out.write(b"\0" * (-offset % ALIGN))
                 offset += -offset % ALIGN
-                out.write(ctypes.string_at(torch.ops.mkldnn.data_ptr(weight), size))
+                out.write(memoryview((ctypes.c_char * size).from_address(address)))      # no copy in between
                 index[name] = {"offset": offset, "bytes": size, "shape": list(weight.shape),
-                               "dtype": str(weight.dtype).removeprefix("torch."),
-                               "layout": bytes(torch.ops.mkldnn._get_mkldnn_serialized_md(weight).tolist()).hex()}
+                               "dtype": str(weight.dtype).removeprefix("torch."), "layout": layout}
                 offset += size
         os.replace(scratch, folder / "weights.bin")
         _replace_text(folder / "index.json", json.dumps({"kernels": kernels(), "bytes": offset, "weights": index}))
+    except OSError as error:           # a full or read-only data dir: the model still runs, packed in memory
+        log.warning("could not keep the prepared weights in %s: %s", folder, error)
     finally:
         scratch.unlink(missing_ok=True)
 
