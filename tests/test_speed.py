@@ -624,3 +624,13 @@ def test_a_precision_switch_lets_go_of_everything_the_old_weights_held(own_catal
     wanted = "float32" if model.dtype != "float32" else "bfloat16"
     collect(model, requests(1), options("text", {"max_new_tokens": 2, "precision": wanted}, settings))
     assert alive_at_load == [False] and model.dtype == wanted
+
+
+def test_a_packed_model_computes_what_the_plain_one_does(mid_text):
+    """Every layer's weights packed (the stacked ones gathered in one reused buffer): the same logits as torch's
+    plain layers, to float32 rounding."""
+    plain = _mid_model(mid_text, torch.float32, packed=False)
+    packed = _mid_model(mid_text, torch.float32, packed=True)
+    ids = torch.randint(10, plain.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        assert torch.allclose(packed(ids).logits, plain(ids).logits, atol=1e-4)

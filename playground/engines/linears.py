@@ -74,11 +74,15 @@ class _Stack:
     """Sibling projections' weights packed as one. The first sibling called with an input computes them all; the
     others take their part of that result when called with the very same tensor (else they compute again)."""
 
-    def __init__(self, linears: list[torch.nn.Linear], packed: torch.Tensor | None = None):
+    def __init__(self, linears: list[torch.nn.Linear], packed: torch.Tensor | None = None, scratch=None):
         self.in_features = linears[0].in_features
         self.sizes = [linear.out_features for linear in linears]
-        self.packed = _checked(packed, (sum(self.sizes), self.in_features)) if packed is not None else \
-            torch.ops.mkldnn._reorder_linear_weight(torch.cat([l.weight.detach() for l in linears]))
+        if packed is not None:
+            self.packed = _checked(packed, (sum(self.sizes), self.in_features))
+        else:
+            weights = [linear.weight.detach() for linear in linears]
+            stacked = torch.cat(weights, out=scratch.take((sum(self.sizes), self.in_features), weights[0]))
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(stacked)
         biases = [linear.bias for linear in linears]
         self.bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])
         self.input: torch.Tensor | None = None
@@ -132,18 +136,33 @@ def pack(model: torch.nn.Module, prepared: dict[str, torch.Tensor] | None = None
     plain = {name: module for name, module in model.named_modules() if type(module) is torch.nn.Linear}
     if not plain:
         return PLAIN
+    scratch = _Scratch()
     for name in list(plain):
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         group = _siblings(parent_name, child, plain)
         if group:
-            stack = _Stack([plain[n] for n in group], prepared[group[0]] if prepared is not None else None)
+            stack = _Stack([plain[n] for n in group], prepared[group[0]] if prepared is not None else None, scratch)
             for index, sibling in enumerate(group):
                 setattr(parent, sibling.rpartition(".")[2], StackedLinear(stack, index, plain[sibling].weight))
                 del plain[sibling]
         elif name in plain:
             setattr(parent, child, PackedLinear(plain.pop(name), prepared[name] if prepared is not None else None))
     return PACKED
+
+
+class _Scratch:
+    """One buffer the stacked weights are gathered in before packing, reused layer after layer: fresh memory for
+    each would cost a page fault per 4 KB, twice the packing's own time on a 360M model."""
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+
+    def take(self, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        size = shape[0] * shape[1]
+        if self.buffer is None or self.buffer.numel() < size or self.buffer.dtype != like.dtype:
+            self.buffer = torch.empty(size, dtype=like.dtype, device=like.device)
+        return self.buffer[:size].view(shape)
 
 
 def packed_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
