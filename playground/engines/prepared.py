@@ -52,9 +52,8 @@ def pack(model, prepared_dir: Path | None, revision: str | None, source: str) ->
     folder = folder_for(prepared_dir, revision, source, next(model.parameters()).dtype)
     if folder is not None and (folder / "index.json").exists():
         try:
-            weights, backing = _read(folder)
+            weights = _read(folder)
             kind = linears.pack(model, weights)
-            model._prepared_backing = backing        # the mapped file lives as long as the model
             os.utime(folder / "index.json")          # recently used: kept longest when the cache is trimmed
             return kind
         except (OSError, ValueError, KeyError) as error:
@@ -117,7 +116,7 @@ def _replace_text(path: Path, text: str) -> None:
     os.replace(scratch, path)
 
 
-def _read(folder: Path) -> tuple[dict[str, torch.Tensor], mmap.mmap]:
+def _read(folder: Path) -> dict[str, torch.Tensor]:
     index = json.loads((folder / "index.json").read_text())
     if index.get("kernels") != kernels():
         raise ValueError(f"packed for {index.get('kernels')}, this process packs for {kernels()}")
@@ -128,7 +127,9 @@ def _read(folder: Path) -> tuple[dict[str, torch.Tensor], mmap.mmap]:
         backing = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_COPY)
     base = ctypes.addressof(ctypes.c_char.from_buffer(backing))
     weights = {name: _wrap(base + entry["offset"], entry) for name, entry in index["weights"].items()}
-    return weights, backing
+    for weight in weights.values():
+        weight._backing = backing        # each weight keeps the mapping its bytes live in
+    return weights
 
 
 def _wrap(address: int, entry: dict) -> torch.Tensor:
