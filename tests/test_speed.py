@@ -634,3 +634,21 @@ def test_a_packed_model_computes_what_the_plain_one_does(mid_text):
     ids = torch.randint(10, plain.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         assert torch.allclose(packed(ids).logits, plain(ids).logits, atol=1e-4)
+
+
+def test_openmp_threads_park_while_the_machine_is_busier_than_its_cores(monkeypatch):
+    """A second OpenMP team is kept alive exactly while the load average exceeds the cores (compute.py)."""
+    import os
+    import threading
+
+    from playground.engines import compute
+
+    pacer = compute._Pacer()
+    monkeypatch.setattr(compute._Pacer, "EVERY_S", 0.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * (os.cpu_count() or 1), 0.0, 0.0))
+    pacer.pace()
+    release = pacer.release
+    assert pacer.parked and any(t.name == "model-compute-pacer" for t in threading.enumerate())
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    pacer.pace()
+    assert not pacer.parked and release.is_set()

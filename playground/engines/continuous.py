@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from . import compute
 from .base import Finished, Output, Partial
 from .sampling import sample, uniforms
 from .slots import Slots
@@ -141,6 +142,7 @@ def run(decoder: Decoder, rows: list[Row], choice: Choice, stop_ids: set[int], t
     waiting = deque(rows)
     texts: dict[int, Text] = {}
     while (waiting or decoder.rows) and not stop.is_set():
+        compute.pace()                   # a run may last minutes while the machine's load changes
         while waiting and not decoder.full and not stop.is_set():
             row = waiting.popleft()
             row.joined = time.perf_counter()
