@@ -96,7 +96,7 @@ def cli(folder: Path, repeats: int) -> None:
         for which in ("first", "second"):
             times[which].append(wall([PYTHON, "-m", "playground", "run", str(comparison), "--models", str(folder),
                                       "--data-dir", str(data_dir), "--offline", "--rerun", "--quiet"]))
-        times["peer"].append(wall([PYTHON, str(peer), str(folder)]))
+        times["peer"].append(wall([PYTHON, str(peer), str(folder)], env=_peer_env()))
     for which in ("first", "second"):
         line(f"python -m playground run ({which} process)", f"{statistics.median(times[which]):.2f} s",
              f"the naive peer ({statistics.median(times['peer']):.2f} s) takes "
@@ -140,6 +140,16 @@ def served(command: list[str], port: int) -> float:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _peer_env() -> dict:
+    """The peer runs on its main thread, whose one OpenMP team spin-waits; on a machine busier than its cores that
+    makes every kernel wait for a parked thread (engines/compute.py). Give it what the engine does there: parked
+    threads (OMP_WAIT_POLICY=PASSIVE), so the ratio measures the engine, not the machine's load."""
+    import os
+
+    busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+    return {**_env(), **({"OMP_WAIT_POLICY": "PASSIVE"} if busy else {})}
 
 
 def _env() -> dict:
