@@ -10,21 +10,15 @@ call against it, capped by the settings) and what it can do. Adding an engine is
 from __future__ import annotations
 
 import importlib
-import math
-import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+import typing
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .requests.base import STRICT, InvalidInput, WholeNumber, explain
 
-class InvalidInput(ValueError):
-    """A request the server refuses; the message names the field and what is allowed."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+__all__ = ["InvalidInput"]
 
 
 # ---- modalities -----------------------------------------------------------------------------------------------------
@@ -65,36 +59,20 @@ CAPS = {"max_new_tokens": "max_new_tokens", "num_inference_steps": "max_steps", 
 
 
 class Options(BaseModel):
-    """Generation options of one engine. Unknown names are errors: a typo must not be silently ignored."""
+    """Generation options of one engine, checked strictly like every request (playground.requests): unknown names
+    are errors (a typo must not be silently ignored), true is not 1 and 1.5 is not 1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
     multiple_of: ClassVar[dict[str, int]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_silent_coercion(cls, data: Any) -> Any:
-        """True is not 1 and 1.5 is not 1: refuse what pydantic's lax mode would quietly convert."""
-        if not isinstance(data, dict):
-            return data
-        for name, value in data.items():
-            field = cls.model_fields.get(name)
-            if field is None or value is None:
-                continue
-            kind = value_type(field.annotation)
-            if kind in (int, float) and isinstance(value, bool):
-                raise ValueError(f"{name}: must be a number, got {value!r}")
-            if kind is bool and not isinstance(value, bool) and value not in (0, 1, "true", "false"):
-                raise ValueError(f"{name}: must be true or false, got {value!r}")
-            if kind in (int, float) and isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{name}: must be a finite number, got {value!r}")
-        return data
 
 
 def value_type(annotation) -> Any:
     """The type an option's value has when set: `float | None` (None: the model's own default) is float."""
     arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
     if type(None) in typing.get_args(annotation) and len(arguments) == 1:
-        return arguments[0]
+        annotation = arguments[0]
+    if typing.get_origin(annotation) is Annotated:         # WholeNumber: an int with pydantic's strictness
+        return typing.get_args(annotation)[0]
     return annotation
 
 
@@ -139,15 +117,7 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
         # None means "not set": the option's default (for some, the model's own value, decided by the engine).
         checked = options.model_validate({k: v for k, v in (values or {}).items() if v is not None}).model_dump()
     except ValidationError as error:
-        first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "params"
-        if first["type"] == "extra_forbidden":
-            raise InvalidInput(name, f"unknown option; allowed: {', '.join(options.model_fields)}") from None
-        message = first["msg"].removeprefix("Value error, ")
-        if not first["loc"]:          # raised by _no_silent_coercion as "name: message"
-            name, _, message = message.partition(": ")
-            raise InvalidInput(name, message) from None
-        raise InvalidInput(name, f"{message}, got {first.get('input')!r}") from None
+        raise explain(error, options, root="params", noun="option") from None
     for spec in option_specs(options, limits):
         value = checked[spec.name]
         if spec.high is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
@@ -156,6 +126,19 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
         if spec.multiple_of and value % spec.multiple_of:
             raise InvalidInput(spec.name, f"must be a multiple of {spec.multiple_of}, got {value!r}")
     return checked
+
+
+def engine_options(modality_name: str, engines: list[str], params: dict | None, limits=None) -> dict[str, dict]:
+    """engine name -> its checked options, from one set of params. A page sends every option of its tab and each
+    engine takes the ones it knows; a name no engine of the modality knows is a typo."""
+    params = dict(params or {})
+    known = set().union(*(e.options.model_fields for e in engines_for(modality_name)))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
+    return {name: validate_options(ENGINES[name].options,
+                                   {k: v for k, v in params.items() if k in ENGINES[name].options.model_fields},
+                                   limits) for name in engines}
 
 
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
@@ -170,11 +153,11 @@ class LocalTextOptions(Options):
     """Sampling values left unset (None) take the model's own generation_config values, else the playground's; the
     values used are logged with each cell (metrics: sampling)."""
 
-    max_new_tokens: int = Field(128, ge=1, le=8192, description="tokens to generate per cell")
+    max_new_tokens: WholeNumber = Field(128, ge=1, le=8192, description="tokens to generate per cell")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 picks the most likely token (greedy)"
                                       + MODEL_DEFAULT + "0.7")
     top_p: float | None = Field(None, ge=0.01, le=1.0, description="nucleus sampling mass" + MODEL_DEFAULT + "0.95")
-    top_k: int | None = Field(None, ge=0, le=1000, description="0 turns top-k off" + MODEL_DEFAULT + "50")
+    top_k: WholeNumber | None = Field(None, ge=0, le=1000, description="0 turns top-k off" + MODEL_DEFAULT + "50")
     repetition_penalty: float | None = Field(None, ge=0.5, le=2.0, description="above 1 discourages repeats"
                                              + MODEL_DEFAULT + "1")
     do_sample: bool = Field(True, description="off: greedy decoding")
@@ -182,7 +165,7 @@ class LocalTextOptions(Options):
 
 
 class RemoteTextOptions(Options):
-    max_new_tokens: int = Field(128, ge=1, le=32768, description="tokens to generate per cell (max_tokens)")
+    max_new_tokens: WholeNumber = Field(128, ge=1, le=32768, description="tokens to generate per cell (max_tokens)")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 asks for the most likely token")
     top_p: float = Field(0.95, ge=0.01, le=1.0, description="nucleus sampling mass")
     completions: bool = Field(False, description="use the legacy completions endpoint (raw prompt, no chat)")
@@ -192,10 +175,10 @@ class RemoteImageOptions(Options):
     """What a text-to-image provider takes."""
 
     multiple_of: ClassVar[dict[str, int]] = {"width": 8, "height": 8}
-    num_inference_steps: int = Field(25, ge=1, le=150, description="denoising steps (turbo models: 1-4)")
+    num_inference_steps: WholeNumber = Field(25, ge=1, le=150, description="denoising steps (turbo models: 1-4)")
     guidance_scale: float = Field(7.0, ge=0.0, le=30.0, description="prompt adherence (turbo models: 0)")
-    width: int = Field(512, ge=64, le=2048, description="pixels")
-    height: int = Field(512, ge=64, le=2048, description="pixels")
+    width: WholeNumber = Field(512, ge=64, le=2048, description="pixels")
+    height: WholeNumber = Field(512, ge=64, le=2048, description="pixels")
 
 
 class ImageOptions(RemoteImageOptions):
@@ -214,7 +197,7 @@ class MusicOptions(Options):
     duration_s: float = Field(5.0, ge=0.5, le=120.0, description="clip length in seconds")
     guidance_scale: float = Field(3.0, ge=1.0, le=15.0, description="prompt adherence; above 1 doubles the batch")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 picks the most likely code (greedy)")
-    top_k: int = Field(250, ge=0, le=2048, description="0 turns top-k off")
+    top_k: WholeNumber = Field(250, ge=0, le=2048, description="0 turns top-k off")
     precision: Precision = Field("auto", description=PRECISION_HELP)
 
 

@@ -7,6 +7,7 @@ engines, the store and the UI read it from here. A value that does not parse (`P
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PLAYGROUND_"
+MAX_SEED = 2**32 - 1    # not a setting: the seed range every engine's random generator takes
+MAX_ID = 2**63 - 1      # not a setting: the largest row id SQLite stores
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -42,12 +45,36 @@ class Settings(BaseModel):
     max_side: int = Field(1536, ge=64, le=16_384)       # image width/height, pixels
     max_duration_s: float = Field(30.0, gt=0, le=3600)  # music clip length
     max_prompt_chars: int = Field(8000, ge=1, le=10_000_000)
-    queue_size: int = Field(32, ge=1, le=100_000)       # Gradio queue max size
-    concurrency: int = Field(1, ge=1, le=64)   # model work runs one event at a time: one shared queue for the GPU/CPU
+    # What one request may carry: the request layer (playground.requests) holds the UI, the API, the CLI and imports
+    # to these, and the comparison tabs lay out as many variant columns and variable boxes as allowed here.
+    max_variants: int = Field(8, ge=1, le=32)           # variants side by side in one comparison
+    max_variables: int = Field(6, ge=1, le=64)          # variables one comparison sets
+    max_seeds: int = Field(64, ge=1, le=10_000)         # seeds in one comparison
+    max_models: int = Field(8, ge=1, le=64)             # models in one comparison
+    max_checks: int = Field(20, ge=0, le=200)           # checks on one comparison (its template's and the request's)
+    max_name_chars: int = Field(200, ge=1, le=10_000)   # template, variant, variable, option and check names
+    max_model_id_chars: int = Field(300, ge=1, le=10_000)   # hub ids are at most 96; local folders a little longer
+    max_value_chars: int = Field(100_000, ge=1, le=10_000_000)  # one variable value, or one variant's text
+    max_check_text_chars: int = Field(20_000, ge=1, le=10_000_000)  # one text argument of a check
+    max_template_chars: int = Field(200_000, ge=1, le=100_000_000)  # a template file sent to be saved
+    max_output_chars: int = Field(200_000, ge=1, le=100_000_000)    # one text output (imports are held to it)
+    max_note_chars: int = Field(10_000, ge=1, le=1_000_000)         # a note on a run
+    max_query_chars: int = Field(500, ge=1, le=100_000)             # a History search
+    max_voter_chars: int = Field(200, ge=1, le=10_000)              # a voter's name or id
+    max_reason_chars: int = Field(2_000, ge=1, le=1_000_000)        # why a voter chose as they did
+    max_page_runs: int = Field(1000, ge=1, le=100_000)              # runs in one page of an API answer
+    # A burst of requests waits in the queue (each caller is told its place) rather than being turned away.
+    queue_size: int = Field(256, ge=1, le=100_000)      # Gradio queue max size: requests waiting, not running
+    # Requests served at once. Local model work still takes turns (one model's cells at a time: the runner's model
+    # turn, on the one compute thread); remote cells, and a comparison waiting for its turn, run beside it.
+    concurrency: int = Field(8, ge=1, le=64)
     model_roots: str = ""          # comma-separated folders; when set, local model folders outside them are refused
     remote_concurrency: int = Field(8, ge=1, le=1024)   # requests in flight at once per remote endpoint
-    remote_timeout_s: float = Field(120.0, gt=0, le=86_400)  # per request to a remote model server
-    remote_retries: int = Field(3, ge=0, le=20)         # retries with backoff on 429, 5xx and connection errors
+    remote_timeout_s: float = Field(120.0, gt=0, le=86_400)  # per request: silence allowed before an answer/byte
+    # A remote cell's whole time (retries, waits, and a stream kept open by keep-alive comments, which the
+    # per-request timeout never sees as silence); past it the cell fails and keeps the text it had.
+    remote_cell_timeout_s: float = Field(600.0, gt=0, le=86_400)
+    remote_retries: int = Field(3, ge=0, le=20)   # retries on 429 (honouring Retry-After), 5xx, dropped connections
     hf_base_url: str = ""          # Hugging Face engine: a dedicated Inference Endpoint or other base URL
     hf_provider: str = "auto"      # Hugging Face engine: the Inference Provider to route to
     public: bool = False           # visitors see only their own comparisons (always so on a Space, see visitors.py)
@@ -60,6 +87,16 @@ class Settings(BaseModel):
     max_import_expanded_bytes: int = Field(1 * 2**30, ge=1)    # all members of a zip together, expanded
     max_import_members: int = Field(20_000, ge=1)              # files in a zip
     max_import_rows: int = Field(20_000, ge=1)                 # rows (lines) of an export
+    # Experiments (a template's variants x a dataset's rows x seeds x models) run as server-side jobs.
+    max_experiment_cells: int = Field(100_000, ge=1, le=10_000_000)  # cells in one experiment
+    max_experiment_cells_per_visitor: int = Field(2_000, ge=1)  # public deployments: cells of one visitor's experiment
+    max_jobs_per_visitor: int = Field(2, ge=1, le=1000)  # public deployments: a visitor's jobs queued or running at once
+    max_remote_calls_per_visitor: int = Field(2_000, ge=0)  # public deployments: remote calls a visitor may spend a day
+    max_dataset_bytes: int = Field(1 * 2**30, ge=1)     # a dataset file (or folder) refused before it is read
+    max_dataset_rows: int = Field(1_000_000, ge=1)      # rows of one dataset
+    job_workers: int = Field(2, ge=1, le=64)            # jobs one process runs at once
+    job_stale_after_s: float = Field(60.0, ge=1, le=86_400)  # a running job without a heartbeat this long is taken over
+    experiment_chunk_cells: int = Field(512, ge=1, le=100_000)  # cells handed to an engine at once (keeps it busy)
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
     # Text models' packed weights kept in <data dir>/prepared, so later processes load them directly (least recently
     # used trimmed beyond this size); 0 turns keeping them off.
@@ -103,6 +140,13 @@ class Settings(BaseModel):
         except ValidationError as error:
             raise SettingsError(_explain(error, overrides)) from None
         return cls.model_validate(read.model_dump())
+
+
+@functools.lru_cache(maxsize=1)
+def defaults() -> Settings:
+    """The settings with nothing configured: the limits of code that is handed no settings (a template file read
+    on its own, a run log opened by a script)."""
+    return Settings()
 
 
 class _FromEnvironment(BaseSettings, Settings):

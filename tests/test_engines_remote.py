@@ -185,6 +185,9 @@ def test_a_bad_model_name_fails_its_cells_with_what_to_fix(served, tmp_path, set
     failed = [r for r in records if r.model_id == "lab:no-such/model"]
     assert len(failed) == 2 and all(r.status == "error" for r in failed)
     assert "127.0.0.1" in failed[0].error and ("model" in failed[0].error or "400" in failed[0].error)
+    # The server's own reason, not just its status code.
+    assert f"answered 400: Server is pinned to '{SERVED}'; requested 'no-such/model'" in failed[0].error, \
+        failed[0].error
     assert all(r.status == "ok" for r in records if r.model_id == "tiny-text")
     assert log.get_comparison(records[0].comparison_id).status == "partial"
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from ..registry import InvalidInput
+from ..settings import MAX_SEED
 from . import compute
 
-SEED_MAX = 2**32 - 1
+SEED_MAX = MAX_SEED
 
 
 @dataclass
@@ -69,10 +70,12 @@ class Finished:
 
 @dataclass
 class Failed:
-    """One request failed; the message says what to fix (never a key or a token)."""
+    """One request failed; the message says what to fix (never a key or a token). `text`: what a stream had sent
+    before it broke, kept in the cell's record."""
 
     index: int
     error: str
+    text: str | None = None
 
 
 Event = Partial | Step | Finished | Failed

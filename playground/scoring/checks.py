@@ -4,9 +4,9 @@ playground/plugins.py)."""
 from .audio import Clipping, Loudness, Silence
 from .models import ClapScore, ClipScore, PickScore
 from .record import Latency, RealtimeFactor, Tokens, TokensPerSecond
-from .text import (Contains, JsonSchema, JsonValid, Length, LLMJudge, NotContains, ReadingLevel, Regex, Similarity,
-                   StartsWith)
+from .text import (Contains, Equals, JsonSchema, JsonValid, Length, LLMJudge, NotContains, ReadingLevel, Regex,
+                   Similarity, StartsWith)
 
-BUILTIN_CHECKS = (Contains, NotContains, StartsWith, Regex, JsonValid, JsonSchema, Length, ReadingLevel, Similarity,
-                  LLMJudge, ClipScore, PickScore, ClapScore, Loudness, Clipping, Silence, Latency, Tokens,
+BUILTIN_CHECKS = (Contains, NotContains, StartsWith, Equals, Regex, JsonValid, JsonSchema, Length, ReadingLevel,
+                  Similarity, LLMJudge, ClipScore, PickScore, ClapScore, Loudness, Clipping, Silence, Latency, Tokens,
                   TokensPerSecond, RealtimeFactor)

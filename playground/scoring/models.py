@@ -7,7 +7,10 @@ torch and transformers are imported inside functions: importing this module stay
 
 from __future__ import annotations
 
-from .base import Arg, CellInput, Check, ScorerContext
+from pydantic import Field
+
+from .base import CellInput, Check, ScorerContext
+from ..requests.checks import CheckArgs, CheckText
 from .tiny import MEANINGLESS_NOTE, TINY_SCORERS, tiny_scorer_path
 
 CLIP_PRESET = "openai/clip-vit-base-patch32"
@@ -67,7 +70,9 @@ class _ModelCheck(Check):
     runs_torch = True
     preset: str = ""
     tiny: str = ""
-    args = (Arg("model", str, help="a hub id or folder (default: the preset; offline: a tiny random model)"),)
+    class Args(CheckArgs):
+        model: CheckText | None = Field(None, description="a hub id or folder (default: the preset; offline: a tiny "
+                                                          "random model)")
 
     def _source(self, context: ScorerContext) -> tuple[str, bool]:
         return resolve_scorer(context, self.options["model"], self.preset, self.tiny)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Arg, Check
+from typing import Literal
+
+from .base import Check
+from ..requests.checks import CheckArgs
 
 
 def _field(cell, name: str):
@@ -22,7 +25,8 @@ class Latency(Check):
 class Tokens(Check):
     type, modalities, better, main_arg = "tokens", ("text",), "lower", "which"
     description = "tokens used (the cost of a text cell): prompt, completion, or both"
-    args = (Arg("which", str, "total", choices=("total", "prompt", "completion")),)
+    class Args(CheckArgs):
+        which: Literal["total", "prompt", "completion"] = "total"
 
     def score(self, cell, context):
         prompt, completion = _field(cell, "prompt_tokens"), _field(cell, "completion_tokens")
