@@ -394,7 +394,7 @@ def test_unset_sampling_options_stay_unset_until_the_engine_decides(settings):
     assert checked["temperature"] is checked["top_k"] is checked["top_p"] is checked["repetition_penalty"] is None
     specs = {spec.name: spec for spec in option_specs(LocalTextOptions, settings)}
     assert specs["temperature"].kind is float and specs["top_k"].kind is int and specs["top_k"].default is None
-    with pytest.raises(InvalidInput, match="must be a number"):
+    with pytest.raises(InvalidInput, match="must be a whole number"):
         options("text", {"top_k": True}, settings)
 
 
