@@ -102,6 +102,9 @@ class Settings(BaseModel):
     job_stale_after_s: float = Field(60.0, ge=1, le=86_400)  # a running job without a heartbeat this long is taken over
     experiment_chunk_cells: int = Field(512, ge=1, le=100_000)  # cells handed to an engine at once (keeps it busy)
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
+    # Text models' packed weights kept in <data dir>/prepared, so later processes load them directly (least recently
+    # used trimmed beyond this size); 0 turns keeping them off.
+    prepared_cache_mb: int = Field(8192, ge=0, le=10_000_000)
 
     @field_validator("data_dir")
     @classmethod

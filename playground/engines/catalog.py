@@ -294,7 +294,7 @@ class Catalog:
             cls = resolved.engine.load_class()
             try:
                 model = cls.load(resolved.model_id, resolved.source, resolved.revision, device, dtype,
-                                 offload=self.settings.cpu_offload)
+                                 offload=self.settings.cpu_offload, prepared_dir=self._prepared_dir())
             except InvalidInput:
                 raise
             except (OSError, ValueError, KeyError, TypeError) as error:
@@ -322,6 +322,16 @@ class Catalog:
         with self._lock:
             warm = any(key[:2] == (modality_name, model_id) for key in self._loaded)
         return None if warm else "load"
+
+    def _prepared_dir(self) -> Path | None:
+        """Where loads keep prepared weights (engines/prepared.py), trimmed to the setting's size; None: off."""
+        if not self.settings.prepared_cache_mb:
+            return None
+        folder = self.settings.data_dir / "prepared"
+        from .prepared import trim       # torch: imported only when a model is loaded anyway
+
+        trim(folder, self.settings.prepared_cache_mb * 2**20)
+        return folder
 
     def find_loaded(self, modality_name: str, model_id: str, revision: str | None) -> LocalModel | None:
         with self._lock:
