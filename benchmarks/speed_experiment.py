@@ -66,6 +66,8 @@ class Serve:
         self.log = tempfile.NamedTemporaryFile("w+", prefix="pp-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [str(Path(PYTHON).parent / "transformers"), "serve", str(folder), "--continuous-batching",
+             # a fixed cache: left to itself on a CPU it sizes the cache from the machine's free memory
+             "--cb-block-size", "32", "--cb-num-blocks", "1024",
              "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "bfloat16",
              "--log-level", "warning"],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, text=True)
