@@ -379,12 +379,13 @@ def summary_runs(log, comparison_id: int) -> list:
     """The runs of a comparison with only what a summary reads (not their prompts, outputs or params): an
     experiment's tens of thousands of runs load in a fraction of the time."""
     from ..store import RunRecord
+    from ..store.queries import LIVE
 
     rows = log._db().execute(
         "SELECT r.id, r.status, r.modality, r.model_id, r.seed, r.variant, r.variables, r.row, r.col, r.cell_key, "
         "g.stars AS stars, g.thumbs AS thumbs FROM runs r LEFT JOIN ratings g ON g.id = "
-        "(SELECT max(id) FROM ratings WHERE run_id = r.id) WHERE r.comparison_id = ? ORDER BY r.row, r.col, r.id",
-        (comparison_id,))
+        f"(SELECT max(id) FROM ratings WHERE run_id = r.id) WHERE r.comparison_id = ? AND {LIVE} "
+        "ORDER BY r.row, r.col, r.id", (comparison_id,))
     return [RunRecord(modality=row["modality"], model_id=row["model_id"], prompt="", seed=row["seed"], params={},
                       status=row["status"], variant=row["variant"], variables=json.loads(row["variables"] or "{}"),
                       row=row["row"], col=row["col"], cell_key=row["cell_key"], id=row["id"], stars=row["stars"],
