@@ -150,6 +150,12 @@ def test_run_shows_the_dry_run_first_then_starts_a_job_the_page_can_follow(tab, 
     assert opened[v.timer].value == IDLE_POLL_S and opened[v.timer].active   # then now and then
     again = tab.new.run(values | {f.estimated: tab.new.run(values, visitor())[f.estimated]}, visitor())
     assert again[f.started] == experiment_id and "ran before" in again[f.plan]
+    # One submitted elsewhere (the command line, a script) shows up at the page's next poll.
+    spec = experiments.build_spec(services, template="product-tagline", dataset="products", models=["tiny-text"],
+                                  variants=["plain"], title="from a script")
+    elsewhere = experiments.submit(services, spec).id
+    listing = tab.results.refresh(values_of(tab.refresh_inputs()) | {v.opened: experiment_id}, visitor())[v.listing]
+    assert f'data-experiment="{elsewhere}"' in listing and "from a script" in listing
 
 
 def test_the_table_filters_sorts_and_opens_a_cells_record(tab, services):
