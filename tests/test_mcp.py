@@ -57,7 +57,7 @@ async def call_every_tool(url: str, file_url) -> dict:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         called["schemas"] = {name: tool.inputSchema for name, tool in tools.items()}
 
-        async def call(name: str, **arguments):
+        async def call(name: str, /, **arguments):
             called[name] = answer(await session.call_tool(name, arguments))
             return called[name]
 
@@ -79,7 +79,32 @@ async def call_every_tool(url: str, file_url) -> dict:
         await call("import_runs", file=exported)
         dealt = await call("vote_pair", comparison_id=comparison_id, voter="mcp")
         await call("vote_cast", token=dealt["token"], choice="A", voter="mcp", reason="")
+        await call_experiment_tools(call)
     return called
+
+
+async def call_experiment_tools(call) -> None:
+    """A dataset, two experiments on it (run by the app's own worker), their comparison, a re-run of a row (its
+    failed cells retried), a page of results, an export, and that export added back as a dataset."""
+    rows = [{"product": f"a {name}", "expected": name} for name in ("kettle", "lamp", "tent")]
+    added = await call("dataset_rows", rows=rows, name="mcp-rows")
+    ask = dict(template="product-tagline", dataset=added["version"], models=["tiny-text"], seeds=[1],
+               params={"max_new_tokens": 2}, checks=[{"type": "contains"}], expected="expected")
+    await call("experiment_start", **ask, variants=["plain"], dry_run=True)
+    baseline = (await call("experiment_start", **ask, variants=["plain"]))["experiment_id"]
+    candidate = (await call("experiment_start", **ask, variants=["role"]))["experiment_id"]
+    for _ in range(600):
+        statuses = {e["id"]: e["status"] for e in await call("experiment_list", limit=10)}
+        if statuses.get(baseline) == statuses.get(candidate) == "done":
+            break
+        await asyncio.sleep(0.5)
+    await call("experiment_status", experiment_id=baseline)
+    await call("experiment_results", experiment_id=baseline, offset=0, limit=2, only="all")
+    await call("experiment_compare", baseline=baseline, candidate=candidate, check="contains")
+    rerun = await call("experiment_rerun", experiment_id=candidate, rows=[0])
+    await call("experiment_control", experiment_id=rerun["experiment_id"], action="retry_failed")
+    exported = await call("experiment_export", experiment_id=baseline, fmt="csv")
+    await call("dataset_add", file=exported, name="mcp-export", fmt="csv", hub_id="", config="", split="")
 
 
 def test_every_mcp_tool_has_a_typed_schema_and_answers_a_call(mcp_app, monkeypatch):
@@ -103,3 +128,5 @@ def test_every_mcp_tool_has_a_typed_schema_and_answers_a_call(mcp_app, monkeypat
     assert called["rate"]["stars"] == 4 and called["pick_winner"]["winner_run_id"] == called["rate"]["run_id"]
     assert called["import_runs"]["errors"] == [] and called["save_template"]["name"] == "mcp-copy"
     assert called["vote_cast"] == {"saved": True}
+    assert called["experiment_compare"]["rows"] == 3 and called["experiment_control"]["failed"] == 0
+    assert called["dataset_add"]["rows"] == 3 and called["experiment_results"]["total_rows"] == 3
