@@ -146,5 +146,6 @@ def rerun_rows(services, experiment_id: int, rows: list[int], *, owner: str | No
                       sample={"rows": sorted(set(int(r) for r in rows))},
                       variants=changes.get("variants", parent.variants), params=changes.get("params", parent.params),
                       checks=changes.get("checks", parent.checks), rerun=True, parent=experiment_id,
-                      title=changes.get("title") or f"{len(set(rows))} rows of #{experiment_id}")
+                      title=changes.get("title") or f"{len(set(rows))} row{'s' if len(set(rows)) != 1 else ''} of "
+                                                         f"#{experiment_id}")
     return submit(services, spec, owner=owner, start=start, new=True)
