@@ -97,6 +97,9 @@ class Settings(BaseModel):
     job_workers: int = Field(2, ge=1, le=64)            # jobs one process runs at once
     job_stale_after_s: float = Field(60.0, ge=1, le=86_400)  # a running job without a heartbeat this long is taken over
     experiment_chunk_cells: int = Field(512, ge=1, le=100_000)  # cells handed to an engine at once (keeps it busy)
+    # Improve: a model proposes better variants of a prompt, each scored as an experiment (candidates per round are
+    # at most max_variants: a round's candidates run side by side as one experiment's variants).
+    max_improve_rounds: int = Field(20, ge=1, le=1000)  # rounds of proposals one search may run
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
 
     @field_validator("data_dir")
