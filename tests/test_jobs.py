@@ -84,6 +84,7 @@ def test_two_processes_never_claim_the_same_job(tmp_path):
             "from playground.store import RunLog\nfrom playground.jobs import JobQueue\n"
             "queue = JobQueue(RunLog(sys.argv[1]))\nclaimed = []\n"
             "while True:\n    job = queue.claim(sys.argv[2])\n    if job is None: break\n    claimed.append(job.id)\n"
+            "    queue.finish(job, sys.argv[2], 'done')\n"      # as a worker does: a finished job is never claimed again
             "print(','.join(map(str, claimed)))\n" % str(ROOT))
     workers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data"), f"w{n}"],
                                 stdout=subprocess.PIPE, text=True) for n in range(3)]
