@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 from ..datasets import DatasetError
 from ..jobs import Job, JobError
+from ..registry import InvalidInput
 from ..store import NotFound
 from ..templates import Template, TemplateError, parse_template, save_user_template, with_changes, with_variant
 from .data import split_plan, values_rows
 from .loop import KIND
 from .project import Projection, project, sample_sizes
 from .record import Record
+from .score import resolve_terms
 from .spec import DEFAULT_PROPOSER_TOKENS, DEFAULT_TEMPERATURE, ImproveSpec, parse_objective
 
 
@@ -78,9 +80,8 @@ def build_spec(services, *, template: Template | str, variant: str, models: list
     else:
         info = dataset if hasattr(dataset, "version") else services.datasets.get(dataset, owner=owner)
     shares, _ = split_plan(info, search_split, test_split, split_column, split_shares) if text else (None, "")
-    checks = list(checks or [])
-    named = [c.get("name") or c.get("type") for c in template.checks]
-    terms = parse_objective(objective) if objective else _default_objective(template, checks, named)
+    checks, given = _own_checks(template, list(checks or []))
+    terms = parse_objective(objective) if objective else _default_objective(template, given)
     seeds = list(seeds or ([1] if text else [1, 2]))
     data = {"template": template.text, "template_name": template.name, "template_hash": template.hash,
             "variant": variant, "modality": template.modality, "dataset": info.version, "dataset_name": info.name,
@@ -95,21 +96,36 @@ def build_spec(services, *, template: Template | str, variant: str, models: list
             "rounds": rounds, "candidates": candidates, "patience": patience, "max_calls": max_calls,
             "seed": seed, "title": title}
     spec = ImproveSpec.parse(data)
+    resolve_terms(spec.objective, [dict(c) for c in template.checks] + checks, spec.modality, bool(expected))
     found_rows, found_test = sample_sizes(services, spec, owner)    # exact counts: the plan and budget use them
     return ImproveSpec.parse({**data, "rows": min(rows, found_rows), "test_rows": min(test_rows, found_test)})
 
 
-def _default_objective(template: Template, checks: list[dict], named: list[str]):
-    """One --check given: it is the objective; none: the template's first check; else the user must say."""
+def _own_checks(template: Template, checks: list[dict]) -> tuple[list[dict], list[str]]:
+    """(checks to add to the template's, the name of every check given). A bare `--check length` where the
+    template already declares a check named `length` names that check instead of adding a second one."""
     from ..scoring import make_checks
 
-    if len(checks) == 1:
-        made = make_checks(checks, template.modality, has_reference=True)[0]
-        return parse_objective(made.name)
-    if not checks and named:
-        return parse_objective(named[0])
-    raise DatasetError("say what to optimise: --objective 'check*weight + ...' naming the checks" if checks else
-                       f"{template.name} declares no checks: give one with --check (e.g. --check "
+    declared = {c.get("name") or c.get("type"): c for c in template.checks}
+    added, given = [], []
+    for check in checks:
+        name = check.get("name") or check.get("type")
+        if name in declared and (set(check) <= {"type", "name"} or check == declared[name]):
+            given.append(name)
+            continue
+        added.append(check)
+        given.append(make_checks([check], template.modality, has_reference=True)[0].name)
+    return added, given
+
+
+def _default_objective(template: Template, given: list[str]):
+    """One check given: it is the objective; none: the template's first check; else the user must say."""
+    if len(given) == 1:
+        return parse_objective(given[0])
+    if not given and template.checks:
+        return parse_objective(template.checks[0].get("name") or template.checks[0]["type"])
+    raise InvalidInput("objective", "say what to optimise: --objective 'check*weight + ...' naming the checks"
+                       if given else f"{template.name} declares no checks: give one with --check (e.g. --check "
                        f"{'contains=...' if template.modality == 'text' else 'clip'})")
 
 
