@@ -100,6 +100,9 @@ class Settings(BaseModel):
     # Improve: a model proposes better variants of a prompt, each scored as an experiment (candidates per round are
     # at most max_variants: a round's candidates run side by side as one experiment's variants).
     max_improve_rounds: int = Field(20, ge=1, le=1000)  # rounds of proposals one search may run
+    max_improve_candidates: int = Field(8, ge=1, le=32)  # candidates per round (and at most max_variants)
+    max_improve_rows: int = Field(1_000, ge=1, le=1_000_000)  # rows each candidate is scored on, and held-out rows
+    max_improve_calls: int = Field(20_000, ge=1)        # projected calls (proposer + generator) one search may spend
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
 
     @field_validator("data_dir")

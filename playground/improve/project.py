@@ -89,11 +89,7 @@ def project(services, spec: ImproveSpec, owner: str | None = None) -> Projection
     from .search import Search
 
     settings = services.settings
-    if spec.candidates > settings.max_variants:
-        raise InvalidInput("candidates", f"at most {settings.max_variants} per round here (setting max_variants): "
-                           "each round's candidates run side by side as the variants of one experiment")
-    if spec.rounds > settings.max_improve_rounds:
-        raise InvalidInput("rounds", f"at most {settings.max_improve_rounds} (setting max_improve_rounds)")
+    _check_limits(spec, settings)
     search = Search(services, spec, job_id=0, search_id=0, owner=owner)
     if spec.variant not in search.template.variants:
         raise TemplateError(f"{spec.template_name} has no variant {spec.variant!r}; its variants: "
@@ -110,11 +106,30 @@ def project(services, spec: ImproveSpec, owner: str | None = None) -> Projection
     remote = _remote_share(services, spec)
     check_visitor(services, owner, calls.generator, int(calls.generator * remote) +
                   (calls.proposer if _remote(services, spec.proposer) else 0))
+    if calls.total > settings.max_improve_calls and (spec.max_calls is None or
+                                                     spec.max_calls > settings.max_improve_calls):
+        raise InvalidInput("max_calls", f"{calls.total:,} projected calls; a search may spend "
+                           f"{settings.max_improve_calls:,} here (setting max_improve_calls): give a budget of at "
+                           "most that (--max-calls), or fewer rounds, candidates or rows")
     judge = calls.generator if any(c.type == "llm_judge" for c in checks) else 0
     projection = Projection(spec, plan_calls(spec, rounds), rounds, describe_objective(search.terms),
                             _data_text(spec, search_plan, test_plan), judge)
     projection.notes += _advice(spec, search_plan, test_plan, checks, settings)
     return projection
+
+
+def _check_limits(spec: ImproveSpec, settings) -> None:
+    """The limits of this server (settings), enforced here: the CLI, the page and the API all pass through."""
+    most = min(settings.max_variants, settings.max_improve_candidates)
+    if spec.candidates > most:
+        raise InvalidInput("candidates", f"at most {most} per round here (settings max_improve_candidates and "
+                           "max_variants: a round's candidates run side by side as the variants of one experiment)")
+    if spec.rounds > settings.max_improve_rounds:
+        raise InvalidInput("rounds", f"at most {settings.max_improve_rounds} here (setting max_improve_rounds)")
+    for name, rows in (("rows", spec.rows), ("test_rows", spec.test_rows)):
+        if rows > settings.max_improve_rows:
+            raise InvalidInput(name, f"{rows:,} rows; at most {settings.max_improve_rows:,} here (setting "
+                               "max_improve_rows)")
 
 
 def _rounds(spec: ImproveSpec, calls: Calls) -> int:
