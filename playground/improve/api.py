@@ -73,7 +73,8 @@ def build_spec(services, *, template: Template | str, variant: str, models: list
     text = template.modality == "text"
     if text and dataset is None:
         raise DatasetError("a text search is scored on a dataset: give one (--dataset file, folder or id), with a "
-                           f"{split_column!r} column holding {search_split!r} and {test_split!r}, or none (a hash split)")
+                           f"{split_column!r} column holding {search_split!r} and {test_split!r}, or none (then "
+                           "its rows are split by a hash of their content)")
     if dataset is None:
         info = services.datasets.add_rows(values_rows(template, values), name=f"{template.name}-values",
                                           owner=owner)

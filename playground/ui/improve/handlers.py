@@ -31,6 +31,18 @@ def _values(text: str | None) -> dict[str, list[str]] | None:
     return found or None
 
 
+def _params(text: str | None) -> dict | None:
+    from ...experiments.args import _json_or_text
+
+    found = {}
+    for line in _lines(text):
+        name, equals, value = line.partition("=")
+        if not equals or not name.strip():
+            raise InvalidInput("params", f"{line!r}: write name=value, one per line (e.g. max_new_tokens=40)")
+        found[name.strip()] = _json_or_text(value.strip())
+    return found or None
+
+
 def _table(record: dict) -> list[list]:
     rows = []
     for c in sorted(record.get("candidates") or [], key=lambda c: (c["round"], c["name"])):
@@ -95,7 +107,7 @@ class ImproveHandlers:
                 "proposer": (values[v.proposer] or "").strip(), "models": (values[v.models] or "").split() or None,
                 "dataset": values[v.dataset] or None, "expected": (values[v.expected] or "").strip() or None,
                 "values": _values(values[v.values]), "checks": checks or None,
-                "objective": (values[v.objective] or "").strip() or None,
+                "objective": (values[v.objective] or "").strip() or None, "params": _params(values[v.params]),
                 **{k: int(n) for k, n in numbers.items() if n is not None}}
 
     def project(self, values: dict, request: gr.Request) -> dict:

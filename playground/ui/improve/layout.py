@@ -27,6 +27,7 @@ class ImproveView:
     values: gr.Textbox
     checks: gr.Textbox
     objective: gr.Textbox
+    params: gr.Textbox
     rounds: gr.Number
     candidates: gr.Number
     rows: gr.Number
@@ -54,7 +55,8 @@ class ImproveView:
 
     def form(self) -> set:
         return {self.template, self.variant, self.proposer, self.models, self.dataset, self.expected, self.values,
-                self.checks, self.objective, self.rounds, self.candidates, self.rows, self.test_rows, self.max_calls}
+                self.checks, self.objective, self.params, self.rounds, self.candidates, self.rows, self.test_rows,
+                self.max_calls}
 
     def shown(self) -> list:
         """What a refresh of the followed search updates."""
@@ -81,6 +83,8 @@ def lay_out(templates: list[str], proposer: str, settings) -> ImproveView:
                             elem_id="improve-checks")
         objective = gr.Textbox(label="Objective (empty: the one check, else the template's first)",
                                placeholder="length*1 + contains=lantern*0.5", elem_id="improve-objective")
+        params = gr.Textbox(label="Generation parameters: name=value, one per line (empty: the template's)",
+                            lines=2, elem_id="improve-params")
     with gr.Row():
         rounds = gr.Number(3, label=f"Rounds (at most {settings.max_improve_rounds})", precision=0, minimum=1,
                            elem_id="improve-rounds")
@@ -110,6 +114,7 @@ def lay_out(templates: list[str], proposer: str, settings) -> ImproveView:
     winner_text = gr.Code(label="The template with the winner", language="markdown", visible=False,
                           interactive=False, elem_id="improve-winner-text")
     return ImproveView(template, variant, proposer_box, models, dataset, upload, expected, values, checks, objective,
-                       rounds, candidates, rows, test_rows, max_calls, project, projection, start, searches, refresh,
-                       pause, resume, cancel, progress, chart, table, result, save_name, save, saved, winner_text,
+                       params, rounds, candidates, rows, test_rows, max_calls, project, projection, start, searches,
+                       refresh, pause, resume, cancel, progress, chart, table, result, save_name, save, saved,
+                       winner_text,
                        timer=gr.Timer(2.0, active=False), request=gr.State(None), search=gr.State(None))
