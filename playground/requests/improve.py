@@ -24,6 +24,9 @@ class ImproveRequest(Strict):
     models: Annotated[list[ModelId], items("max_models", at_least=1)] | None = Field(
         None, description='the models the prompt is for, e.g. ["tiny-text"]; default: the modality\'s default')
     dataset: Name | None = Field(None, description="text: a dataset's id, name or version (see datasets)")
+    data: Annotated[list[dict[Name, PromptText]], items("max_improve_rows", at_least=1)] | None = Field(
+        None, description='text: the rows themselves instead of a dataset, e.g. [{"product": "a lamp", "split": '
+        '"dev"}, ...]')
     expected: Name | None = Field(None, description="the dataset column checks read as the reference answer")
     values: Annotated[dict[Name, Annotated[list[PromptText], items("max_improve_rows", at_least=1)]],
                       items("max_variables")] | None = Field(

@@ -18,12 +18,18 @@ def spec_for(services: Services, ask: ImproveRequest, owner: str | None) -> impr
     template = services.library.get(ask.template)
     checks = [dict(c) for c in ask.checks or []]
     make_checks(checks, template.modality, services.settings, has_reference=bool(ask.expected))
-    if template.modality != "text" and ask.dataset is not None:
+    if template.modality != "text" and (ask.dataset is not None or ask.data is not None):
         raise ValueError(f"{template.name} makes {template.modality}: it is scored on values x seeds, not on a "
                          "dataset; give values instead")
+    if ask.dataset is not None and ask.data is not None:
+        raise ValueError("give either dataset (one added before) or data (the rows themselves), not both")
+    dataset = ask.dataset
+    if ask.data is not None:
+        dataset = services.datasets.add_rows([dict(row) for row in ask.data], name=f"{template.name}-rows",
+                                             owner=owner)
     return improve.build_spec(
         services, template=template, variant=ask.variant, models=list(ask.models or [
-            services.catalog.default_model(template.modality)]), proposer=ask.proposer, dataset=ask.dataset,
+            services.catalog.default_model(template.modality)]), proposer=ask.proposer, dataset=dataset,
         values={k: list(v) for k, v in (ask.values or {}).items()} or None, objective=ask.objective,
         checks=checks, expected=ask.expected, rows=ask.rows, test_rows=ask.test_rows,
         seeds=list(ask.seeds) if ask.seeds else None, test_seeds=list(ask.test_seeds) if ask.test_seeds else None,
