@@ -8,6 +8,7 @@ import csv
 import http.server
 import json
 import threading
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -334,3 +335,80 @@ def test_the_projection_counts_every_call_and_the_budget_decides_the_rounds():
     calls = plan_calls(spec)
     assert (calls.proposer, calls.original, calls.candidates, calls.held_out) == (12, 20, 240, 80)
     assert calls.total == 352 and plan_calls(spec, 1).total == 12 // 3 + 20 + 80 + 80
+
+
+def test_a_proposer_with_nothing_usable_ends_the_search_with_its_calls_counted(
+        scripted, tmp_path, settings, monkeypatch):
+    services = lab_services(tmp_path, settings, scripted, monkeypatch)
+    dataset = services.datasets.add(products_csv(tmp_path, split=True))
+    spec = api.build_spec(services, template=tagline_template(), variant="plain", dataset=dataset,
+                          models=["tiny-text"], proposer="lab:proposer", checks=[PROMPT_TOKENS], rows=2,
+                          test_rows=2, rounds=3, candidates=2)
+    scripted.reply = lambda body: "" if body.get("seed") % 2 else "<PROMPT>no variable here</PROMPT>"
+    found = run_search(services, spec)
+    assert found.status == "done", found.error
+    assert {c.reason for c in found.record.candidates if c.round == 1} == {
+        "no <PROMPT>…</PROMPT> block in the answer", "drops {{ product }}"}
+    assert "round 1: no usable candidate (every answer was rejected)" in found.record.notes
+    assert found.record.stopped == "stopped early: round 1 brought no gain" and found.record.test is None
+    assert found.record.calls == {"proposer": 2, "generator": 2}     # the original's 2 cells; no held-out test
+    with pytest.raises(ValueError, match="no winner to save: no candidate beat the original"):
+        api.save_winner(services, found.id)
+
+
+def test_limits_are_settings_enforced_where_every_search_is_projected(scripted, tmp_path, settings, monkeypatch):
+    services = lab_services(tmp_path, settings, scripted, monkeypatch, max_improve_candidates=2,
+                            max_improve_rows=3, max_improve_calls=30)
+    dataset = services.datasets.add(products_csv(tmp_path, split=True))
+    common = dict(template=tagline_template(), variant="plain", dataset=dataset, models=["tiny-text"],
+                  proposer="lab:proposer", checks=[PROMPT_TOKENS], rows=2, test_rows=2, rounds=1, candidates=2)
+    assert project(services, api.build_spec(services, **common)).calls.total == 2 + 2 + 4 + 4
+    for changes, message in (({"candidates": 3}, "candidates: at most 2 per round"),
+                             ({"rows": 4}, "rows: 4 rows; at most 3"),
+                             ({"rounds": 5}, "max_improve_calls")):
+        with pytest.raises(InvalidInput, match=message):
+            project(services, api.build_spec(services, **{**common, **changes}))
+    assert project(services, api.build_spec(services, **{**common, "rounds": 5, "max_calls": 30})).rounds == 4
+
+
+def test_a_bare_check_naming_one_of_the_templates_selects_it():
+    services = SimpleNamespace(library=None)
+    template = make_template(name="t", modality="text", variants={"plain": "Say {{ x }}."}, variables={"x": "hi"},
+                             checks=[{"type": "length", "unit": "words", "max": 12}])
+    added, given = api._own_checks(template, [{"type": "length"}])
+    assert (added, given) == ([], ["length"])
+    added, given = api._own_checks(template, [{"type": "length", "max": 5, "name": "short"}])
+    assert added == [{"type": "length", "max": 5, "name": "short"}] and given == ["short"]
+    assert services.library is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("modality, template, check, reward", [
+    ("image", make_template(name="fox", modality="image", variants={"bare": "{{ subject }}"},
+                            variables={"subject": "a fox"},
+                            params={"num_inference_steps": 2, "width": 64, "height": 64}),
+     {"type": "hue", "color": "red"}, "how close the image's main colour is"),
+    ("music", make_template(name="riff", modality="music", variants={"bare": "{{ style }}"},
+                            variables={"style": "calm piano"},
+                            params={"duration_s": 0.2}),
+     {"type": "clap"}, "the CLAP score")])
+def test_images_and_music_search_values_x_seeds_and_test_on_new_seeds(
+        scripted, tmp_path, settings, monkeypatch, modality, template, check, reward):
+    services = lab_services(tmp_path, settings, scripted, monkeypatch)
+    variable = next(iter(template.variables))
+    spec = api.build_spec(services, template=template, variant="bare", models=[f"tiny-{modality}"],
+                          proposer="lab:proposer", checks=[check], rounds=1, candidates=2,
+                          values={variable: ["one", "two"]})
+    assert (spec.held_out, spec.seeds, spec.test_seeds) == ("seeds", [1, 2], [3, 4, 5, 6])
+    scripted.reply = proposals(spec, {(1, 1): f"<PROMPT>{{{{ {variable} }}}}, bright red, vivid</PROMPT>",
+                                      (1, 2): f"<PROMPT>{{{{ {variable} }}}} in deep blue</PROMPT>"})
+    found = run_search(services, spec)
+    assert found.status == "done", found.error
+    assert reward in scripted.seen[0]["prompt"]                   # the proposer is told what the reward is
+    scored = [c for c in found.record.candidates if c.score is not None]
+    assert len(scored) == 3 and all(c.cells == 2 * 2 for c in scored)        # 2 values x 2 seeds each
+    best = max(scored, key=lambda c: c.score)
+    assert found.record.best == best.name
+    if best.name != "bare":
+        test_runs = _runs(services, found.record.test["experiment"])
+        assert {r["seed"] for r in test_runs} == {3, 4, 5, 6} and len(test_runs) == 2 * 2 * 4

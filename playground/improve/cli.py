@@ -141,17 +141,22 @@ def spec_from_args(args, services):
 def _follow(services, search_id: int, quiet: bool) -> int:
     """Run the search here (its job, in this process) until it ends or pauses, with a line per change."""
     job = api.get(services, search_id).job
-    worker = services.worker = JobWorker(services, services.jobs)
-    thread = threading.Thread(target=worker.run_one, args=(job.id,), daemon=True)
+    worker = services.worker = JobWorker(services, services.jobs)       # Ctrl-C's pause reaches it at once
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("job", worker.run_one(job.id)), daemon=True)
     thread.start()
     shown = ""
     try:
-        while thread.is_alive():
+        while True:
             thread.join(POLL_S)
-            line = api.status(services, search_id).line()
-            if line != shown and not quiet:
-                print(line, file=sys.stderr)
-                shown = line
+            found = api.status(services, search_id)
+            if found.line() != shown and not quiet:
+                print(found.line(), file=sys.stderr)
+                shown = found.line()
+            # Another live process may hold the search: then this one watches it to its end.
+            if not thread.is_alive() and (outcome.get("job") is not None or found.status not in
+                                          ("running", "queued", "interrupted")):
+                break
     except KeyboardInterrupt:
         api.pause(services, search_id)
         thread.join(30)
