@@ -390,7 +390,7 @@ def test_a_bare_check_naming_one_of_the_templates_selects_it():
      {"type": "hue", "color": "red"}, "how close the image's main colour is"),
     ("music", make_template(name="riff", modality="music", variants={"bare": "{{ style }}"},
                             variables={"style": "calm piano"},
-                            params={"duration_s": 0.2}),
+                            params={"duration_s": 0.5}),
      {"type": "clap"}, "the CLAP score")])
 def test_images_and_music_search_values_x_seeds_and_test_on_new_seeds(
         scripted, tmp_path, settings, monkeypatch, modality, template, check, reward):

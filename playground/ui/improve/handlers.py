@@ -31,6 +31,15 @@ def _values(text: str | None) -> dict[str, list[str]] | None:
     return found or None
 
 
+def _whole(text: str | None, field: str) -> int | None:
+    text = (text or "").strip().replace(",", "")
+    if not text:
+        return None
+    if not text.isdecimal():
+        raise InvalidInput(field, f"{text!r}: give a whole number, or leave it empty")
+    return int(text)
+
+
 def _params(text: str | None) -> dict | None:
     from ...experiments.args import _json_or_text
 
@@ -102,7 +111,7 @@ class ImproveHandlers:
             raise InvalidInput("template", "pick a template to improve")
         checks = [parse_check_arg(line) for line in _lines(values[v.checks])]
         numbers = {"rounds": values[v.rounds], "candidates": values[v.candidates], "rows": values[v.rows],
-                   "test_rows": values[v.test_rows], "max_calls": values[v.max_calls]}
+                   "test_rows": values[v.test_rows], "max_calls": _whole(values[v.max_calls], "max_calls")}
         return {"template": values[v.template], "variant": values[v.variant] or "",
                 "proposer": (values[v.proposer] or "").strip(), "models": (values[v.models] or "").split() or None,
                 "dataset": values[v.dataset] or None, "expected": (values[v.expected] or "").strip() or None,

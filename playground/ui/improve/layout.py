@@ -32,7 +32,7 @@ class ImproveView:
     candidates: gr.Number
     rows: gr.Number
     test_rows: gr.Number
-    max_calls: gr.Number
+    max_calls: gr.Textbox
     project: gr.Button
     projection: gr.Markdown
     start: gr.Button
@@ -91,8 +91,7 @@ def lay_out(templates: list[str], proposer: str, settings) -> ImproveView:
         candidates = gr.Number(4, label="Candidates per round", precision=0, minimum=1, elem_id="improve-candidates")
         rows = gr.Number(20, label="Rows per candidate", precision=0, minimum=1, elem_id="improve-rows")
         test_rows = gr.Number(100, label="Held-out rows", precision=0, minimum=1, elem_id="improve-test-rows")
-        max_calls = gr.Number(None, label="Call cap (empty: none)", precision=0, minimum=1,
-                              elem_id="improve-max-calls")
+        max_calls = gr.Textbox(label="Call cap (empty: none)", elem_id="improve-max-calls")
     project = gr.Button("Project the calls", elem_id="improve-project")
     projection = gr.Markdown(elem_id="improve-projection")
     start = gr.Button("Start the search", variant="primary", visible=False, elem_id="improve-start")
