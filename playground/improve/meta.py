@@ -102,10 +102,15 @@ class MetaPrompt:
 
 def describe_objective(terms: list[tuple[str, float, str]]) -> str:
     """`[(name, weight, check type or "votes")]` -> the reward in words, naming CLIP, PickScore or CLAP."""
+    from ..scoring.base import registry
+
+    how = {"higher": "higher is better; a pass counts 1, a fail 0", "lower": "lower is better: its value counts "
+           "negated", None: "a pass counts 1, a fail 0"}
     parts = []
     for name, weight, kind in terms:
+        better = getattr(registry().get(kind), "better", None)
         words = REWARDS.get(kind) or ("the share of people's votes the output won" if kind == "votes" else
-                                      f"the check {name!r} (a pass counts 1, a fail 0)")
+                                      f"the check {name!r} ({how[better]})")
         parts.append(words if weight == 1 else f"{weight:g} x {words}")
     return " plus ".join(parts)
 

@@ -192,8 +192,8 @@ def _advice(spec: ImproveSpec, search_plan, test_plan, checks, settings) -> list
                      "content, so the same row always lands in the same split")
     cells = len(search_plan.rows) * len(spec.seeds) * len(spec.models)
     if cells < FEW_ROWS:
-        notes.append(f"each candidate is scored on {cells} cells: a pass/fail score moves in steps of "
-                     f"{1 / cells:.2f}, so small gains are noise; {FEW_ROWS} or more rows are better")
+        notes.append(f"each candidate is scored on {cells} cells, so small gains are noise (a pass/fail score "
+                     f"moves in steps of {1 / cells:.2f}); {FEW_ROWS} or more rows are better")
     tested = len(test_plan.rows) * len(spec.test_seeds) * len(spec.models)
     if tested < FEW_TEST_ROWS:
         notes.append(f"the held-out test pairs {tested} cells: only a large gain can be shown to be real; "
