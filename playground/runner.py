@@ -22,6 +22,7 @@ from .engines.base import Failed, Finished, GenerationRequest, LocalModel, Outpu
 from .engines.catalog import Catalog, Resolved
 from .registry import InvalidInput, engine_for, engine_options, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
+from .scoring.models import check_scorer_model
 from .settings import Settings
 from .store import AlreadyLogged, RunLog, RunRecord
 from .spec import Cell, ComparisonSpec, check_cells
@@ -81,7 +82,9 @@ class Runner:
         self.settings = settings
         self._judges: dict[str, tuple[Resolved, dict]] = {}
         self._judges_lock = threading.Lock()
-        self._turn = threading.Lock()       # local model work, one comparison's model group at a time
+        # Local model work (a load, a batch's generation) takes turns here; checks run outside the turn, so one
+        # comparison's slow check never holds up another visitor's generation.
+        self._turn = threading.Lock()
         self.scoring = ScorerContext.from_settings(settings, generate=self._judge_with(None),
                                                    generate_for=self._judge_with)
 
@@ -130,9 +133,14 @@ class Runner:
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
         local_judge = False
-        for check in checks:        # a judge model is checked like any other model id, before anything runs
+        for check in checks:        # a judge or scorer model is checked like any other model id, before anything runs
             if check.type == "llm_judge" and check.options.get("model"):
                 self._judge_model(check.options["model"])
+            elif getattr(check, "runs_torch", False) and check.options.get("model"):
+                try:
+                    check_scorer_model(self.scoring, check.options["model"])
+                except ValueError as error:
+                    raise InvalidInput("checks", str(error)) from None
             if check.type == "llm_judge":
                 judge = check.options.get("model") or self.catalog.default_model("text")
                 local_judge = local_judge or not engine_for("text", judge, self.catalog.endpoints).remote
@@ -171,12 +179,12 @@ class Runner:
             pending: dict[tuple[str, str | None], list[int]] = {}
             for index, cell in enumerate(spec.cells):
                 record = self._record(spec, cell, comparison_id, checked)
-                cached = None if spec.rerun else self.log.find_cached(record)
+                cached = None if spec.rerun else self.log.find_cached(record, owner=owner)
                 if cached is not None:
                     record = self._log_cache_hit(cached, record)
                     counts["ok"] += 1
                     yield Progress(sum(counts.values()), total, comparison_id, CellResult(
-                        index, cell, record, cached=True, scores=self._score(checked, record, None, holding=False)))
+                        index, cell, record, cached=True, scores=self._score(checked, record, None)))
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
@@ -210,11 +218,7 @@ class Runner:
             yield from self._run_batches(spec, checked, self.catalog.remote(resolved), resolved, indices,
                                          comparison_id, cancel, 0.0, batch_size)
             return
-        yield from self._take_turn(comparison_id, cancel)
-        try:
-            yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel, batch_size)
-        finally:
-            self._turn.release()
+        yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel, batch_size)
 
     def _take_turn(self, comparison_id, cancel) -> Iterator[Progress]:
         """Wait for the model turn, saying so while another comparison holds it; Stop ends the wait."""
@@ -225,10 +229,9 @@ class Runner:
 
     def _run_local(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
         warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
-        if not warm:
-            building = " (building the tiny model on first use)" if resolved.source and \
-                resolved.revision and resolved.revision.startswith("built:") else ""
-            yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}{building}")
+        if not warm:       # a model built on first use was built by check(): what is left is loading it
+            yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
+        yield from self._take_turn(comparison_id, cancel)
         try:
             model = self.catalog.get(resolved)
         except Exception as error:       # a model that will not load fails its cells, not the comparison
@@ -236,18 +239,54 @@ class Runner:
             for index in indices:
                 yield self._log_failure(spec, index, comparison_id, checked, error)
             return
+        finally:
+            self._turn.release()
         load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
         yield from self._run_batches(spec, checked, model, resolved, indices, comparison_id, cancel, load_s, batch_size)
 
     def _run_batches(self, spec, checked, model, resolved: Resolved, indices, comparison_id, cancel, load_s,
                      batch_size=None):
+        """A local model's batches each run in the model turn, held while the model streams: with continuous
+        batching it is still generating other cells after the first is out, so neither an eviction nor another
+        comparison may touch it then. The batch's cells are scored once the turn is handed on, so one
+        comparison's slow checks hold up no other comparison's generation."""
         options = checked.options[resolved.engine.name]
         for batch in _chunks(indices, batch_size or resolved.engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
-            yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
-            yield from self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
-                                       load_s)
+            local = not resolved.engine.remote
+            if local:
+                yield from self._take_turn(comparison_id, cancel)
+                try:
+                    model = self.catalog.get(resolved)     # the same one, unless another comparison evicted it
+                except Exception as error:
+                    self._turn.release()
+                    for index in batch:
+                        yield self._log_failure(spec, index, comparison_id, checked, error)
+                    continue
+            unscored: list[CellResult] = []
+            try:
+                yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
+                for event in self._run_batch(spec, checked, model, resolved, batch, options, comparison_id,
+                                             cancel, load_s):
+                    if isinstance(event, CellResult) and event.output is not None and checked.checks:
+                        if local:
+                            unscored.append(event)      # scored once the model is free
+                            continue
+                        event.scores = self._score(checked, event.record, event.output)
+                    yield event
+            except BaseException:           # stopped midway: the cells already logged keep their scores
+                if local:
+                    self._turn.release()
+                    local = False
+                for event in unscored:
+                    self._score(checked, event.record, event.output)
+                raise
+            if local:
+                self._turn.release()
+            for event in unscored:
+                event.scores = self._score(checked, event.record, event.output)
+                yield event
             load_s = 0.0
 
     def _stream(self, model, resolved: Resolved, requests, options):
@@ -274,7 +313,7 @@ class Runner:
                 elif isinstance(event, Finished):
                     finished.add(event.index)
                     yield self._log_output(spec, checked, batch[event.index], comparison_id, model, event.output,
-                                           load_s, holding=not resolved.engine.remote)
+                                           load_s)
                 elif isinstance(event, Failed):
                     finished.add(event.index)
                     yield self._log_failure(spec, batch[event.index], comparison_id, checked, event.error, model,
@@ -310,10 +349,11 @@ class Runner:
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions, cell_key=cell.key, reference=cell.reference)
+            versions=versions, cell_key=cell.key, reference=cell.reference, replaces=cell.replaces)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
-                    holding: bool = True, imported: bool = False) -> CellResult:
+                    imported: bool = False) -> CellResult:
+        """The cell logged with its output; the caller scores it (outside the model turn)."""
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
         fill_metrics(record, output, load_s)
@@ -332,15 +372,14 @@ class Runner:
                            "space there or fix its permissions"
             self.log.add_run(record)
             return CellResult(index, cell, record)
-        return CellResult(index, cell, record, output=output,
-                          scores=self._score(checked, record, output, holding=holding))
+        return CellResult(index, cell, record, output=output)
 
-    def _score(self, checked: Checked, record: RunRecord, output, holding: bool) -> list[Score]:
-        """The comparison's checks on one logged cell; a scorer that breaks never loses the cell. A local judge
-        model is used in the model turn (`holding`: the caller has it already)."""
+    def _score(self, checked: Checked, record: RunRecord, output) -> list[Score]:
+        """The comparison's checks on one logged cell, outside the model turn; a scorer that breaks never loses the
+        cell. A local judge model takes the turn like any other model work."""
         if not checked.checks:
             return []
-        turn = self._turn if checked.local_judge and not holding else contextlib.nullcontext()
+        turn = self._turn if checked.local_judge else contextlib.nullcontext()
         try:
             with turn:
                 return score_and_save(self.log, record, output, checked.checks, self.scoring)
@@ -387,8 +426,10 @@ class Runner:
                    output: Output) -> CellResult:
         """Log (and score) an output made outside this process (a batch engine's answer), as the cell
         `spec.cells[index]` of a comparison. It is marked imported: never served from the cache to other cells."""
-        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0, holding=False,
-                                imported=True)
+        result = self._log_output(spec, checked, index, comparison_id, None, output, 0.0, imported=True)
+        if result.output is not None:
+            result.scores = self._score(checked, result.record, result.output)
+        return result
 
     def log_failure(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
                     error: str | Exception) -> CellResult:

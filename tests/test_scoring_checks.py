@@ -138,7 +138,7 @@ def test_parse_judge_score():
     assert parse_judge_score("reasons\nSCORE: 8", 10) == 8
     assert parse_judge_score("Score: **9**", 10) == 9
     assert parse_judge_score("score: 3\n...\nSCORE: 4", 10) == 4
-    assert parse_judge_score("6", 10) == 6
+    assert parse_judge_score("6", 10) is None                  # only from where the judge was asked to put it
     assert parse_judge_score("SCORE: 11", 10) is None
     assert parse_judge_score("", 10) is None
 

@@ -50,6 +50,12 @@ def tiny_model_path(models_dir: Path, name: str) -> Path:
     return ensure_built(Path(models_dir) / f"{name}-v{TINY_VERSION}", _BUILDERS[name])
 
 
+def tiny_model_ready(models_dir: Path, name: str) -> bool:
+    """Whether the tiny model's folder is complete (built before, here or by another process): using it only loads
+    it."""
+    return (Path(models_dir) / f"{name}-v{TINY_VERSION}" / ".complete").exists()
+
+
 def ensure_built(target: Path, build: Callable[[Path], None],
                  note: str = "built offline with random weights by Prompt Playground") -> Path:
     """`target`, built on first use: into a scratch folder beside it, marked complete, then renamed into place
