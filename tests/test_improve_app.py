@@ -95,8 +95,14 @@ def test_a_visitor_sees_only_their_own_searches(scripted, tmp_path, settings, mo
         with pytest.raises(Exception):
             bob.predict(started["id"], api_name="/improve_cancel")
         assert alice.predict(started["id"], api_name="/improve_status")["status"] == "done"
-        with pytest.raises(Exception, match="shared with every visitor"):
-            alice.predict(started["id"], None, None, api_name="/improve_save")
+        saved = alice.predict(started["id"], "tagline-mine", None, api_name="/improve_save")
+        assert saved["template"] == "tagline-mine"
+        with pytest.raises(Exception, match="No comparison|not found|no comparison"):
+            bob.predict(started["id"], "tagline-stolen", None, api_name="/improve_save")
+        assert "tagline-mine" not in services.library.templates           # the visitor's own, not shared
+        owners = {r[0] for r in services.log._db().execute("SELECT DISTINCT owner FROM jobs")}
+        (owner,) = owners
+        assert "tagline-mine" in services.library_for(owner).templates
     finally:
         demo.close()
         services.stop_jobs()

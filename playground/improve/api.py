@@ -11,7 +11,7 @@ from ..datasets import DatasetError
 from ..jobs import Job, JobError
 from ..registry import InvalidInput
 from ..store import NotFound
-from ..templates import Template, TemplateError, parse_template, save_user_template, with_changes, with_variant
+from ..templates import Template, TemplateError, parse_template, with_changes, with_variant
 from .data import split_plan, values_rows
 from .loop import KIND
 from .project import Projection, project, sample_sizes
@@ -66,7 +66,7 @@ def build_spec(services, *, template: Template | str, variant: str, models: list
     id, name or version); images and music search values x seeds (`values`: variable -> values; default: the
     template's default and examples), with held-out seeds."""
     if isinstance(template, str):
-        template = services.library.get(template)
+        template = services.library_for(owner).get(template)
     if variant not in template.variants:
         raise TemplateError(f"{template.name} has no variant {variant!r}; its variants: "
                             f"{', '.join(template.variants)}")
@@ -233,16 +233,7 @@ def winner_template(services, search_id: int, *, name: str | None = None, varian
 
 def save_winner(services, search_id: int, *, name: str | None = None, variant_name: str | None = None,
                 owner: str | None = None, overwrite: bool = False) -> Template:
-    """Save the winner as a new variant of (a copy of) the template, in the owner's templates."""
+    """Save the winner as a new variant of (a copy of) the template, in the owner's own templates."""
     template = winner_template(services, search_id, name=name, variant_name=variant_name, owner=owner)
-    libraries = getattr(services, "libraries", None)        # visitors' own template folders, where kept apart
-    if libraries is not None:
-        path = libraries.save(template, owner, overwrite=overwrite)
-    elif owner is not None:
-        raise TemplateError("templates saved on this server would be shared with every visitor: download the "
-                            "template instead and import it where you work")
-    else:
-        path = save_user_template(template, services.settings.user_templates_dir, services.library,
-                                  overwrite=overwrite)
-        services.reload_library()
+    path = services.libraries.save(template, owner, overwrite=overwrite)
     return parse_template(path.read_text(encoding="utf-8"), path=path, source="user")

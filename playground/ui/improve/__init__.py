@@ -25,10 +25,11 @@ class ImproveTab:
     handlers: ImproveHandlers
 
     def opened_by(self, trigger: gr.Tab) -> None:
-        """Opening the tab lists the visitor's searches and datasets again (runs made elsewhere show up)."""
+        """Opening the tab lists the visitor's templates and searches again (saved or started elsewhere)."""
         boundary = at_boundary(self.handlers.services.settings.data_dir)
         view = self.view
-        trigger.select(boundary(self.handlers.refresh), {view.search}, view.shown(), api_visibility="private")
+        trigger.select(boundary(self.handlers.opened), {view.search}, [view.template, *view.shown()],
+                       api_visibility="private")
 
 
 def build_improve_tab(services: Services) -> ImproveTab:

@@ -15,7 +15,7 @@ def spec_for(services: Services, ask: ImproveRequest, owner: str | None) -> impr
     """The search a checked request asks for (raises with a message that says what to change)."""
     from ...scoring import make_checks
 
-    template = services.library.get(ask.template)
+    template = services.library_for(owner).get(ask.template)
     checks = [dict(c) for c in ask.checks or []]
     make_checks(checks, template.modality, services.settings, has_reference=bool(ask.expected))
     if template.modality != "text" and (ask.dataset is not None or ask.data is not None):

@@ -87,7 +87,7 @@ class ImproveHandlers:
         v, name = self.view, values[self.view.template]
         if not name:
             return {v.variant: gr.update(choices=[], value=None)}
-        template = self.services.library.get(name)
+        template = self.services.library_for(self._owner(request)).get(name)
         text = template.modality == "text"
         first = next(iter(template.variants))
         return {v.variant: gr.update(choices=list(template.variants), value=first),
@@ -169,17 +169,16 @@ class ImproveHandlers:
         return handler
 
     def save(self, values: dict, request: gr.Request) -> dict:
-        """Save the winner as a new variant; where templates are shared with every visitor (a public deployment)
-        the template is shown to copy instead."""
+        """Save the winner as a new variant of a copy of the template, among the visitor's own templates."""
         v, search_id, owner = self.view, values[self.view.search], self._owner(request)
         if search_id is None:
             raise InvalidInput("search", "pick a finished search first")
         name = (values[v.save_name] or "").strip() or None
-        template = improve.winner_template(self.services, int(search_id), name=name, owner=owner)
-        shown = gr.update(visible=True, value=template_to_text(template))
-        if owner is not None:
-            return {v.saved: "Templates saved here would be shared with every visitor: copy the template below "
-                              "and import it where you work.", v.winner_text: shown}
         saved = improve.save_winner(self.services, int(search_id), name=name, owner=owner)
         return {v.saved: f"Saved **{saved.name}** with variant `{list(saved.variants)[-1]}` to your templates "
-                         "(Library tab).", v.winner_text: shown}
+                         "(Library tab).", v.winner_text: gr.update(visible=True, value=template_to_text(saved))}
+
+    def opened(self, values: dict, request: gr.Request) -> dict:
+        """The tab opened: the visitor's templates (their own included) and searches, listed again."""
+        names = sorted(self.services.library_for(self._owner(request)).templates)
+        return {self.view.template: gr.update(choices=names), **self.refresh(values, request)}
