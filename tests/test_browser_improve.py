@@ -71,7 +71,7 @@ def test_improve_a_template_from_the_browser(scripted, tmp_path, settings, monke
         start = page.locator("#improve-start")
         assert start.inner_text().startswith("Start: spend up to")
         start.click()
-        page.locator("#improve-progress", has_text="done: done").wait_for(timeout=600_000)
+        page.locator("#improve-progress", has_text="done, round").wait_for(timeout=600_000)
         page.locator("#improve-chart svg .pp-dot").first.wait_for()
         assert page.locator("#improve-chart svg .pp-dot").count() == 3        # the original and two candidates
         assert "r1-c1" in page.locator("#improve-candidates-table").inner_text()

@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 
 from playground.ui.app import build_app, launch_kwargs
-from tests.test_improve import PRODUCTS, PROMPT_TOKENS, lab_services, products_csv, proposals, scripted  # noqa: F401
+from tests.test_improve import PRODUCTS, PROMPT_TOKENS, lab_services, proposals, scripted  # noqa: F401
 
 ANSWERS = {(1, 1): "<PROMPT>Tagline: {{ product }}</PROMPT>",
            (1, 2): "<PROMPT>Please write, with care and attention to every detail, one tagline for {{ product }}."

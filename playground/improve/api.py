@@ -14,7 +14,7 @@ from ..store import NotFound
 from ..templates import Template, TemplateError, parse_template, with_changes, with_variant
 from .data import split_plan, values_rows
 from .loop import KIND
-from .project import Projection, project, sample_sizes
+from .project import project, sample_sizes
 from .record import Record
 from .score import resolve_terms
 from .spec import DEFAULT_PROPOSER_TOKENS, DEFAULT_TEMPERATURE, ImproveSpec, parse_objective
@@ -41,7 +41,8 @@ class SearchStatus:
         r = self.record
         calls = r.calls or {}
         best = f"best {r.best} {r.best_score:.3f}" if r.best_score is not None else "no score yet"
-        return (f"{self.status}: {r.phase}, round {r.round} of {r.rounds} · {best} (original "
+        phase = "" if r.phase == self.status else f": {r.phase}"
+        return (f"{self.status}{phase}, round {r.round} of {r.rounds} · {best} (original "
                 f"{_num(r.original_score)}) · calls: proposer {calls.get('proposer', 0):,}, generator "
                 f"{calls.get('generator', 0):,}")
 

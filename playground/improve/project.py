@@ -15,7 +15,6 @@ from ..scoring.tiny import TINY_SCORERS
 from ..templates import TemplateError
 from .data import search_sample, test_sample
 from .meta import describe_objective
-from .score import resolve_terms
 from .spec import ImproveSpec
 
 FEW_ROWS = 20             # below this a candidate's score moves in coarse steps

@@ -13,6 +13,11 @@ from .base import Id, ModelId, Name, Strict, items, text, whole
 from .comparison import CheckDeclaration, ParamValue, PromptText, Seed
 
 Objective = text("max_name_chars")
+Rounds = whole(1, "max_improve_rounds")
+Candidates = whole(1, "max_improve_candidates")
+Rows = whole(1, "max_improve_rows")
+Calls = whole(1, "max_improve_calls")
+Title = text("max_name_chars")
 
 
 class ImproveRequest(Strict):
@@ -35,16 +40,16 @@ class ImproveRequest(Strict):
         None, description='checks beyond the template\'s, e.g. [{"type": "contains", "value": "x"}]')
     objective: Objective | None = Field(None, description="CHECK, or 'CHECK*WEIGHT + CHECK*WEIGHT'; default: the "
                                         "one check given, else the template's first")
-    rounds: whole(1, "max_improve_rounds") = 3
-    candidates: whole(1, "max_improve_candidates") = 4
-    rows: whole(1, "max_improve_rows") = 20
-    test_rows: whole(1, "max_improve_rows") = 100
-    max_calls: whole(1, "max_improve_calls") | None = Field(None, description="the most calls it may spend")
+    rounds: Rounds = 3
+    candidates: Candidates = 4
+    rows: Rows = 20
+    test_rows: Rows = 100
+    max_calls: Calls | None = Field(None, description="the most calls it may spend")
     seeds: Annotated[list[Seed], items("max_seeds", at_least=1)] | None = None
     test_seeds: Annotated[list[Seed], items("max_seeds", at_least=1)] | None = None
     seed: whole(0, MAX_SEED) = 0
     params: dict[Name, ParamValue] | None = None
-    title: text("max_name_chars") = ""
+    title: Title = ""
 
 
 class SearchRef(Strict):
