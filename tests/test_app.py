@@ -93,7 +93,8 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client, args, me
 
 PUBLIC = ["/compare", "/list_templates", "/render_template", "/comparison", "/stats", "/history", "/rate", "/pick_winner",
           "/variant_summary", "/save_template", "/export_comparison", "/export_template", "/import_runs",
-          "/vote_pair", "/vote_cast"]
+          "/vote_pair", "/vote_cast", "/improve_plan", "/improve_start", "/improve_status", "/improve_searches",
+          "/improve_pause", "/improve_resume", "/improve_cancel", "/improve_save"]
 
 
 def test_the_api_is_the_documented_endpoints_only(client):

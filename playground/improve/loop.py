@@ -74,6 +74,11 @@ class Loop:
         self.spec = search.spec
         self.max_chars = context.services.settings.max_prompt_chars
 
+    def note(self, text: str) -> None:
+        """A note on the search, once (a resumed search meets the same events again)."""
+        if text not in self.record.notes:
+            self.record.notes.append(text)
+
     def step(self, phase: str, round_: int) -> None:
         self.record.phase, self.record.round = phase, round_
         _report(self.context, self.search, self.record)
@@ -191,7 +196,7 @@ class Loop:
             if candidate.status == "rejected":
                 self.save_lineage(candidate)
         if not valid:
-            self.record.notes.append(f"round {round_}: no usable candidate (every answer was rejected)")
+            self.note(f"round {round_}: no usable candidate (every answer was rejected)")
         return valid
 
     def settle_round(self, round_, proposals, valid, scores, experiment, cells, best: Best,
@@ -232,7 +237,7 @@ class Loop:
         spec, search = self.spec, self.search
         if best.name == spec.variant:
             self.record.test = None
-            self.record.notes.append("no candidate beat the original on the search rows, so there is nothing to "
+            self.note("no candidate beat the original on the search rows, so there is nothing to "
                                      "test on the held-out part (no calls spent on it)")
             self.finish()
             return
