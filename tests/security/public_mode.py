@@ -3,15 +3,9 @@ gradio_client sessions, each one a stranger to the others. Test modules import b
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from conftest import _free_port
 
 
 @pytest.fixture(scope="module")
