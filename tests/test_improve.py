@@ -8,7 +8,6 @@ import csv
 import http.server
 import json
 import threading
-from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
