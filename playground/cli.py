@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_parser(commands)
     from .experiments.cli import add_parser as add_experiment_commands
     add_experiment_commands(commands, common)
+    from .improve.cli import add_parser as add_improve_command
+    add_improve_command(commands)
     add_stakeholder_commands(commands)
     return parser
 

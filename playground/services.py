@@ -57,6 +57,8 @@ class Services:
     def start_jobs(self) -> JobWorker:
         """Run server-side jobs in this process (the app does at start-up): jobs left running by a stopped process
         continue by themselves."""
+        from . import improve  # noqa: F401  (registers the improve job kind, so its jobs resume here too)
+
         if self.worker is None:
             self.worker = JobWorker(self, self.jobs, threads=self.settings.job_workers).start()
         return self.worker

@@ -101,6 +101,12 @@ class Settings(BaseModel):
     job_workers: int = Field(2, ge=1, le=64)            # jobs one process runs at once
     job_stale_after_s: float = Field(60.0, ge=1, le=86_400)  # a running job without a heartbeat this long is taken over
     experiment_chunk_cells: int = Field(512, ge=1, le=100_000)  # cells handed to an engine at once (keeps it busy)
+    # Improve: a model proposes better variants of a prompt, each scored as an experiment (candidates per round are
+    # at most max_variants: a round's candidates run side by side as one experiment's variants).
+    max_improve_rounds: int = Field(20, ge=1, le=1000)  # rounds of proposals one search may run
+    max_improve_candidates: int = Field(8, ge=1, le=32)  # candidates per round (and at most max_variants)
+    max_improve_rows: int = Field(1_000, ge=1, le=1_000_000)  # rows each candidate is scored on, and held-out rows
+    max_improve_calls: int = Field(20_000, ge=1)        # projected calls (proposer + generator) one search may spend
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
     # Text models' packed weights kept in <data dir>/prepared, so later processes load them directly (least recently
     # used trimmed beyond this size); 0 turns keeping them off.

@@ -272,3 +272,23 @@ def test_a_breaking_scorer_is_recorded_not_raised(context):
     scores = score_cell(record, None, ["loudness", "latency"], context)      # no audio at all
     assert scores[0].value is None and "no audio" in scores[0].detail["error"]
     assert scores[1].value is None and "no time logged" in scores[1].detail["error"]
+
+
+def test_hue_measures_how_close_the_main_colour_is_to_the_one_named():
+    from PIL import Image
+
+    def hue(spec, color, prompt="a fox"):
+        return make_check(spec).score(CellInput("image", prompt, image=Image.new("RGB", (40, 40), color)), None)
+
+    assert hue({"type": "hue", "color": "red"}, "red").value == 1.0
+    assert hue({"type": "hue", "color": "red"}, "cyan").value == pytest.approx(0.0, abs=0.01)
+    assert hue({"type": "hue", "color": "blue"}, "#00ff00").value == pytest.approx(1 / 3, abs=0.01)
+    named = hue({"type": "hue"}, "blue", prompt="a fox in deep blue water")       # the prompt's colour word
+    assert named.value == 1.0 and named.detail["color"] == "blue" and named.detail["better"] == "higher"
+    bounded = hue({"type": "hue", "color": "red", "min": 0.8}, "orange")
+    assert bounded.passed is False and 0.7 < bounded.value < 0.8
+    assert hue({"type": "hue", "color": "red", "min": 0.8}, "gray").passed is False        # no colour at all
+    assert "no colour to compare with" in hue({"type": "hue"}, "red").detail["error"]
+    assert "not a colour name" in hue({"type": "hue", "color": "blurple"}, "red").detail["error"]
+    with pytest.raises(CheckError):
+        make_checks([{"type": "hue"}], "text")
