@@ -45,7 +45,7 @@ def answer(result):
         return text
 
 
-async def call_every_tool(url: str, file_url) -> dict:
+async def call_every_tool(url: str, file_url, start_jobs) -> dict:
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
 
@@ -80,6 +80,7 @@ async def call_every_tool(url: str, file_url) -> dict:
         dealt = await call("vote_pair", comparison_id=comparison_id, voter="mcp")
         await call("vote_cast", token=dealt["token"], choice="A", voter="mcp", reason="")
         await call_improve_tools(session, call, called)
+        start_jobs()                      # the improve search is cancelled: experiments now run on the worker
         await call_experiment_tools(call)
     return called
 
@@ -135,7 +136,7 @@ def test_every_mcp_tool_has_a_typed_schema_and_answers_a_call(mcp_app, monkeypat
     monkeypatch.setattr(processing_utils, "async_transport", httpx.AsyncHTTPTransport())
     mcp_app.services.stop_jobs()          # searches wait, queued, for the improve tools' calls
     called = asyncio.run(call_every_tool(f"{mcp_app.local_url}gradio_api/mcp/",
-                                         lambda url: httpx.get(url, timeout=30).text))
+                                         lambda url: httpx.get(url, timeout=30).text, mcp_app.services.start_jobs))
     schemas = called.pop("schemas")
     assert list(schemas) == [p.lstrip("/") for p in PUBLIC]
     for name, schema in schemas.items():
