@@ -75,6 +75,10 @@ def test_length_in_words_tokens_and_chars():
     assert run_check({"type": "length", "unit": "chars"}, text).value == len(text)
     assert run_check({"type": "length", "max": 5}, text).passed is False
     assert run_check({"type": "length", "min": 3, "max": 10}, text).passed is True
+    # A limit on one side says which way is better; both sides or none: a plain measurement.
+    assert run_check({"type": "length", "max": 5}, text).detail["better"] == "lower"
+    assert run_check({"type": "length", "min": 5}, text).detail["better"] == "higher"
+    assert run_check({"type": "length", "min": 3, "max": 10}, text).detail["better"] is None
     record = RunRecord(modality="text", model_id="m", prompt="p", seed=1, params={}, completion_tokens=12)
     assert run_check({"type": "length", "unit": "tokens"}, text, record=record).value == 12
     approx = run_check({"type": "length", "unit": "tokens"}, "Hi, you!")
@@ -141,6 +145,57 @@ def test_parse_judge_score():
     assert parse_judge_score("6", 10) == 6
     assert parse_judge_score("SCORE: 11", 10) is None
     assert parse_judge_score("", 10) is None
+
+
+# ---- image checks ---------------------------------------------------------------------------------------------------
+
+def picture(colour, background=(245, 245, 245)):
+    """A 32x32 picture: a disc of `colour` on `background`."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (32, 32), background)
+    ImageDraw.Draw(image).ellipse([8, 8, 24, 24], fill=colour)
+    return image
+
+
+def hue(spec, image):
+    return make_check(spec).score(CellInput(modality="image", prompt="p", image=image),
+                                  ScorerContext(models_dir="/nonexistent"))
+
+
+@pytest.mark.parametrize("name, rgb", [("red", (220, 30, 30)), ("green", (30, 170, 60)), ("blue", (40, 80, 220)),
+                                       ("yellow", (235, 205, 30)), ("purple", (140, 56, 200))])
+def test_hue_names_the_colour_of_the_colourful_pixels(name, rgb):
+    for background in ((245, 245, 245), (18, 18, 18), (128, 128, 128)):      # grey backgrounds do not count
+        score = hue({"type": "hue", "colour": name}, picture(rgb, background))
+        assert score.passed is True and score.value > 0.9 and score.detail["colour"] == name
+    assert hue("hue=red", picture((40, 80, 220))).passed is False
+
+
+def test_hue_is_circular_and_says_when_there_is_no_colour():
+    # Reds on both sides of 0 degrees average to red, not to cyan.
+    from PIL import Image
+
+    image = Image.new("RGB", (2, 1))
+    image.putpixel((0, 0), (230, 30, 60))            # 350 degrees
+    image.putpixel((1, 0), (230, 60, 30))            # 10 degrees
+    score = hue("hue=red", image)
+    assert score.detail["hue"] in (0.0, 360.0) or min(score.detail["hue"], 360 - score.detail["hue"]) < 1
+    assert score.value > 0.99
+    grey = hue("hue=red", picture((100, 100, 100)))
+    assert grey.value == 0.0 and grey.passed is False and "no colourful pixels" in grey.detail["note"]
+    assert hue({"type": "hue", "colour": "120"}, picture((30, 170, 60))).passed is True
+
+
+@pytest.mark.parametrize("spec, message", [({"type": "hue", "colour": "teal-ish"}, "colour must be one of"),
+                                           ({"type": "hue", "colour": "400"}, "between 0 and 360"),
+                                           ({"type": "hue", "colour": "red", "tolerance": 0}, "tolerance"),
+                                           ({"type": "hue"}, "required")])
+def test_hue_declarations_are_checked(spec, message):
+    with pytest.raises(CheckError, match=message):
+        make_check(spec)
+    with pytest.raises(CheckError, match="applies to image"):
+        make_checks(["hue=red"], "text")
 
 
 # ---- audio and run-record checks ------------------------------------------------------------------------------------

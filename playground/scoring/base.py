@@ -191,7 +191,7 @@ def register(cls: type[Check]) -> type[Check]:
 
 def registry() -> dict[str, type[Check]]:
     """Every check type, the built-in ones loaded."""
-    from . import audio, models, record, text  # noqa: F401  (registration happens on import)
+    from . import audio, image, models, record, text  # noqa: F401  (registration happens on import)
 
     return REGISTRY
 

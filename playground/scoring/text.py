@@ -147,7 +147,8 @@ _TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
 @register
 class Length(Check):
     type, modalities, better = "length", ("text",), None
-    description = "the output's length in words, tokens or characters; passes when within min..max if given"
+    description = ("the output's length in words, tokens or characters; passes when within min..max if given. "
+                   "With only a max, shorter is better; with only a min, longer")
     args = (Arg("unit", str, "words", choices=("words", "tokens", "chars")),
             Arg("min", int, help="fewest allowed"), Arg("max", int, help="most allowed"))
 
@@ -165,7 +166,8 @@ class Length(Check):
         low, high = self.options["min"], self.options["max"]
         passed = None if low is None and high is None else (
             (low is None or count >= low) and (high is None or count <= high))
-        return self.make(count, passed, **detail)
+        better = "lower" if low is None and high is not None else "higher" if high is None and low is not None else None
+        return self.make(count, passed, better=better, **detail)
 
 
 def syllables(word: str) -> int:
