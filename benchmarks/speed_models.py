@@ -22,10 +22,14 @@ def build_smollm2_360m(folder: Path) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from playground.engines.tiny import _bpe_tokenizer
+    from tokenizers import Tokenizer
+
+    from playground.engines.tiny import shipped_model
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_bpe_tokenizer(2000, specials), bos_token="<|im_start|>",
+    backend = Tokenizer.from_file(str(shipped_model("tiny-text")[0] / "tokenizer.json"))   # tiny-text's 2,048-token BPE
+    backend.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
                                         eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
     tokenizer.chat_template = SMOL_TEMPLATE
     # Fill the vocabulary to the model's 49152 ids, so every id the model picks decodes to text.

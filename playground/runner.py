@@ -199,9 +199,7 @@ class Runner:
         else:
             warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
             if not warm:
-                building = " (building the tiny model on first use)" if resolved.source and \
-                    resolved.revision and resolved.revision.startswith("built:") else ""
-                yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}{building}")
+                yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
             try:
                 model = self.catalog.get(resolved)
             except Exception as error:       # a model that will not load fails its cells, not the comparison
