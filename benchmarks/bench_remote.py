@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +63,7 @@ def serve(folder: Path, continuous: bool) -> tuple[subprocess.Popen, str]:
 def grid_seconds(data: Path, settings: Settings, url: str, folder: Path, in_flight: int, tokens: int) -> float:
     (data / "endpoints.yaml").write_text(json.dumps({"endpoints": [
         {"name": f"bench{in_flight}", "base_url": url, "models": [str(folder)], "max_concurrency": in_flight}]}))
-    local = replace(settings, data_dir=data)
+    local = settings.replace(data_dir=data)
     log = RunLog(data)
     runner = Runner(Catalog(local), log, local)
     template = make_template(name="bench", modality="text", variants={

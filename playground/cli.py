@@ -10,50 +10,47 @@ import time
 from pathlib import Path
 
 from .registry import InvalidInput
-from .spec import build_spec, spec_from_runs
+from .requests import ComparisonRequest, RequestError, check
+from .spec import spec_from_runs
 from .scoring import CheckError, parse_check_args
 from .services import Services
-from .settings import Settings
-from .store import ImportLimits
+from .settings import Settings, SettingsError
+from .store import ImportLimits, StoreInputError
+from .store.archive import import_problem
 from .stakeholders.commands import add_parser as add_stakeholder_commands
-from .templates import TemplateError, Template, make_template, parse_template
-
-COMPARISON_KEYS = {"template", "modality", "name", "variants", "values", "models", "seeds", "params", "system",
-                   "negative_prompt", "rerun", "title", "checks"}
+from .templates import TemplateError, Template, parse_template
 
 
 class UsageError(Exception):
     pass
 
 
-def load_comparison(path: Path, services: Services) -> tuple[Template, dict]:
-    """A template file (.md) or a comparison JSON -> (template, options from the file)."""
+def load_comparison(path: Path, services: Services) -> tuple[Template, ComparisonRequest]:
+    """A template file (.md), a comparison JSON, or the name of a library template -> (template, the request it
+    makes), checked by the request layer like the API's /compare."""
+    if not path.exists() and path.suffix.lower() not in (".md", ".json") and len(path.parts) == 1:
+        try:
+            ask = check(ComparisonRequest, {"template": str(path)}, services.settings, root="comparison")
+            return ask.resolve_template(services.library), ask
+        except (TemplateError, RequestError) as error:
+            raise UsageError(f"{path} is neither a file nor a library template ({error}); "
+                             "`python -m playground templates` lists the names") from None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from None
+        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     if path.suffix.lower() == ".md":
-        return parse_template(text, path=path, source="user"), {}
+        template = parse_template(text, path=path, source="user")
+        return template, ComparisonRequest(modality=template.modality, variants=dict(template.variants))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: a comparison is a JSON object with keys like {sorted(COMPARISON_KEYS)}")
-    unknown = set(data) - COMPARISON_KEYS
-    if unknown:
-        raise UsageError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(COMPARISON_KEYS)}")
-    if data.get("template"):
-        template = services.library.get(str(data["template"]))
-    else:
-        if not isinstance(data.get("variants"), dict) or not data.get("modality"):
-            raise UsageError(f"{path}: give either \"template\" (a library name) or \"modality\" and \"variants\"")
-        values = data.get("values") or {}
-        defaults = {k: (v[0] if isinstance(v, list) and v else v) for k, v in values.items()}
-        template = make_template(name=str(data.get("name") or "ad-hoc"), modality=str(data["modality"]),
-                                 variants=data["variants"], variables=defaults, params=data.get("params") or {},
-                                 system=data.get("system"), negative_prompt=data.get("negative_prompt"))
-    return template, data
+    try:
+        ask = check(ComparisonRequest, data, services.settings, root="comparison")
+    except RequestError as error:
+        raise UsageError(f"{path}: {error}") from None
+    return ask.resolve_template(services.library), ask
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -68,23 +65,28 @@ def _clip(text: str | None, n: int = 60) -> str:
 
 
 def cmd_run(args, services: Services) -> int:
-    template, options = load_comparison(Path(args.file), services)
-    cli_values: dict[str, list[str]] = {}
+    template, ask = load_comparison(Path(args.file), services)
+    ask = _with_flags(ask, args, services, template.modality)
+    spec = ask.spec(template, services.settings, services.catalog.default_model(template.modality))
+    return _execute(spec, services, args)
+
+
+def _with_flags(ask: ComparisonRequest, args, services: Services, modality: str) -> ComparisonRequest:
+    """The file's request with the command line's --set, --param, --models, --seeds, --rerun and --check on top."""
+    data = ask.model_dump(exclude_defaults=True)
+    typed: dict[str, list[str]] = {}
     for assignment in args.set or []:
         name, _, value = assignment.partition("=")
-        cli_values.setdefault(name.strip(), []).append(value)
-    values = {**(options.get("values") or {}), **cli_values}
-    params = dict(options.get("params") or {})
+        typed.setdefault(name.strip(), []).append(value)
+    if typed:
+        data["values"] = {**data.get("values", {}), **typed}
     for assignment in args.param or []:
         name, _, value = assignment.partition("=")
-        params[name.strip()] = _json_or_text(value)
-    models = args.models or options.get("models") or [services.catalog.default_model(template.modality)]
-    seeds = args.seeds or options.get("seeds") or [1]
-    spec = build_spec(template, values=values or None, variants=options.get("variants") if options.get(
-        "template") else None, models=models, seeds=seeds, params=params, max_cells=services.settings.max_cells,
-        rerun=args.rerun or bool(options.get("rerun")), title=options.get("title") or "",
-        checks=list(options.get("checks") or []) + parse_check_args(args.check, template.modality))
-    return _execute(spec, services, args)
+        data.setdefault("params", {})[name.strip()] = _json_or_text(value)
+    data.update({k: v for k, v in (("models", args.models), ("seeds", args.seeds)) if v})
+    data["rerun"] = bool(args.rerun or ask.rerun)
+    data["checks"] = list(ask.checks or []) + parse_check_args(args.check, modality)
+    return check(ComparisonRequest, data, services.settings, root="run")
 
 
 def cmd_rerun(args, services: Services) -> int:
@@ -143,7 +145,16 @@ def cmd_export(args, services: Services) -> int:
             else services.log.list_runs(limit=10**9))
     services.log.export(dest, fmt, runs=runs)
     print(f"exported {len(runs)} runs to {dest}")
+    if fmt != "csv":
+        _warn_if_unimportable(dest, services)
     return 0
+
+
+def _warn_if_unimportable(dest: Path, services: Services) -> None:
+    problem = import_problem(dest, ImportLimits.from_settings(services.settings))
+    if problem:
+        print(f"warning: importing {dest.name} here would stop short: {problem}. Export one comparison at a "
+              "time (--comparison), or raise that setting where it is imported", file=sys.stderr)
 
 
 def cmd_templates(args, services: Services) -> int:
@@ -180,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser = with_common
 
     run = commands.add_parser("run", help="run a template file or a comparison JSON")
-    run.add_argument("file", help="prompts/text/<name>.md, or a comparison .json")
+    run.add_argument("file", help="a library template's name (see `templates`), a template file "
+                     "(prompts/text/<name>.md), or a comparison .json")
     run.add_argument("--models", nargs="+", help="model ids (default: the modality's default model)")
     run.add_argument("--seeds", nargs="+", type=int, help="one or more seeds (default 1)")
     run.add_argument("--set", action="append", metavar="VAR=VALUE", help="a variable value (repeat for a list)")
@@ -214,14 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .scoring.cli import add_parser as add_stats_parser
     add_stats_parser(commands)
+    from .experiments.cli import add_parser as add_experiment_commands
+    add_experiment_commands(commands, common)
     add_stakeholder_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env(offline=getattr(args, "offline", None), data_dir=getattr(args, "data_dir", None),
-                                 device=getattr(args, "device", None))
+    try:
+        settings = Settings.from_env(offline=getattr(args, "offline", None), data_dir=getattr(args, "data_dir", None),
+                                     device=getattr(args, "device", None))
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         services = Services.create(settings)
     except (OSError, sqlite3.Error) as error:
@@ -231,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, services)
-    except (UsageError, InvalidInput, TemplateError, CheckError, KeyError, LookupError) as error:
+    except (UsageError, InvalidInput, TemplateError, CheckError, StoreInputError, KeyError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

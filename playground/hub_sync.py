@@ -9,7 +9,9 @@ write token set as a Space secret):
   in the export format of `RunLog.export`) and `media/<artifact path>` (each image or audio file once).
 
 A rating, a winner or an owner that changes after its run was mirrored is mirrored again as a later row of the same
-run; the restore takes the first row of a run for what it is and the last one for how it was judged. A run is known
+run, and a comparison whose status changed (it finished, or ended partial) as a later row of its last run; the
+restore takes the first row of a run for what it is, the last one for how it was judged, and the last row of a
+comparison for its status (one still running when the Space stopped is restored as interrupted). A run is known
 by what made it (time, model, prompt, seed, cell), which export and import keep, so importing the same Dataset twice
 adds nothing the second time.
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 from .store import RunLog
 from .store.limits import ImportLimits
 from .store.transfer import _jsonl
+from .store.validate import derived_uid
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class LogMirror:
         self._last_rating = 0
         self._winners: dict[int, int] = {}
         self._owners: dict[int, str | None] = {}
+        self._statuses: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def skip_existing(self) -> None:
@@ -69,7 +73,7 @@ class LogMirror:
         the process that made it)."""
         with self._lock:
             self._last_run, self._last_rating = self._high_water()
-            self._winners, self._owners = self._comparison_state()
+            self._winners, self._owners, self._statuses = self._comparison_state()
 
     def sync(self) -> int:
         """Append rows for new runs and for runs whose rating, winner or owner changed; returns rows written."""
@@ -80,13 +84,17 @@ class LogMirror:
                                                 (self._last_run, last_run))}
             ids |= {row[0] for row in db.execute("SELECT run_id FROM ratings WHERE id > ? AND id <= ?",
                                                  (self._last_rating, last_rating))}
-            winners, owners = self._comparison_state()
+            winners, owners, statuses = self._comparison_state()
             for comparison_id in set(winners) | set(self._winners):
                 if winners.get(comparison_id) != self._winners.get(comparison_id):   # old and new winner both
                     ids |= {i for i in (winners.get(comparison_id), self._winners.get(comparison_id)) if i}
             changed_owner = [c for c, owner in owners.items() if owner != self._owners.get(c, owner)]
             for comparison_id in changed_owner:
                 ids |= {row[0] for row in db.execute("SELECT id FROM runs WHERE comparison_id = ?", (comparison_id,))}
+            for comparison_id, status in statuses.items():     # finished since: its last run says so again
+                if self._statuses.get(comparison_id, status) != status:
+                    last = db.execute("SELECT max(id) FROM runs WHERE comparison_id = ?", (comparison_id,)).fetchone()
+                    ids |= {last[0]} if last[0] is not None else set()
             rows = self._rows(sorted(ids), owners)
             if rows:
                 self._copy_media(rows)
@@ -96,7 +104,7 @@ class LogMirror:
                     handle.flush()
                     os.fsync(handle.fileno())
             self._last_run, self._last_rating = last_run, last_rating
-            self._winners, self._owners = winners, owners
+            self._winners, self._owners, self._statuses = winners, owners, statuses
             return len(rows)
 
     def _high_water(self) -> tuple[int, int]:
@@ -104,9 +112,9 @@ class LogMirror:
                                      "(SELECT coalesce(max(id), 0) FROM ratings)").fetchone()
         return row[0], row[1]
 
-    def _comparison_state(self) -> tuple[dict[int, int], dict[int, str | None]]:
-        rows = self.log._db().execute("SELECT id, winner_run_id, owner FROM comparisons").fetchall()
-        return {r[0]: r[1] for r in rows if r[1] is not None}, {r[0]: r[2] for r in rows}
+    def _comparison_state(self) -> tuple[dict[int, int], dict[int, str | None], dict[int, str]]:
+        rows = self.log._db().execute("SELECT id, winner_run_id, owner, status FROM comparisons").fetchall()
+        return {r[0]: r[1] for r in rows if r[1] is not None}, {r[0]: r[2] for r in rows}, {r[0]: r[3] for r in rows}
 
     def _rows(self, ids: list[int], owners: dict[int, str | None]) -> list[dict]:
         runs = []
@@ -186,13 +194,17 @@ def restore_from_folder(log: RunLog, folder: Path, limits: ImportLimits | None =
     for rows in groups.values():                 # in the order they were mirrored, whichever process did it
         rows.sort(key=lambda entry: (str(entry[1].get("mirrored_at") or ""), entry[0]))
     existing = _identities(log)
+    statuses = _last_statuses(groups)
     to_import: dict[int, list[dict]] = {}
     for identity, rows in groups.items():
         if identity in existing:
             report.skipped += len(rows)
             continue
         index, first = rows[0]
-        to_import.setdefault(index, []).append(_judged_as_last(first, rows[-1][1]))
+        merged = _judged_as_last(first, rows[-1][1])
+        if _comparison_uid(merged) in statuses:
+            merged["comparison"]["status"] = statuses[_comparison_uid(merged)]
+        to_import.setdefault(index, []).append(merged)
         report.skipped += len(rows) - 1
     for index, rows in sorted(to_import.items()):
         result = _import_rows(log, rows, folder / MEDIA_DIR, files[index].name, limits)
@@ -214,6 +226,28 @@ def restore_from_folder(log: RunLog, folder: Path, limits: ImportLimits | None =
         report.updated += sum(tx.execute("UPDATE comparisons SET owner = ? WHERE id = ? AND owner IS NULL",
                                          (owner, comparison_id)).rowcount for comparison_id, owner in owners.items())
     return report
+
+
+def _comparison_uid(row: dict) -> str | None:
+    """The comparison a mirrored row belongs to, as the importer knows it (older rows carry no uid)."""
+    comparison = row.get("comparison")
+    if not isinstance(comparison, dict):
+        return None
+    return comparison.get("uid") or derived_uid("comparison", row.get("comparison_id"), comparison.get("title"),
+                                                comparison.get("created_at"))
+
+
+def _last_statuses(groups: dict[str, list[tuple[int, dict]]]) -> dict[str, str]:
+    """Each comparison's status as its last mirrored row says; one still running when the process stopped (the
+    Space restarted) is interrupted."""
+    last: dict[str, tuple[tuple, str]] = {}
+    for rows in groups.values():
+        for index, row in rows:
+            uid, status = _comparison_uid(row), (row.get("comparison") or {}).get("status")
+            order = (str(row.get("mirrored_at") or ""), index)
+            if uid is not None and isinstance(status, str) and (uid not in last or order >= last[uid][0]):
+                last[uid] = (order, status)
+    return {uid: "interrupted" if status == "running" else status for uid, (_, status) in last.items()}
 
 
 def _identities(log: RunLog) -> dict[str, int]:

@@ -10,20 +10,14 @@ call against it, capped by the settings) and what it can do. Adding an engine is
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .requests.base import STRICT, InvalidInput, WholeNumber, explain
 
-class InvalidInput(ValueError):
-    """A request the server refuses; the message names the field and what is allowed."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+__all__ = ["InvalidInput"]
 
 
 # ---- modalities -----------------------------------------------------------------------------------------------------
@@ -64,28 +58,11 @@ CAPS = {"max_new_tokens": "max_new_tokens", "num_inference_steps": "max_steps", 
 
 
 class Options(BaseModel):
-    """Generation options of one engine. Unknown names are errors: a typo must not be silently ignored."""
+    """Generation options of one engine, checked strictly like every request (playground.requests): unknown names
+    are errors (a typo must not be silently ignored), true is not 1 and 1.5 is not 1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
     multiple_of: ClassVar[dict[str, int]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_silent_coercion(cls, data: Any) -> Any:
-        """True is not 1 and 1.5 is not 1: refuse what pydantic's lax mode would quietly convert."""
-        if not isinstance(data, dict):
-            return data
-        for name, value in data.items():
-            field = cls.model_fields.get(name)
-            if field is None or value is None:
-                continue
-            if field.annotation in (int, float) and isinstance(value, bool):
-                raise ValueError(f"{name}: must be a number, got {value!r}")
-            if field.annotation is bool and not isinstance(value, bool) and value not in (0, 1, "true", "false"):
-                raise ValueError(f"{name}: must be true or false, got {value!r}")
-            if field.annotation in (int, float) and isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{name}: must be a finite number, got {value!r}")
-        return data
 
 
 def _bounds(field) -> tuple[float | None, float | None]:
@@ -128,15 +105,7 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
     try:
         checked = options.model_validate(dict(values or {})).model_dump()
     except ValidationError as error:
-        first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "params"
-        if first["type"] == "extra_forbidden":
-            raise InvalidInput(name, f"unknown option; allowed: {', '.join(options.model_fields)}") from None
-        message = first["msg"].removeprefix("Value error, ")
-        if not first["loc"]:          # raised by _no_silent_coercion as "name: message"
-            name, _, message = message.partition(": ")
-            raise InvalidInput(name, message) from None
-        raise InvalidInput(name, f"{message}, got {first.get('input')!r}") from None
+        raise explain(error, options, root="params", noun="option") from None
     for spec in option_specs(options, limits):
         value = checked[spec.name]
         if spec.high is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
@@ -147,23 +116,36 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
     return checked
 
 
+def engine_options(modality_name: str, engines: list[str], params: dict | None, limits=None) -> dict[str, dict]:
+    """engine name -> its checked options, from one set of params. A page sends every option of its tab and each
+    engine takes the ones it knows; a name no engine of the modality knows is a typo."""
+    params = dict(params or {})
+    known = set().union(*(e.options.model_fields for e in engines_for(modality_name)))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
+    return {name: validate_options(ENGINES[name].options,
+                                   {k: v for k, v in params.items() if k in ENGINES[name].options.model_fields},
+                                   limits) for name in engines}
+
+
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 PRECISION_HELP = ("weights' dtype; auto: bfloat16 on CPUs with native bf16 and on GPUs that support it (else "
                   "float16 on GPU, float32 on CPU); float32 for exact work; the dtype used is logged")
 
 
 class LocalTextOptions(Options):
-    max_new_tokens: int = Field(128, ge=1, le=8192, description="tokens to generate per cell")
+    max_new_tokens: WholeNumber = Field(128, ge=1, le=8192, description="tokens to generate per cell")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 picks the most likely token (greedy)")
     top_p: float = Field(0.95, ge=0.01, le=1.0, description="nucleus sampling mass")
-    top_k: int = Field(50, ge=0, le=1000, description="0 turns top-k off")
+    top_k: WholeNumber = Field(50, ge=0, le=1000, description="0 turns top-k off")
     repetition_penalty: float = Field(1.0, ge=0.5, le=2.0, description="above 1 discourages repeats")
     do_sample: bool = Field(True, description="off: greedy decoding")
     precision: Precision = Field("auto", description=PRECISION_HELP)
 
 
 class RemoteTextOptions(Options):
-    max_new_tokens: int = Field(128, ge=1, le=32768, description="tokens to generate per cell (max_tokens)")
+    max_new_tokens: WholeNumber = Field(128, ge=1, le=32768, description="tokens to generate per cell (max_tokens)")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 asks for the most likely token")
     top_p: float = Field(0.95, ge=0.01, le=1.0, description="nucleus sampling mass")
     completions: bool = Field(False, description="use the legacy completions endpoint (raw prompt, no chat)")
@@ -173,17 +155,17 @@ class RemoteImageOptions(Options):
     """What a text-to-image provider takes."""
 
     multiple_of: ClassVar[dict[str, int]] = {"width": 8, "height": 8}
-    num_inference_steps: int = Field(25, ge=1, le=150, description="denoising steps (turbo models: 1-4)")
+    num_inference_steps: WholeNumber = Field(25, ge=1, le=150, description="denoising steps (turbo models: 1-4)")
     guidance_scale: float = Field(7.0, ge=0.0, le=30.0, description="prompt adherence (turbo models: 0)")
-    width: int = Field(512, ge=64, le=2048, description="pixels")
-    height: int = Field(512, ge=64, le=2048, description="pixels")
+    width: WholeNumber = Field(512, ge=64, le=2048, description="pixels")
+    height: WholeNumber = Field(512, ge=64, le=2048, description="pixels")
 
 
 class ImageOptions(RemoteImageOptions):
     """A diffusers pipeline on this machine: the provider's options plus precision and how the batch runs."""
 
-    width: int = Field(512, ge=32, le=2048, description="pixels")         # 32: the offline tiny model's own size
-    height: int = Field(512, ge=32, le=2048, description="pixels")
+    width: WholeNumber = Field(512, ge=32, le=2048, description="pixels")  # 32: the offline tiny model's own size
+    height: WholeNumber = Field(512, ge=32, le=2048, description="pixels")
     precision: Precision = Field("auto", description=PRECISION_HELP + " (this machine's models only)")
     image_mode: Literal["auto", "exact", "fast"] = Field(
         "auto", description="exact: each cell's denoiser runs alone, so a cell is bit-identical whatever ran beside "
@@ -197,7 +179,7 @@ class MusicOptions(Options):
     duration_s: float = Field(5.0, ge=0.5, le=120.0, description="clip length in seconds")
     guidance_scale: float = Field(3.0, ge=1.0, le=15.0, description="prompt adherence; above 1 doubles the batch")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 picks the most likely code (greedy)")
-    top_k: int = Field(250, ge=0, le=2048, description="0 turns top-k off")
+    top_k: WholeNumber = Field(250, ge=0, le=2048, description="0 turns top-k off")
     precision: Precision = Field("auto", description=PRECISION_HELP)
 
 
@@ -213,20 +195,19 @@ class Engine:
     """How one kind of model id is served.
 
     `prefix` is how its model ids start ("openai:", "hf:"); a local engine has none and takes hub ids, folders and
-    the tiny models. `module:cls` is imported only when a model of this engine is first used.
+    the tiny models. `module:cls` is imported only when a model of this engine is first used; the class is built
+    as `cls(resolved, settings)` (remote engines) or `cls.load(...)` (local ones: `engines.base.LocalModel`) and
+    is an `engines.base.EngineModel`. `models` are model ids the engine offers in the model picker (plugins).
     """
 
     name: str
     modality: str
     label: str
     options: type[Options]
-    module: str                       # "playground.engines.local_text:LocalTextEngine"
+    module: str                       # "playground.engines.local_text:LocalTextModel"
     prefix: str | None = None
-    streams_text: bool = False        # partial text arrives while a cell runs
-    honours_seed: str = "yes"         # "yes", "best effort" (sent; the server may ignore it) or "no"
-    needs_gpu: bool = False           # True: runs on the local accelerator (ZeroGPU lease on Spaces)
-    concurrent: bool = False          # many requests in flight at once (remote servers)
-    batch_size: int = 1               # cells per call
+    batch_size: int = 1               # cells per call to the engine's stream()
+    models: tuple[str, ...] = ()      # offered in the model picker (a plugin's own models)
 
     @property
     def remote(self) -> bool:
@@ -241,8 +222,11 @@ ENGINES: dict[str, Engine] = {}
 
 
 def register(engine: Engine) -> Engine:
+    """Add an engine (playground.plugins registers the built-in and installed ones); names are never replaced."""
     if engine.modality not in MODALITIES:
         raise ValueError(f"engine {engine.name!r}: unknown modality {engine.modality!r}")
+    if ENGINES.get(engine.name, engine) is not engine:
+        raise ValueError(f"engine {engine.name!r} is registered already")
     ENGINES[engine.name] = engine
     return engine
 
@@ -287,5 +271,6 @@ def engine_for(modality_name: str, model_id: str, endpoints: dict | None = None)
 
 
 def _ensure_registered() -> None:
-    if not ENGINES:
-        importlib.import_module("playground.engines")
+    from .plugins import load_engines
+
+    load_engines()

@@ -1,11 +1,14 @@
 """Runs a comparison grid: cells grouped by model, one batched backend call per group, results logged as they come.
 
-No gradio here, and no model library at import time: the UI, the CLI and the tests all drive this same code.
+Comparisons may run side by side (the app serves several at once). Local model work takes turns: a comparison
+holds the model turn while it loads and runs one local model's cells, so models are never loaded, evicted or run
+under one another; remote cells need no turn and run beside it. No gradio here, and no model library at import
+time: the UI, the CLI and the tests all drive this same code.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import logging
 import os
 import threading
@@ -13,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import __version__
+from .outputs import artifact_bytes, fill_metrics
 from .engines import gpu
-from .engines.base import Failed, Finished, GenerationRequest, Output, Partial, Step, check_seed, to_wav_bytes
+from .engines.base import Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, library_versions
 from .engines.catalog import Catalog, Resolved
-from .registry import ENGINES, InvalidInput, engines_for, modality, validate_options
+from .registry import InvalidInput, engine_for, engine_options, modality, validate_options
 from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
 from .settings import Settings
-from .store import RunLog, RunRecord
-from .spec import Cell, ComparisonSpec
+from .store import AlreadyLogged, RunLog, RunRecord
+from .spec import Cell, ComparisonSpec, check_cells
 from .templates import TemplateError
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ class Checked:
     models: dict[tuple[str, str | None], Resolved]     # (model id, logged revision) -> resolved
     options: dict[str, dict]                            # engine name -> validated options
     checks: list = field(default_factory=list)          # the comparison's checks, built once for every cell
+    local_judge: bool = False                           # a judge check runs a local model: scoring takes the turn
 
     def resolved(self, cell: Cell) -> Resolved:
         return self.models[(cell.model_id, cell.revision)]
@@ -76,6 +81,7 @@ class Runner:
         self.settings = settings
         self._judges: dict[str, tuple[Resolved, dict]] = {}
         self._judges_lock = threading.Lock()
+        self._turn = threading.Lock()       # local model work, one comparison's model group at a time
         self.scoring = ScorerContext.from_settings(settings, generate=self._judge_with(None),
                                                    generate_for=self._judge_with)
 
@@ -103,53 +109,55 @@ class Runner:
             return ""
         return generate
 
-    def check(self, spec: ComparisonSpec) -> Checked:
-        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up)."""
-        modality(spec.modality)
-        if not spec.cells:
-            raise InvalidInput("cells", "the comparison has no cells")
-        if len(spec.cells) > self.settings.max_cells:
-            raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {self.settings.max_cells}")
-        for cell in spec.cells:
-            if not isinstance(cell.prompt, str) or not cell.prompt.strip():
-                raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
-            if len(cell.prompt) > self.settings.max_prompt_chars:
-                raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
-                                   f"the limit is {self.settings.max_prompt_chars}")
-            check_seed(cell.seed)
-        models = {}
-        for key in dict.fromkeys((c.model_id, c.revision) for c in spec.cells):
-            models[key] = self.catalog.resolve(spec.modality, key[0], key[1])
+    def check(self, spec: ComparisonSpec, max_cells: int | None = None) -> Checked:
+        """Refuse bad input before anything is logged or loaded; every model is resolved once (one hub look-up).
+        `max_cells`: the limit for this spec when the caller is not a grid (an experiment's chunk)."""
+        self.check_cells(spec, max_cells)
+        return self.prepare(spec.modality, list(dict.fromkeys((c.model_id, c.revision) for c in spec.cells)),
+                            spec.params, spec.checks, has_reference=bool(spec.expected))
+
+    def check_cells(self, spec: ComparisonSpec, max_cells: int | None = None) -> None:
+        check_cells(spec, max_cells or self.settings.max_cells, self.settings.max_prompt_chars)
+
+    def prepare(self, modality_name: str, models: list[tuple[str, str | None]], params: dict | None,
+                checks: list | None, has_reference: bool = False) -> Checked:
+        """Resolve each (model id, revision) once, build the checks and validate each engine's options: what every
+        cell of a comparison (or of an experiment, chunk after chunk) runs with."""
+        modality(modality_name)
+        resolved = {key: self.catalog.resolve(modality_name, key[0], key[1]) for key in dict.fromkeys(models)}
         try:
-            checks = make_checks(spec.checks, spec.modality)
+            checks = make_checks(checks, modality_name, has_reference=has_reference)
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
-        engines = list(dict.fromkeys(r.engine.name for r in models.values()))
-        params = dict(spec.params or {})
-        # The UI sends every option of the tab; each engine takes the ones it knows, and a name no engine of this
-        # modality knows is a typo.
-        known = set().union(*(e.options.model_fields for e in engines_for(spec.modality)))
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InvalidInput(unknown[0], f"unknown option; allowed: {', '.join(sorted(known))}")
-        options = {}
-        for name in engines:        # a grid may mix engines: each takes the options it knows
-            fields = ENGINES[name].options.model_fields
-            options[name] = validate_options(ENGINES[name].options, {k: v for k, v in params.items() if k in fields},
-                                             self.settings)
+        local_judge = False
+        for check in checks:        # a judge model is checked like any other model id, before anything runs
+            if check.type == "llm_judge" and check.options.get("model"):
+                self._judge_model(check.options["model"])
+            if check.type == "llm_judge":
+                judge = check.options.get("model") or self.catalog.default_model("text")
+                local_judge = local_judge or not engine_for("text", judge, self.catalog.endpoints).remote
+        options = engine_options(modality_name, list(dict.fromkeys(r.engine.name for r in resolved.values())),
+                                 params, self.settings)
+        for name in options:
             if options[name].get("precision") == "auto":
                 # Logged as the dtype it means here: a re-run elsewhere, and the cache, use exactly that dtype.
                 from .engines.base import choose_device, choose_dtype
 
                 options[name]["precision"] = choose_dtype(choose_device(self.settings.device), self.settings.dtype)
-        return Checked(models, options, checks)
+        return Checked(resolved, options, checks, local_judge)
 
     def run(self, spec: ComparisonSpec, cancel: threading.Event | None = None, owner: str | None = None,
-            into: int | None = None) -> Iterator[Progress]:
+            into: int | None = None, checked: Checked | None = None, batch_size: int | None = None,
+            max_cells: int | None = None) -> Iterator[Progress]:
         """Yields progress events; every finished cell is in the log before it is yielded. `owner` is the visitor
         the comparison belongs to on a public deployment (None: local, seen by everyone). `into` logs the cells
-        into an existing comparison (a re-run of one of its cells) instead of starting a new one."""
-        checked = self.check(spec)
+        into an existing comparison (a re-run of one of its cells, an experiment's next chunk) instead of starting
+        a new one. An experiment passes what it prepared once (`checked`), the cells an engine gets at once
+        (`batch_size`, default the engine's) and its own cell limit (`max_cells`)."""
+        if checked is None:
+            checked = self.check(spec, max_cells)
+        else:
+            self.check_cells(spec, max_cells)
         cancel = cancel or threading.Event()
         if into is not None:
             comparison_id = self.log.get_comparison_header(into, owner=owner).id
@@ -168,16 +176,21 @@ class Runner:
                     record = self._log_cache_hit(cached, record)
                     counts["ok"] += 1
                     yield Progress(sum(counts.values()), total, comparison_id, CellResult(
-                        index, cell, record, cached=True, scores=self._score(checked, record, None)))
+                        index, cell, record, cached=True, scores=self._score(checked, record, None, holding=False)))
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
-                for event in self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel):
-                    if isinstance(event, CellResult):
-                        counts["ok" if event.ok else "error"] += 1
-                        event = Progress(0, 0, comparison_id, event)
-                    event.done, event.total = sum(counts.values()), total
-                    yield event
+                group = self._run_model(spec, checked, checked.models[key], indices, comparison_id, cancel,
+                                        batch_size)
+                try:
+                    for event in group:
+                        if isinstance(event, CellResult):
+                            counts["ok" if event.ok else "error"] += 1
+                            event = Progress(0, 0, comparison_id, event)
+                        event.done, event.total = sum(counts.values()), total
+                        yield event
+                finally:
+                    group.close()           # gives the model turn back, whatever ended the loop
             status = "done" if not counts["error"] else ("failed" if not counts["ok"] else "partial")
         except Cancelled:
             status = "cancelled"
@@ -192,29 +205,47 @@ class Runner:
 
     # -- one model's cells ------------------------------------------------------------------------------------------
 
-    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel):
-        engine = resolved.engine
-        if engine.remote:
-            model = self.catalog.remote(resolved)
-        else:
-            warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
-            if not warm:
-                yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
-            try:
-                model = self.catalog.get(resolved)
-            except Exception as error:       # a model that will not load fails its cells, not the comparison
-                log.warning("model %s failed to load: %s", resolved.model_id, error)
-                for index in indices:
-                    yield self._log_failure(spec, index, comparison_id, checked, error)
-                return
-            load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
-        options = checked.options[engine.name]
-        for batch in _chunks(indices, engine.batch_size):
+    def _run_model(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
+        if resolved.engine.remote:
+            yield from self._run_batches(spec, checked, self.catalog.remote(resolved), resolved, indices,
+                                         comparison_id, cancel, 0.0, batch_size)
+            return
+        yield from self._take_turn(comparison_id, cancel)
+        try:
+            yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel, batch_size)
+        finally:
+            self._turn.release()
+
+    def _take_turn(self, comparison_id, cancel) -> Iterator[Progress]:
+        """Wait for the model turn, saying so while another comparison holds it; Stop ends the wait."""
+        while not self._turn.acquire(timeout=0.25):
+            if cancel.is_set():
+                raise Cancelled
+            yield Progress(0, 0, comparison_id, stage="waiting for the model: another comparison is using it")
+
+    def _run_local(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
+        warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
+        if not warm:
+            yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
+        try:
+            model = self.catalog.get(resolved)
+        except Exception as error:       # a model that will not load fails its cells, not the comparison
+            log.warning("model %s failed to load: %s", resolved.model_id, error)
+            for index in indices:
+                yield self._log_failure(spec, index, comparison_id, checked, error)
+            return
+        load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
+        yield from self._run_batches(spec, checked, model, resolved, indices, comparison_id, cancel, load_s, batch_size)
+
+    def _run_batches(self, spec, checked, model, resolved: Resolved, indices, comparison_id, cancel, load_s,
+                     batch_size=None):
+        options = checked.options[resolved.engine.name]
+        for batch in _chunks(indices, batch_size or resolved.engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
             yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
             yield from self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
-                                       0.0 if engine.remote else load_s)
+                                       load_s)
             load_s = 0.0
 
     def _stream(self, model, resolved: Resolved, requests, options):
@@ -231,17 +262,21 @@ class Runner:
             for event in stream:
                 if cancel.is_set():
                     raise Cancelled
-                if isinstance(event, Partial):
+                if isinstance(event, Partial) and not event.texts:
+                    # A remote stream's heartbeat: nothing new, but the caller hears from the run (and can stop it).
+                    yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
+                elif isinstance(event, Partial):
                     yield Progress(0, 0, comparison_id, partial={batch[i]: t for i, t in event.texts.items()})
                 elif isinstance(event, Step):
                     yield Progress(0, 0, comparison_id, step=(event.step, event.steps))
                 elif isinstance(event, Finished):
                     finished.add(event.index)
                     yield self._log_output(spec, checked, batch[event.index], comparison_id, model, event.output,
-                                           load_s)
+                                           load_s, holding=not resolved.engine.remote)
                 elif isinstance(event, Failed):
                     finished.add(event.index)
-                    yield self._log_failure(spec, batch[event.index], comparison_id, checked, event.error, model)
+                    yield self._log_failure(spec, batch[event.index], comparison_id, checked, event.error, model,
+                                            text=event.text)
         except Cancelled:
             raise
         except Exception as error:
@@ -261,8 +296,10 @@ class Runner:
 
     def _record(self, spec, cell, comparison_id, checked: Checked, model=None) -> RunRecord:
         resolved = checked.resolved(cell)
-        versions = library_versions() if not resolved.engine.remote else \
-            {"playground": __version__, **getattr(model, "versions", {})}
+        if model is not None:
+            versions = {"playground": __version__, **model.versions}
+        else:                       # failed or cached before a model was at hand
+            versions = {"playground": __version__} if resolved.engine.remote else library_versions()
         return RunRecord(
             modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed,
             params=checked.options[resolved.engine.name], comparison_id=comparison_id, row=cell.row, col=cell.col,
@@ -270,32 +307,41 @@ class Runner:
             variables=dict(cell.values), system=cell.system, negative_prompt=cell.negative_prompt,
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
-            device=getattr(model, "device", None), dtype=getattr(model, "dtype", None), versions=versions)
+            device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
+            versions=versions, cell_key=cell.key, reference=cell.reference)
 
-    def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s) -> CellResult:
+    def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
+                    holding: bool = True, imported: bool = False) -> CellResult:
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
-        _fill_metrics(record, output, load_s)
-        if model is not None and hasattr(model, "seconds_per_cell") and record.wall_s:
+        fill_metrics(record, output, load_s)
+        record.imported = imported
+        if isinstance(model, LocalModel) and record.wall_s:
             # wall_s is the whole batch's: the next GPU lease is sized per cell
             model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
         try:
-            artifact, ext = _artifact(output)
+            artifact, ext = artifact_bytes(output)
             self.log.add_run(record, artifact=artifact, artifact_ext=ext)
+        except AlreadyLogged as logged:
+            return self._logged_before(index, cell, logged)
         except OSError as error:       # disk full, permissions: this cell fails, the grid goes on
             record.status, record.artifact = "error", None
             record.error = f"could not save the output in the data dir ({error.strerror or error}): free some " \
                            "space there or fix its permissions"
             self.log.add_run(record)
             return CellResult(index, cell, record)
-        return CellResult(index, cell, record, output=output, scores=self._score(checked, record, output))
+        return CellResult(index, cell, record, output=output,
+                          scores=self._score(checked, record, output, holding=holding))
 
-    def _score(self, checked: Checked, record: RunRecord, output) -> list[Score]:
-        """The comparison's checks on one logged cell; a scorer that breaks never loses the cell."""
+    def _score(self, checked: Checked, record: RunRecord, output, holding: bool) -> list[Score]:
+        """The comparison's checks on one logged cell; a scorer that breaks never loses the cell. A local judge
+        model is used in the model turn (`holding`: the caller has it already)."""
         if not checked.checks:
             return []
+        turn = self._turn if checked.local_judge and not holding else contextlib.nullcontext()
         try:
-            return score_and_save(self.log, record, output, checked.checks, self.scoring)
+            with turn:
+                return score_and_save(self.log, record, output, checked.checks, self.scoring)
         except Exception as error:          # e.g. a scorer model that will not load: the cell stays logged
             log.warning("scoring run %s failed: %s", record.id, error)
             return []
@@ -308,61 +354,46 @@ class Runner:
             setattr(fresh, name, getattr(cached, name))
         fresh.wall_s = fresh.load_s = 0.0
         fresh.artifact = cached.artifact         # shares the original file rather than copying it
-        self.log.add_run(fresh)
+        try:
+            self.log.add_run(fresh)
+        except AlreadyLogged as logged:
+            return self.log.get_run(logged.run_id)
         return fresh
 
-    def _log_failure(self, spec, index, comparison_id, checked, error, model=None) -> CellResult:
+    def _log_failure(self, spec, index, comparison_id, checked, error, model=None, text: str | None = None
+                     ) -> CellResult:
+        """`text`: what the cell produced before it failed (a stream cut off mid-answer), kept in its record."""
         cell = spec.cells[index]
         record = self._record(spec, cell, comparison_id, checked, model)
-        record.status = "error"
+        record.status, record.output_text = "error", text
         record.error = error if isinstance(error, str) else str(error) if isinstance(
             error, (InvalidInput, TemplateError)) else f"{type(error).__name__}: {error}"
-        self.log.add_run(record)
+        try:
+            self.log.add_run(record)
+        except AlreadyLogged as logged:
+            return self._logged_before(index, cell, logged)
         return CellResult(index, cell, record)
+
+    def _logged_before(self, index: int, cell: Cell, logged: AlreadyLogged) -> CellResult:
+        """An experiment's cell that another attempt logged first: its run, not a second one."""
+        log.warning("%s", logged)
+        return CellResult(index, cell, self.log.get_run(logged.run_id), cached=True)
+
+    # -- cells that come from elsewhere (a batch engine's answers, rows that cannot be rendered) ----------------------
+
+    def log_output(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
+                   output: Output) -> CellResult:
+        """Log (and score) an output made outside this process (a batch engine's answer), as the cell
+        `spec.cells[index]` of a comparison. It is marked imported: never served from the cache to other cells."""
+        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0, holding=False,
+                                imported=True)
+
+    def log_failure(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
+                    error: str | Exception) -> CellResult:
+        """Log `spec.cells[index]` as failed with `error` (what to change), without running it."""
+        return self._log_failure(spec, index, comparison_id, checked, error)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _fill_metrics(record: RunRecord, output: Output, load_s: float) -> None:
-    metrics = dict(output.metrics)
-    record.output_text = output.text
-    record.wall_s = metrics.pop("wall_s", None)
-    record.load_s = load_s
-    for name in ("tokens_per_s", "realtime_factor", "prompt_tokens", "completion_tokens", "formatted_prompt",
-                 "ttft_s", "endpoint"):
-        value = metrics.pop(name, None)
-        if value is not None:
-            setattr(record, name, value)
-    if metrics.get("revision"):      # a remote server names what it really ran
-        record.model_revision = metrics.pop("revision")
-    record.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
-
-
-def _artifact(output: Output) -> tuple[bytes | None, str | None]:
-    if output.image is not None:
-        buffer = io.BytesIO()
-        output.image.save(buffer, format="PNG")
-        return buffer.getvalue(), "png"
-    if output.audio is not None:
-        return to_wav_bytes(*output.audio), "wav"
-    return None, None
-
-
-_versions: dict[str, str] = {}
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that shape outputs; read once (importlib.metadata is slow enough to matter per cell)."""
-    if not _versions:
-        from importlib.metadata import PackageNotFoundError, version
-
-        _versions["playground"] = __version__
-        for name in ("torch", "transformers", "diffusers", "accelerate"):
-            try:
-                _versions[name] = version(name)
-            except PackageNotFoundError:
-                pass
-    return dict(_versions)

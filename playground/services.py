@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass, field
 
 from . import hub_sync
+from .datasets import Datasets
+from .jobs import JobQueue, JobWorker
 from .visitors import Visitors
 from .engines import gpu
 from .engines.catalog import Catalog
@@ -27,6 +29,9 @@ class Services:
     runner: Runner
     visitors: Visitors = None           # who owns each request (public deployments keep visitors apart)
     mirror: object = None               # the Dataset mirror of the run log (a CommitScheduler), when configured
+    jobs: JobQueue = None               # server-side jobs (experiments) in the run log
+    datasets: Datasets = None           # datasets kept in the data dir
+    worker: JobWorker | None = None     # this process's job threads, once started
     _library: Library | None = None
     _library_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -40,10 +45,23 @@ class Services:
         if interrupted:
             log.info("%d comparison(s) left running by a stopped process are marked interrupted", interrupted)
         services = cls(settings=settings, catalog=catalog, log=run_log, runner=Runner(catalog, run_log, settings),
-                       mirror=hub_sync.start(settings, run_log), visitors=Visitors(settings))
+                       mirror=hub_sync.start(settings, run_log), visitors=Visitors(settings),
+                       jobs=JobQueue(run_log, settings.job_stale_after_s), datasets=Datasets(run_log, settings))
         if os.environ.get("SPACES_ZERO_GPU"):     # ZeroGPU wants the models placed at start-up, not per request
             services.preload()
         return services
+
+    def start_jobs(self) -> JobWorker:
+        """Run server-side jobs in this process (the app does at start-up): jobs left running by a stopped process
+        continue by themselves."""
+        if self.worker is None:
+            self.worker = JobWorker(self, self.jobs, threads=self.settings.job_workers).start()
+        return self.worker
+
+    def stop_jobs(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
 
     @property
     def library(self) -> Library:

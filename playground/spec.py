@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .engines.base import check_seed
 from .engines.catalog import preset_params
-from .registry import ENGINES, InvalidInput
+from .registry import ENGINES, InvalidInput, modality
 from .store import RunRecord
 from .templates import PromptCell, Template, expand
 
@@ -25,6 +26,8 @@ class Cell:
     negative_prompt: str | None = None
     row: int = 0
     col: int = 0
+    key: str | None = None           # an experiment's cell key (logged once per comparison); None in a grid
+    reference: str | None = None     # the row's reference answer, for checks that compare with one
 
     @property
     def label(self) -> str:
@@ -45,12 +48,30 @@ class ComparisonSpec:
     template_hash: str | None = None
     rerun: bool = False          # True: ignore cached results and generate again
     checks: list[dict] = field(default_factory=list)   # scored on every cell as it finishes
+    expected: str | None = None  # the dataset column each cell's reference came from (checks may read it)
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "params": self.params, "template_name": self.template_name,
                 "template_hash": self.template_hash, "title": self.title, "checks": self.checks,
+                "expected": self.expected,
                 "cells": [vars(c) for c in self.cells]}
 
+
+
+def check_cells(spec: ComparisonSpec, limit: int, max_prompt_chars: int) -> None:
+    """A spec's cells before anything runs: some, at most `limit`, each with a prompt within bounds and a seed."""
+    modality(spec.modality)
+    if not spec.cells:
+        raise InvalidInput("cells", "the comparison has no cells")
+    if len(spec.cells) > limit:
+        raise InvalidInput("cells", f"{len(spec.cells)} cells; the limit is {limit}")
+    for cell in spec.cells:
+        if not isinstance(cell.prompt, str) or not cell.prompt.strip():
+            raise InvalidInput("prompt", f"cell {cell.label!r} has an empty prompt")
+        if len(cell.prompt) > max_prompt_chars:
+            raise InvalidInput("prompt", f"cell {cell.label!r} has {len(cell.prompt)} characters; "
+                               f"the limit is {max_prompt_chars}")
+        check_seed(cell.seed)
 
 
 def build_spec(template: Template, *, modality: str | None = None, values: dict | None = None,

@@ -16,6 +16,8 @@ BrowserState value).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -121,6 +123,8 @@ class Visitors:
     def __init__(self, settings):
         self.settings = settings
         self._by_session: OrderedDict[str, str] = OrderedDict()
+        self._by_grid_key: OrderedDict[str, str] = OrderedDict()
+        self._key_secret = secrets.token_bytes(32)
         self._lock = threading.Lock()
 
     @property
@@ -148,3 +152,29 @@ class Visitors:
         with self._lock:
             known = self._by_session.get(getattr(request, "session_hash", None) or "")
         return known or visitor_id(request)
+
+    # The grid's own calls (rate, note, winner) reach the server as component-server requests, which carry no
+    # session; the grid holds a key for the owner it was drawn for instead: unguessable, known to this process only.
+
+    def grid_key(self, owner: str | None) -> str:
+        """The key a grid drawn for `owner` carries ("" where everyone shares the log)."""
+        if owner is None:
+            return ""
+        key = hmac.new(self._key_secret, owner.encode("utf-8"), hashlib.sha256).hexdigest()[:40]
+        with self._lock:
+            self._by_grid_key[key] = owner
+            self._by_grid_key.move_to_end(key)
+            while len(self._by_grid_key) > MAX_SESSIONS:
+                self._by_grid_key.popitem(last=False)
+        return key
+
+    def owner_of_grid_key(self, key) -> str | None:
+        """The owner a grid's key stands for; UnknownVisitor for a key this process did not hand out."""
+        if not self.apart:
+            return None
+        with self._lock:
+            owner = self._by_grid_key.get(key) if isinstance(key, str) else None
+        if owner is None:
+            raise UnknownVisitor("this page's grid is not known to the server (it may have restarted): reload the "
+                                 "page")
+        return owner

@@ -210,6 +210,36 @@ def test_errors_do_not_disclose_server_paths(client, served_app):
     assert str(served_app.services.settings.data_dir) not in str(caught.value)
 
 
+def test_a_refused_call_logs_one_line_and_a_server_fault_its_traceback(client, served_app, capfd, caplog,
+                                                                       monkeypatch):
+    import logging
+
+    from gradio_client.exceptions import AppError
+
+    caplog.set_level(logging.INFO, logger="playground.ui")
+    capfd.readouterr()
+    with pytest.raises(AppError, match="no template named"):
+        client.predict("no-such-template", api_name="/render_template")
+    with pytest.raises(AppError, match="comparison_id: must be"):
+        client.predict(0, api_name="/stats")
+    with pytest.raises(AppError, match="no comparison #999999"):
+        client.predict(999999, api_name="/comparison")
+    assert "Traceback" not in capfd.readouterr().err
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 3 and not any(r.exc_info for r in refused), [r.getMessage() for r in refused]
+    assert "render_template refused: no template named 'no-such-template'" in refused[0].getMessage()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug of the server's own")
+
+    monkeypatch.setattr(served_app.services.log, "variant_summary", broken)
+    with pytest.raises(AppError, match="Something went wrong"):
+        client.predict(api_name="/variant_summary")
+    faults = [r for r in caplog.records if r.exc_info and r.exc_info[0] is RuntimeError]
+    assert len(faults) == 1 and "variant_summary" in faults[0].getMessage()
+    assert capfd.readouterr().err.count("Traceback") == 0     # logged once, by the log record above
+
+
 def test_mcp_tools_have_meaningful_names_and_descriptions(settings, catalog):
     import httpx
 

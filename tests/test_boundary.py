@@ -11,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from playground.ui import validate as v
+from playground.requests import (ComparisonPage, ComparisonRequest, Rating, RequestError, check)
+from playground.settings import Settings
 from playground.ui.errors import scrub, storage_message, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def refused(model, data, settings=None) -> str:
+    with pytest.raises(RequestError) as caught:
+        check(model, data, settings)
+    return str(caught.value)
 
 
 @pytest.mark.parametrize("value, message", [
@@ -22,43 +29,110 @@ ROOT = Path(__file__).resolve().parent.parent
     ("3", "whole number"), (None, "whole number"), (2**70, "between"), (0, "between"), (-5, "between"),
 ])
 def test_record_ids_refuse_what_python_would_coerce(value, message):
-    with pytest.raises(v.BadInput, match=message):
-        v.record_id(value, "run_id")
+    assert message in refused(ComparisonPage, {"comparison_id": value})
 
 
-def test_record_ids_accept_integral_json_numbers():
-    assert v.record_id(12, "id") == 12 and v.record_id(12.0, "id") == 12 and v.record_id(2**63 - 1) == 2**63 - 1
+def test_whole_numbers_accept_integral_json_numbers():
+    """The one exception to strict, decided once: 3.0 is the whole number 3 (JSON has one number type)."""
+    assert check(ComparisonPage, {"comparison_id": 12.0, "limit": 5.0}).comparison_id == 12
+    assert check(ComparisonPage, {"comparison_id": 2**63 - 1}).comparison_id == 2**63 - 1
+    assert check(ComparisonRequest, {"template": "t", "seeds": [3.0]}).seeds == [3]
 
 
 @pytest.mark.parametrize("value, message", [
-    ([True], "whole number"), ([1.5], "whole number"), ([math.nan], "whole number"), ([2**32], "between"),
-    ("1, 2", "list of whole numbers"), ([], "list of whole numbers"), (list(range(100)), "limit"),
+    ([True], "seeds[0]: must be a whole number, got true"), ([1.5], "seeds[0]: must be a whole number, got 1.5"),
+    ([math.nan], "got NaN"), ([2**32], "between 0 and 4294967295"), ("1, 2", "list of whole numbers"),
+    (5, "list of whole numbers"), ([], "seeds: is empty"), (list(range(100)), "the limit is 64"),
 ])
 def test_seeds_are_checked_one_by_one(value, message):
-    with pytest.raises(v.BadInput, match=message):
-        v.seeds(value)
+    assert message in refused(ComparisonRequest, {"template": "t", "seeds": value})
 
 
 def test_a_string_is_not_split_into_a_list_and_text_is_bounded():
-    with pytest.raises(v.BadInput, match="list of strings"):
-        v.text_list("tiny-text", "models", max_items=8, max_chars=300)
-    with pytest.raises(v.BadInput, match="10,000 characters"):
-        v.text_list(["m" * 10_000], "models", max_items=8, max_chars=300)
-    with pytest.raises(v.BadInput, match="lone surrogate"):
-        v.text("a\ud800b", "note", max_chars=100)
-    with pytest.raises(v.BadInput, match="true or false"):
-        v.flag(1, "rerun")
-    assert v.text_list(["tiny-text"], "models", max_items=8, max_chars=300) == ["tiny-text"]
+    assert "list of strings" in refused(ComparisonRequest, {"template": "t", "models": "tiny-text"})
+    assert "is 10000 characters long; the limit is 300" in refused(
+        ComparisonRequest, {"template": "t", "models": ["m" * 10_000]})
+    assert "lone surrogate" in refused(Rating, {"run_id": 1, "note": "a\ud800b"})
+    assert "rerun: must be true or false, got 1" in refused(ComparisonRequest, {"template": "t", "rerun": 1})
+    assert check(ComparisonRequest, {"template": "t", "models": ["tiny-text"]}).models == ["tiny-text"]
 
 
 def test_values_and_params_refuse_odd_types():
-    with pytest.raises(v.BadInput, match="text or a list"):
-        v.variable_values({"product": True})
-    with pytest.raises(v.BadInput, match="finite"):
-        v.params({"temperature": math.nan})
-    with pytest.raises(v.BadInput, match="must be an object"):
-        v.params(["temperature"])
-    assert v.variable_values({"product": ["a", 2]}) == {"product": ["a", "2"]}
+    assert "text or a list" in refused(ComparisonRequest, {"template": "t", "values": {"product": True}})
+    assert "params.temperature: must be a finite number" in refused(
+        ComparisonRequest, {"template": "t", "params": {"temperature": math.nan}})
+    assert "params: must be an object" in refused(ComparisonRequest, {"template": "t", "params": ["temperature"]})
+    assert check(ComparisonRequest, {"template": "t", "values": {"product": ["a", 2]}}).values == {
+        "product": ["a", "2"]}
+
+
+def test_limits_come_from_the_settings():
+    small = Settings(max_seeds=2, max_note_chars=5, max_models=1)
+    assert "the limit is 2" in refused(ComparisonRequest, {"template": "t", "seeds": [1, 2, 3]}, small)
+    assert "the limit is 1" in refused(ComparisonRequest, {"template": "t", "models": ["a", "b"]}, small)
+    assert "is 6 characters long; the limit is 5" in refused(Rating, {"run_id": 1, "note": "sixsix"}, small)
+    assert check(ComparisonRequest, {"template": "t", "seeds": [1, 2, 3]}).seeds == [1, 2, 3]
+
+
+def test_a_note_has_one_limit_at_the_api_and_in_the_log(tmp_path):
+    """The page and the API capped a note at 5,000 characters, the log at 10,000: one limit now, one wording."""
+    from playground.store import RunLog, RunRecord
+
+    limit = Settings().max_note_chars
+    log = RunLog(tmp_path)
+    run_id = log.add_run(RunRecord(modality="text", model_id="m", prompt="p", seed=1, params={}))
+    log.rate(check(Rating, {"run_id": run_id, "note": "n" * limit}).run_id, note="n" * limit)
+    too_long = f"note: is {limit + 1} characters long; the limit is {limit}"
+    assert too_long in refused(Rating, {"run_id": run_id, "note": "n" * (limit + 1)})
+    with pytest.raises(RequestError, match=too_long):
+        log.rate(run_id, note="n" * (limit + 1))
+    log.close()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("length:max=1e400", "argument 'max' must be a whole number, got Infinity"),
+    ("llm_judge:rubric=r,scale=1e400", "argument 'scale' must be a whole number, got Infinity"),
+    ("length:max=nan", 'argument \'max\' must be a whole number, got "nan"'),
+    ("reading_level:max_grade=nan", "argument 'max_grade' must be a number"),
+    ({"type": "reading_level", "max_grade": math.inf}, "argument 'max_grade' must be a finite number"),
+    ({"type": "length", "max": "12"}, "argument 'max' must be a whole number"),
+    ({"type": "contains", "value": "x", "case_sensitive": "yes"}, "must be true or false"),
+])
+def test_check_arguments_get_a_clean_message(spec, message):
+    from playground.scoring import CheckError, make_check
+
+    with pytest.raises(CheckError) as caught:
+        make_check(spec)
+    assert message in str(caught.value)
+    assert "Overflow" not in str(caught.value) and "cannot convert" not in str(caught.value)
+
+
+def test_a_template_holds_no_more_checks_than_a_comparison_runs():
+    from playground.templates import TemplateError, parse_template
+
+    limit = Settings().max_checks
+    checks = "".join(f"  - {{type: contains, value: w{i}}}\n" for i in range(limit + 1))
+    text = f"---\nname: many\nmodality: text\nchecks:\n{checks}variants: {{a: hi}}\n---\n"
+    with pytest.raises(TemplateError, match=f"{limit + 1} checks; at most {limit}"):
+        parse_template(text)
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"modality": "text", "variants": {"a": "hi"}, "values": ["x"]}', "values: must be an object"),
+    ('{"template": "product-tagline", "seeds": "abc"}', 'seeds: must be a list of whole numbers'),
+    ('{"template": "product-tagline", "models": 5}', "models: must be a list of strings"),
+    ('{"template": "product-tagline", "params": [1]}', "params: must be an object"),
+    ('{"template": "product-tagline", "seeds": [1.5]}', "seeds[0]: must be a whole number, got 1.5"),
+    ('{"template": "product-tagline", "check": []}', "check: is an unknown field"),
+])
+def test_a_bad_comparison_file_ends_in_one_clean_line(tmp_path, capsys, body, message):
+    from playground.cli import main
+
+    path = tmp_path / "comparison.json"
+    path.write_text(body)
+    assert main(["--offline", "--data-dir", str(tmp_path / "data"), "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_storage_errors_name_the_data_dir_and_what_to_do(tmp_path):

@@ -80,15 +80,20 @@ def test_closing_the_stream_stops_the_model_within_a_step(catalog, settings, mod
 
     model = load(catalog, modality, f"tiny-{modality}")
     stream = model.stream(requests(), options(modality, values, settings))
-    seen = 0
+    seen, gaps, last = 0, [], time.perf_counter()
     for event in stream:
         seen += 1
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
         assert not isinstance(event, Finished)
         if seen == 3:
             break
     started = time.perf_counter()
     stream.close()                      # waits for the model call to end
-    assert time.perf_counter() - started < 5
+    # Within a few steps, measured against this run's own steps (a busy machine makes every step slower alike);
+    # running the rest of the batch would take far longer.
+    assert time.perf_counter() - started < max(5.0, 5 * max(gaps[1:]))
     # The model is free again at once and still works.
     assert collect(model, requests()[:1], options(modality, values | _short(modality), settings))[0][0] is not None
 
@@ -160,9 +165,8 @@ def test_second_get_reuses_the_warm_model(catalog, text_model):
 
 
 def test_lru_evicts_the_least_recently_used(settings):
-    from dataclasses import replace
 
-    small = Catalog(replace(settings, max_models_loaded=2))
+    small = Catalog(settings.replace(max_models_loaded=2))
     text = load(small, "text", "tiny-text")
     load(small, "image", "tiny-image")
     load(small, "text", "tiny-text")            # text is now the most recent
@@ -209,17 +213,17 @@ def test_folder_of_the_wrong_kind_is_refused(catalog, image_model):
 
 
 @pytest.mark.parametrize("modality, params, field, allowed", [
-    ("image", {"num_inference_steps": -1}, "num_inference_steps", "greater than or equal to 1"),
+    ("image", {"num_inference_steps": -1}, "num_inference_steps", "must be at least 1"),
     ("image", {"num_inference_steps": 120}, "num_inference_steps", "at most 100 on this server"),
-    ("image", {"width": 100000}, "width", "less than or equal to 2048"),
+    ("image", {"width": 100000}, "width", "must be at most 2048"),
     ("image", {"height": 100}, "height", "multiple of 8"),
     ("music", {"duration_s": 60}, "duration_s", "at most 30 on this server"),
     ("text", {"max_new_tokens": 2000}, "max_new_tokens", "at most 1024 on this server"),
-    ("text", {"temperature": "hot"}, "temperature", "valid number"),
+    ("text", {"temperature": "hot"}, "temperature", "must be a number"),
     ("text", {"top_p": float("nan")}, "top_p", "finite"),
     ("text", {"max_tokens": 5}, "max_tokens", "unknown option"),
-    ("text", {"max_new_tokens": True}, "max_new_tokens", "must be a number"),
-    ("text", {"max_new_tokens": 1.5}, "max_new_tokens", "integer"),
+    ("text", {"max_new_tokens": True}, "max_new_tokens", "must be a whole number, got true"),
+    ("text", {"max_new_tokens": 1.5}, "max_new_tokens", "must be a whole number, got 1.5"),
 ])
 def test_out_of_range_params_name_the_field(settings, modality, params, field, allowed):
     with pytest.raises(InvalidInput, match=allowed) as error:

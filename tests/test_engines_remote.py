@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from playground.store import RunLog
 from playground.templates import make_template
 
 SECRET = "sk-test-0123456789abcdefSECRET"
+SERVED = "playground/tiny-text"     # the id transformers serve answers for (see start_transformers_serve)
 pytestmark = pytest.mark.slow
 
 
@@ -38,11 +38,17 @@ def _free_port() -> int:
 
 
 def start_transformers_serve(folder: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
+    """The server answers for the model SERVED, a hub-style id (a model id is never a path or a URL): the folder is
+    linked under that relative name in the server's working directory."""
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf-home")}
     (tmp / "hf-home" / "hub").mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(["transformers", "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    link = tmp / "serve-root" / SERVED
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(folder, target_is_directory=True)
+    process = subprocess.Popen(["transformers", "serve", SERVED, "--host", "127.0.0.1", "--port", str(port)],
+                               env=env, cwd=tmp / "serve-root", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -83,7 +89,7 @@ def lab(tmp_path, settings, url, models, **extra) -> tuple[Runner, RunLog, Catal
     (data / "models").symlink_to(settings.models_dir, target_is_directory=True)
     entry = {"name": "lab", "base_url": url, "api_key_env": "LAB_KEY", "models": models, **extra}
     (data / "endpoints.yaml").write_text(json.dumps({"endpoints": [entry]}))
-    local = replace(settings, data_dir=data, remote_retries=extra.pop("retries", 1))
+    local = settings.replace(data_dir=data, remote_retries=extra.pop("retries", 1))
     catalog = Catalog(local)
     log = RunLog(data)
     return Runner(catalog, log, local), log, catalog
@@ -107,9 +113,9 @@ def no_secret_in(folder: Path) -> bool:
 
 def test_local_and_remote_models_share_one_grid(served, tiny_folder, tmp_path, settings, monkeypatch):
     monkeypatch.setenv("LAB_KEY", SECRET)
-    runner, log, catalog = lab(tmp_path, settings, served, [str(tiny_folder)])
-    remote = f"lab:{tiny_folder}"
-    assert (f"{tiny_folder} · lab (http://127.0.0.1:{served.split(':')[2].split('/')[0]})", remote) in \
+    runner, log, catalog = lab(tmp_path, settings, served, [SERVED])
+    remote = f"lab:{SERVED}"
+    assert (f"{SERVED} · lab (http://127.0.0.1:{served.split(':')[2].split('/')[0]})", remote) in \
         catalog.model_choices("text")
     spec = build_spec(tagline(), values={"product": ["a lantern", "a kettle"]}, models=[remote, "tiny-text"],
                       seeds=[1, 2], params={"max_new_tokens": 6, "top_k": 20}, rerun=True)
@@ -122,7 +128,7 @@ def test_local_and_remote_models_share_one_grid(served, tiny_folder, tmp_path, s
     first = remote_runs[0]
     assert first.backend == "openai" and first.endpoint == served.rsplit("/", 1)[0]
     assert json.loads(first.formatted_prompt)[0] == {"role": "system", "content": "Answer in one line."}
-    assert first.model_revision.startswith(str(tiny_folder)) and first.completion_tokens == 6
+    assert first.model_revision.startswith(SERVED) and first.completion_tokens == 6
     assert first.prompt_tokens > 0 and first.ttft_s is not None and "openai" in first.versions
     assert "top_k" not in first.params and first.params["max_new_tokens"] == 6   # each engine its own options
     assert log.get_comparison(first.comparison_id).status == "done"
@@ -133,14 +139,16 @@ def test_local_and_remote_models_share_one_grid(served, tiny_folder, tmp_path, s
 def test_many_cells_are_in_flight_at_once(served, tiny_folder, tmp_path, settings, monkeypatch):
     from playground.engines import openai_compat
 
-    runner, log, _ = lab(tmp_path, settings, served, [str(tiny_folder)], max_concurrency=8)
-    active, peak, lock = [0], [0], threading.Lock()
+    runner, log, _ = lab(tmp_path, settings, served, [SERVED], max_concurrency=8)
+    active, peak, lock = [0], [0], threading.Condition()
     real = openai_compat.OpenAICompatModel._one
 
     def counting(self, *args):
-        with lock:
+        with lock:          # each request waits (up to 10 s) for the others to start: a busy machine stays exact
             active[0] += 1
             peak[0] = max(peak[0], active[0])
+            lock.notify_all()
+            lock.wait_for(lambda: peak[0] >= 8, timeout=10)
         try:
             return real(self, *args)
         finally:
@@ -148,7 +156,7 @@ def test_many_cells_are_in_flight_at_once(served, tiny_folder, tmp_path, setting
                 active[0] -= 1
 
     monkeypatch.setattr(openai_compat.OpenAICompatModel, "_one", counting)
-    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=[f"lab:{tiny_folder}"],
+    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=[f"lab:{SERVED}"],
                       seeds=[1], params={"max_new_tokens": 24}, rerun=True)
     results = [e.result.record for e in runner.run(spec) if e.result]
     assert len(results) == 8 and all(r.status == "ok" for r in results)
@@ -156,8 +164,8 @@ def test_many_cells_are_in_flight_at_once(served, tiny_folder, tmp_path, setting
 
 
 def test_stop_mid_stream_cancels_the_rest(served, tiny_folder, tmp_path, settings):
-    runner, log, _ = lab(tmp_path, settings, served, [str(tiny_folder)], max_concurrency=2)
-    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=[f"lab:{tiny_folder}"],
+    runner, log, _ = lab(tmp_path, settings, served, [SERVED], max_concurrency=2)
+    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=[f"lab:{SERVED}"],
                       seeds=[1], params={"max_new_tokens": 200}, rerun=True)
     cancel = threading.Event()
     started = None
@@ -177,14 +185,17 @@ def test_a_bad_model_name_fails_its_cells_with_what_to_fix(served, tmp_path, set
     failed = [r for r in records if r.model_id == "lab:no-such/model"]
     assert len(failed) == 2 and all(r.status == "error" for r in failed)
     assert "127.0.0.1" in failed[0].error and ("model" in failed[0].error or "400" in failed[0].error)
+    # The server's own reason, not just its status code.
+    assert f"answered 400: Server is pinned to '{SERVED}'; requested 'no-such/model'" in failed[0].error, \
+        failed[0].error
     assert all(r.status == "ok" for r in records if r.model_id == "tiny-text")
     assert log.get_comparison(records[0].comparison_id).status == "partial"
 
 
 def test_a_server_killed_mid_grid_fails_the_rest_and_keeps_what_was_logged(tiny_folder, tmp_path, settings):
     process, url = start_transformers_serve(tiny_folder, tmp_path)
-    runner, log, _ = lab(tmp_path, settings, url, [str(tiny_folder)], max_concurrency=1)
-    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=[f"lab:{tiny_folder}"],
+    runner, log, _ = lab(tmp_path, settings, url, [SERVED], max_concurrency=1)
+    spec = build_spec(tagline(), values={"product": ["a", "b", "c", "d"]}, models=[f"lab:{SERVED}"],
                       seeds=[1], params={"max_new_tokens": 4}, rerun=True)
     records = []
     try:
@@ -208,7 +219,7 @@ def test_the_cli_runs_remote_and_local_models_and_keeps_no_key(served, tiny_fold
     env = {**os.environ, "OPENAI_BASE_URL": served, "OPENAI_API_KEY": SECRET, "HF_HUB_OFFLINE": "1"}
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-m", "playground", "--data-dir", str(data), "run",
-                           "prompts/text/product-tagline.md", "--models", f"openai:{tiny_folder}", "tiny-text",
+                           "prompts/text/product-tagline.md", "--models", f"openai:{SERVED}", "tiny-text",
                            "--seeds", "1", "2", "--param", "max_new_tokens=4"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -232,9 +243,9 @@ def test_hf_inference_client_streams_chat_from_the_same_server(served, tiny_fold
                                                                hub_online):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     runner, log, _ = lab(tmp_path, settings, served, [])
-    runner.settings = replace(runner.settings, hf_base_url=served.removesuffix("/v1"))
+    runner.settings = runner.settings.replace(hf_base_url=served.removesuffix("/v1"))
     runner.catalog.settings = runner.settings
-    spec = build_spec(tagline(), models=[f"hf:{tiny_folder}"], seeds=[1], params={"max_new_tokens": 5})
+    spec = build_spec(tagline(), models=[f"hf:{SERVED}"], seeds=[1], params={"max_new_tokens": 5})
     events = list(runner.run(spec))
     records = [e.result.record for e in events if e.result]
     assert [r.status for r in records] == ["ok", "ok"], records[0].error
@@ -324,7 +335,7 @@ def test_hf_text_to_image_through_a_dedicated_endpoint(scripted, tmp_path, setti
     monkeypatch.setenv("HF_TOKEN", SECRET)
     scripted.behaviour = "image"
     runner, log, _ = lab(tmp_path, settings, "http://127.0.0.1:1/v1", [])
-    runner.settings = replace(runner.settings, hf_base_url=f"http://127.0.0.1:{scripted.server_port}")
+    runner.settings = runner.settings.replace(hf_base_url=f"http://127.0.0.1:{scripted.server_port}")
     runner.catalog.settings = runner.settings
     template = make_template(name="image-remote", modality="image", variants={"a": "a red fox", "b": "a blue fox"})
     spec = build_spec(template, models=["hf:owner/any-model"], seeds=[3],
@@ -342,4 +353,4 @@ def test_remote_ids_are_checked(tmp_path, settings):
     with pytest.raises(InvalidInput, match="not available for music"):
         catalog.resolve("music", "lab:m")
     with pytest.raises(InvalidInput, match="no OpenAI-compatible endpoint"):
-        Catalog(replace(settings, data_dir=tmp_path / "empty")).resolve("text", "openai:gpt")
+        Catalog(settings.replace(data_dir=tmp_path / "empty")).resolve("text", "openai:gpt")

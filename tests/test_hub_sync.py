@@ -100,6 +100,28 @@ def test_a_winner_and_an_owner_set_later_are_mirrored_again(log, tmp_path):
     assert mirror.sync() == 2                                                 # the old winner and the new one
 
 
+def test_a_comparison_is_restored_with_its_last_status_and_one_left_running_as_interrupted(log, tmp_path):
+    dataset, mirror = tmp_path / "dataset", LogMirror(log, tmp_path / "mirror")
+    partial = log.start_comparison("text", "ended partial", "product-tagline", {})
+    _run(log, partial, 0)
+    _push(mirror, dataset)                                                    # mirrored while it ran
+    _run(log, partial, 1, status="error", error="the server went away")
+    log.finish_comparison(partial, "partial")
+    done = log.start_comparison("text", "finished after its last run was mirrored", "product-tagline", {})
+    _run(log, done, 2)
+    _push(mirror, dataset)
+    log.finish_comparison(done, "done")
+    stopped = log.start_comparison("text", "running when the Space stopped", "product-tagline", {})
+    _run(log, stopped, 3)
+    _push(mirror, dataset)
+    with RunLog(tmp_path / "restarted") as fresh:
+        report = restore_from_folder(fresh, dataset)
+        assert (report.imported, report.errors) == (4, [])
+        assert {c.title: c.status for c in fresh.list_comparisons()} == {
+            "ended partial": "partial", "finished after its last run was mirrored": "done",
+            "running when the Space stopped": "interrupted"}
+
+
 def test_restoring_twice_adds_nothing_the_second_time(log, tmp_path):
     _comparison(log, 3, owner="hf:alice")
     mirror = LogMirror(log, tmp_path / "mirror")

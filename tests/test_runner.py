@@ -236,6 +236,27 @@ def test_a_failed_media_write_fails_its_own_cell_only(runner, log, monkeypatch):
     assert log.get_comparison(results[0].comparison_id).status == "partial"
 
 
+def test_a_writer_killed_while_the_log_is_open_reads_as_interrupted_without_a_restart(tmp_path, monkeypatch):
+    run_log = RunLog(tmp_path)             # the app's log, open since before the other process started
+    writer = subprocess.Popen([sys.executable, "-c", "import os, sys, time; from playground.store import RunLog; "
+                               "log = RunLog(sys.argv[1]); print(log.start_comparison('text', 'cli run', "
+                               "spec={'pid': os.getpid()}), flush=True); time.sleep(120)", str(tmp_path)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        comparison = int(writer.stdout.readline())
+        assert run_log.get_comparison_header(comparison).status == "running"
+    finally:
+        writer.kill()
+        writer.wait(30)
+    clock = [time.monotonic()]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    assert run_log.list_comparisons()[0].status == "running"              # checked a moment ago: not yet
+    clock[0] += run_log.stale_check_every_s
+    assert run_log.list_comparisons()[0].status == "interrupted"
+    assert run_log.get_comparison_header(comparison).status == "interrupted"
+    run_log.close()
+
+
 def test_a_killed_run_is_marked_interrupted_at_start_up(tmp_path):
     run_log = RunLog(tmp_path)
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -263,7 +263,7 @@ def test_make_checks_errors_say_what_to_change():
         make_check({"type": "contain", "value": "x"})
     with pytest.raises(CheckError, match="argument 'value' is required"):
         make_check({"type": "contains"})
-    with pytest.raises(CheckError, match="unknown argument 'valeu'"):
+    with pytest.raises(CheckError, match="argument 'valeu' is an unknown argument; allowed: value"):
         make_check({"type": "contains", "valeu": "x"})
     with pytest.raises(CheckError, match="must be a whole number"):
         make_check({"type": "length", "max": 2.5})

@@ -100,8 +100,8 @@ def test_export_rows_carry_scores_and_import_reads_them_back(log):
     assert {(s.name, s.value, s.passed) for s in back} == {("contains=lantern", 1.0, True), ("latency", 0.25, None)}
     with pytest.raises(ValueError, match="must be an object"):
         scores_from_export_row({"scores": [1, 2]})
-    with pytest.raises(ValueError, match="finite"):
-        scores_from_export_row({"scores": {"x": {"value": float("inf")}}})
+    (infinite,) = scores_from_export_row({"scores": {"x": {"value": float("inf")}}})
+    assert infinite.value is None and "must be finite" in infinite.detail["error"]
 
 
 def test_scores_travel_with_their_runs_through_an_export_file(log, tmp_path):
@@ -119,6 +119,35 @@ def test_scores_travel_with_their_runs_through_an_export_file(log, tmp_path):
     back = scores_for_runs(other, [run.id])[run.id]
     assert back["latency"].value == 0.25 and back["contains=lantern"].passed is True
     other.close()
+
+
+def test_a_nan_score_is_that_scores_failure_only(log, tmp_path, monkeypatch):
+    from playground.scoring.record import Latency
+
+    monkeypatch.setattr(Latency, "score", lambda self, cell, context: self.make(float("nan")))
+    run = text_run(log)
+    scores = score_and_save(log, run, None, ["contains=solar", "latency"], ScorerContext(models_dir=tmp_path))
+    assert [s.value for s in scores] == [1.0, None] and "must be finite, got nan" in scores[1].detail["error"]
+    stored = scores_for_runs(log, [run.id])[run.id]
+    assert stored["contains=solar"].value == 1.0 and stored["latency"].value is None
+
+
+def test_an_imported_row_with_a_nan_score_keeps_its_run_and_other_scores(log, tmp_path):
+    a = text_run(log)
+    save_scores(log, a.id, [Score("latency", 0.25), Score("contains=lantern", 1.0, True, {"check": "contains"})])
+    exported = log.export(tmp_path / "scored.jsonl", "jsonl", runs=[a])
+    row = json.loads(exported.read_text())
+    row["scores"]["latency"]["value"] = float("nan")              # json writes NaN, json reads it back
+    row["scores"]["contains=lantern"]["detail"] = "not an object"
+    exported.write_text(json.dumps(row) + "\n")
+    with RunLog(tmp_path / "elsewhere") as other:
+        report = other.import_jsonl(exported)
+        assert report.imported == 1 and not report.errors
+        (run,) = other.list_runs()
+        back = scores_for_runs(other, [run.id])[run.id]
+    assert back["latency"].value is None and "must be finite" in back["latency"].detail["error"]
+    assert back["contains=lantern"].value is None and "detail must be an object" in \
+        back["contains=lantern"].detail["error"]
 
 
 def png_bytes(seed: int) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ def requests(n=3, **extra):
 @pytest.fixture(scope="module")
 def own_catalog(settings):
     """Models whose precision these tests switch: kept apart from the session's shared ones."""
-    catalog = Catalog(replace(settings, max_models_loaded=3))
+    catalog = Catalog(settings.replace(max_models_loaded=3))
     yield catalog
     catalog.clear()
 
@@ -166,7 +165,7 @@ def test_packing_frees_the_plain_weights_and_keeps_the_tied_head(mid_text):
 
 
 def test_mid_size_cell_alone_reproduces_batched_cell_in_bf16(settings, mid_text):
-    catalog = Catalog(replace(settings, max_models_loaded=1))
+    catalog = Catalog(settings.replace(max_models_loaded=1))
     model = catalog.get(catalog.resolve("text", str(mid_text)))
     assert model.dtype == choose_dtype("cpu")
     params = options("text", {"max_new_tokens": 24, "temperature": 1.0, "precision": "bfloat16"}, settings)
@@ -340,7 +339,7 @@ def test_load_plans():
 
 
 def test_offload_setting_reaches_the_model_and_is_logged(settings):
-    catalog = Catalog(replace(settings, cpu_offload=True, max_models_loaded=1))
+    catalog = Catalog(settings.replace(cpu_offload=True, max_models_loaded=1))
     model = load(catalog, "image", "tiny-image")
     assert model.offload is True and model.plan == "cpu"      # on this CPU-only machine
     output = collect(model, requests(1), options("image", IMAGE | {"num_inference_steps": 1}, settings))[0][0]
@@ -386,7 +385,7 @@ def test_model_work_runs_on_one_thread(settings, monkeypatch):
     load = local_text.LocalTextModel.load_weights
     monkeypatch.setattr(local_text.LocalTextModel, "load_weights",
                         lambda self: (seen.append(("load", threading.get_ident())), load(self))[1])
-    catalog = Catalog(replace(settings, max_models_loaded=1))
+    catalog = Catalog(settings.replace(max_models_loaded=1))
     model = catalog.get(catalog.resolve("text", "tiny-text"))
     work = type(model.model).generate
     monkeypatch.setattr(type(model.model), "generate",

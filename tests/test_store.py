@@ -197,8 +197,8 @@ def test_import_keeps_good_rows_and_reports_bad_ones(log, tmp_path):
     assert (report.imported, report.skipped) == (1, 1)           # the same run twice: added once
     assert [n for n, _ in report.errors] == [2, 3, 4, 5]
     messages = dict(report.errors)
-    assert "not valid JSON" in messages[2] and "missing required field 'model_id'" in messages[3]
-    assert "'seed' must be int" in messages[4] and "JSON object" in messages[5]
+    assert "not valid JSON" in messages[2] and "field 'model_id' is required" in messages[3]
+    assert "field 'seed' must be a whole number" in messages[4] and "JSON object" in messages[5]
     fresh.close()
 
 
@@ -384,7 +384,7 @@ def test_import_rejects_bad_ratings_and_types_without_half_rows(log, tmp_path):
     fresh = RunLog(tmp_path / "fresh")
     report = fresh.import_jsonl(path)
     assert report.imported == 1 and [n for n, _ in report.errors] == [1, 2, 3, 4]
-    assert "stars" in report.errors[0][1] and "'params' must be dict" in report.errors[3][1]
+    assert "stars" in report.errors[0][1] and "'params' must be an object" in report.errors[3][1]
     (kept,) = fresh.list_runs()
     assert (kept.wall_s, kept.thumbs) == (2, -1)
     assert fresh.import_jsonl(tmp_path / "missing.jsonl").errors[0][0] == 0

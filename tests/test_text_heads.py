@@ -19,7 +19,7 @@ PROMPTS = ["Write a tagline for a solar lantern.", "Hi", "Summarize in three bul
 
 @pytest.fixture(scope="module")
 def mid_model(settings, mid_text):
-    catalog = Catalog(replace(settings, max_models_loaded=1))
+    catalog = Catalog(settings.replace(max_models_loaded=1))
     model = catalog.get(catalog.resolve("text", str(mid_text)))
     yield model
     catalog.clear()

@@ -3,7 +3,7 @@ app with PLAYGROUND_PUBLIC on. One cannot read, rate, export or pick a winner in
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
 
 import pytest
 
@@ -19,7 +19,7 @@ def public_app(settings, catalog, tmp_path_factory):
 
     data = tmp_path_factory.mktemp("public")
     (data / "models").symlink_to(settings.models_dir, target_is_directory=True)
-    public = replace(settings, data_dir=data, public=True)
+    public = settings.replace(data_dir=data, public=True)
     demo = build_app(public, Services.create(public, catalog=catalog))
     demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
                 **launch_kwargs(public))
@@ -48,3 +48,58 @@ def test_one_visitor_cannot_reach_anothers_runs(public_app):
     assert bob.predict("", "", "", 50, 0, api_name="/history") == []
     assert [r["run_id"] for r in alice.predict("", "", "", 50, 0, api_name="/history")] != []
     assert alice.predict(cid, api_name="/comparison")["runs"][0]["stars"] == 4      # Bob's guess changed nothing
+
+
+def _grid_call(page, grid_id: int, fn_name: str, payload: dict) -> dict:
+    """A call of the grid's own server functions, as the page's script makes it (any page can post this)."""
+    return page.evaluate("""async ([gridId, fnName, payload]) => {
+        const response = await fetch('gradio_api/component_server/', {method: 'POST',
+            headers: {'content-type': 'application/json'},
+            body: JSON.stringify({data: payload, component_id: gridId, fn_name: fnName, session_hash: 'probe'})});
+        return response.json();
+    }""", [grid_id, fn_name, payload])
+
+
+@pytest.mark.browser
+def test_the_owner_rates_and_picks_in_the_grid_and_another_visitor_cannot(public_app, browser):
+    """With visitors kept apart, the grid's stars, notes and winner button work for the page that ran the
+    comparison; another visitor's page is refused, with or without a grid key of its own."""
+    log = public_app.services.log
+    grid_id = next(block_id for block_id, block in public_app.blocks.items()
+                   if getattr(block, "elem_id", None) == "text-grid")
+    pages = []
+    try:
+        for _ in range(2):
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(public_app.local_url)
+            page.wait_for_selector("#text-run")
+            page.click("#text-run")
+            page.locator("#text-grid .pp-cell.pp-ok").first.wait_for(timeout=120_000)
+            pages.append((context, page))
+        (_, alice), (_, bob) = pages
+        cell = alice.locator("#text-grid .pp-cell.pp-ok").first
+        run_id = int(cell.get_attribute("data-run"))
+        cell.locator(".pp-star").nth(3).click()
+        alice.wait_for_function(f"document.querySelectorAll('#text-grid .pp-cell[data-run=\"{run_id}\"] "
+                                ".pp-star.on').length == 4")
+        cell.locator("[data-action=winner]").click()
+        alice.locator("#text-grid .pp-cell.pp-winner").wait_for()
+        assert log.get_run(run_id).stars == 4 and cell.locator(".pp-cell-msg").count() == 0
+        comparison_id = int(alice.locator("#text-grid .pp-grid-wrap").get_attribute("data-comparison"))
+        assert log.get_comparison_header(comparison_id).winner_run_id == run_id
+
+        bobs_key = bob.locator("#text-grid .pp-grid-wrap").get_attribute("data-key")
+        assert bobs_key and bobs_key != alice.locator("#text-grid .pp-grid-wrap").get_attribute("data-key")
+        for payload in ({"run_id": run_id, "stars": 1, "key": bobs_key}, {"run_id": run_id, "note": "mine now"},
+                        {"run_id": run_id, "stars": 1, "key": "0" * 40}):
+            answer = _grid_call(bob, grid_id, "rate_cell", payload)
+            assert answer["ok"] is False and answer["error"], (payload, answer)
+        answer = _grid_call(bob, grid_id, "pick_winner", {"comparison_id": comparison_id, "run_id": run_id,
+                                                          "key": bobs_key})
+        assert answer["ok"] is False and re.search(r"no (comparison|run) #", answer["error"])
+        assert log.get_run(run_id).stars == 4 and log.get_run(run_id).note is None
+    finally:
+        for context, _ in pages:
+            context.close()

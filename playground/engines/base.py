@@ -19,12 +19,13 @@ import time
 import wave
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from ..registry import InvalidInput
+from ..settings import MAX_SEED
 from . import compute
 
-SEED_MAX = 2**32 - 1
+SEED_MAX = MAX_SEED
 
 
 @dataclass
@@ -68,10 +69,12 @@ class Finished:
 
 @dataclass
 class Failed:
-    """One request failed; the message says what to fix (never a key or a token)."""
+    """One request failed; the message says what to fix (never a key or a token). `text`: what a stream had sent
+    before it broke, kept in the cell's record."""
 
     index: int
     error: str
+    text: str | None = None
 
 
 Event = Partial | Step | Finished | Failed
@@ -239,10 +242,43 @@ def to_wav_bytes(sample_rate: int, waveform) -> bytes:
     return buffer.getvalue()
 
 
+@runtime_checkable
+class EngineModel(Protocol):
+    """What the runner calls on a model of any engine: `LocalModel` subclasses (loaded here) and remote clients."""
+
+    device: str | None           # where it runs: a device (cpu, cuda, mps) or a remote host; logged
+    dtype: str | None            # the weights' dtype (None for remote models); logged
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Versions of the libraries that shape this model's outputs; logged with every run."""
+
+    def stream(self, requests: list[GenerationRequest], options: dict) -> Iterator[Event]:
+        """Events for the requests (see the module docstring); closing the generator stops the model."""
+
+
+_versions: dict[str, str] = {}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that shape a local model's outputs; read once (importlib.metadata is slow enough to matter per
+    cell)."""
+    if not _versions:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from .. import __version__
+
+        _versions["playground"] = __version__
+        for name in ("torch", "transformers", "diffusers", "accelerate"):
+            try:
+                _versions[name] = version(name)
+            except PackageNotFoundError:
+                pass
+    return dict(_versions)
+
+
 class LocalModel:
     """A model loaded in this process through `from_pretrained` (a hub id or a folder: the same path either way)."""
-
-    engine_name: str = ""        # the registry name, logged with every run
 
     def __init__(self, model_id: str, source: str, revision: str | None, device: str, dtype: str,
                  offload: bool = False):
@@ -265,6 +301,10 @@ class LocalModel:
         compute.run(model.load_weights)
         model.load_s = time.perf_counter() - started
         return model
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return library_versions()
 
     @property
     def hub_revision(self) -> dict:

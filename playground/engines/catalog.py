@@ -16,9 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..registry import MODALITIES, Engine, InvalidInput, engine_for, modality, split_model_id
+from ..registry import MODALITIES, Engine, InvalidInput, engine_for, engines_for, modality, split_model_id
 from ..settings import Settings
-from .base import LocalModel, choose_device, choose_dtype, free_device_memory
+from .base import EngineModel, LocalModel, choose_device, choose_dtype, free_device_memory
 from .endpoints import Endpoint, load_endpoints
 from .tiny import TINY_MODELS, shipped_model
 
@@ -81,6 +81,18 @@ class Resolved:
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 MAX_MODEL_ID_CHARS = 300
+
+
+def check_remote_model_name(engine_name: str, name: str) -> None:
+    """A remote model is named, never addressed: the host a request goes to (and the key it carries) comes from the
+    operator's configuration alone. `hf:` takes a hub id (`owner/name`), which the client would otherwise treat as
+    a URL to post the token to if it looked like one; no engine takes a URL or a host as a model."""
+    if "://" in name or name.startswith("//"):
+        raise InvalidInput("model", f"{name[:80]!r} is a URL; a model id names a model, never a server. Servers "
+                           "are chosen by this server's operator (OPENAI_BASE_URL, endpoints.yaml, "
+                           "PLAYGROUND_HF_BASE_URL)")
+    if engine_name.startswith("hf-") and not _HUB_ID.match(name):
+        raise InvalidInput("model", f"hf: takes a Hugging Face model id like 'owner/name', got {name[:80]!r}")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -150,6 +162,8 @@ class Catalog:
     def model_choices(self, modality_name: str) -> list[tuple[str, str]]:
         """(label, model id) for the model picker: local presets, then the configured endpoints' models."""
         choices = [(p.label if p.tiny else f"{p.label} · {p.id}", p.id) for p in self.presets(modality_name)]
+        for engine in engines_for(modality_name):          # models a plugin engine offers
+            choices += [(f"{model} · {engine.label}", model) for model in engine.models]
         if modality_name == "text":
             for endpoint in self.endpoints.values():
                 choices += [(f"{model} · {endpoint.name} ({endpoint.host})", f"{endpoint.name}:{model}")
@@ -220,6 +234,7 @@ class Catalog:
         prefix, name = split_model_id(model_id)
         if not name.strip():
             raise InvalidInput("model", f"{model_id!r} names no model after {prefix}:")
+        check_remote_model_name(engine.name, name)
         endpoint = None
         if engine.name == "openai":
             endpoint = self.endpoints.get(prefix) or self.endpoints.get("openai")
@@ -278,6 +293,7 @@ class Catalog:
                 log.warning("loading %s failed: %s", resolved.model_id, error)
                 raise InvalidInput("model", f"could not load {resolved.model_id!r} as "
                                    f"{modality(resolved.modality).needs}: {error}") from error
+            _checked_model(resolved.engine, model)
             log.info("loaded %s (%s, %s on %s) in %.1f s", resolved.model_id, resolved.revision, dtype, device,
                      model.load_s)
             with self._lock:
@@ -294,7 +310,8 @@ class Catalog:
         key = (resolved.engine.name, resolved.model_id)
         with self._lock:
             if key not in self._remotes:
-                self._remotes[key] = resolved.engine.load_class()(resolved, self.settings)
+                self._remotes[key] = _checked_model(resolved.engine, resolved.engine.load_class()(resolved,
+                                                                                                self.settings))
             return self._remotes[key]
 
     def loaded(self) -> list[tuple[str, str]]:
@@ -323,6 +340,16 @@ class Catalog:
             return torch.cuda.is_available()
         except ImportError:
             return False
+
+
+def _checked_model(engine: Engine, model):
+    """An engine's model must be what the runner calls (engines.base.EngineModel): a plugin that is not gets a
+    message naming what it lacks, not an AttributeError in the middle of a grid."""
+    if not isinstance(model, EngineModel):
+        missing = [name for name in ("device", "dtype", "versions", "stream") if not hasattr(model, name)]
+        raise InvalidInput("model", f"engine {engine.name!r}: its model class lacks {', '.join(missing)} "
+                           "(see playground.engines.base.EngineModel)")
+    return model
 
 
 def _cached_commit(model_id: str, revision: str | None) -> str | None:

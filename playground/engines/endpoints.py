@@ -8,6 +8,8 @@ endpoints:
     api_key_env: LAB_VLLM_KEY           # the NAME of the variable that holds the key; never the key itself
     models: [meta-llama/Llama-3.1-8B-Instruct]
     max_concurrency: 16                 # requests in flight at once (default: PLAYGROUND_REMOTE_CONCURRENCY)
+    price_per_1k_input: 0.00015         # optional: what 1,000 prompt tokens cost (an experiment's dry run
+    price_per_1k_output: 0.0006         #   estimates its cost from these), in any currency, the same for both
 ```
 `OPENAI_BASE_URL` / `OPENAI_API_KEY` define the endpoint named `openai` (models picked as openai:<model>); an entry
 named `openai` in the file lists its models for the picker. Keys are read from the environment at request time
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
 RESERVED = {"hf", "tiny"}
+PRICES = ("price_per_1k_input", "price_per_1k_output")
 MAX_FILE_BYTES = 64_000
 
 
@@ -37,6 +40,8 @@ class Endpoint:
     models: tuple[str, ...] = ()
     max_concurrency: int | None = None
     timeout_s: float | None = None
+    price_per_1k_input: float | None = None
+    price_per_1k_output: float | None = None
 
     @property
     def host(self) -> str:
@@ -90,7 +95,8 @@ def _read(path: Path) -> list:
 def _endpoint(entry, default: Endpoint | None) -> Endpoint:
     if not isinstance(entry, dict):
         raise ValueError("each endpoint is a mapping with name, base_url, api_key_env and models")
-    unknown = set(entry) - {"name", "base_url", "api_key_env", "models", "max_concurrency", "timeout_s"}
+    unknown = set(entry) - {"name", "base_url", "api_key_env", "models", "max_concurrency", "timeout_s",
+                            *PRICES}
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}")
     name = entry.get("name")
@@ -114,4 +120,12 @@ def _endpoint(entry, default: Endpoint | None) -> Endpoint:
     timeout = entry.get("timeout_s")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"{name}: timeout_s must be a positive number of seconds")
-    return Endpoint(name, base_url.rstrip("/"), key_env, tuple(m.strip() for m in models), concurrency, timeout)
+    prices = {}
+    for key in PRICES:
+        price = entry.get(key)
+        if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or
+                                  not 0 <= price < 1e6):
+            raise ValueError(f"{name}: {key} must be a number from 0, the price of 1,000 tokens")
+        prices[key] = None if price is None else float(price)
+    return Endpoint(name, base_url.rstrip("/"), key_env, tuple(m.strip() for m in models), concurrency, timeout,
+                    **prices)

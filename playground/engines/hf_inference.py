@@ -12,13 +12,15 @@ from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, Offlin
 
 from ..settings import Settings
 from .base import GenerationRequest, Output, Timer
-from .remote import Stopped, chat_messages, endpoint_slots, read_text_stream, scrub, stream_concurrently, text_output
+from .catalog import check_remote_model_name
+from .pacing import endpoint_throttle
+from .remote import (Pacing, Stopped, StreamCut, chat_messages, read_text_stream, scrub, server_message,
+                     stream_concurrently, text_output)
 
 
 class HFInferenceModel:
-    engine_name = "hf"
-
     def __init__(self, resolved, settings: Settings):
+        check_remote_model_name(resolved.engine.name, resolved.source)   # never a URL: the token would follow it
         self.model = resolved.source
         self.model_id = resolved.model_id
         self.modality = resolved.modality
@@ -26,6 +28,8 @@ class HFInferenceModel:
         self.provider = settings.hf_provider or "auto"
         self.timeout = settings.remote_timeout_s
         self.limit = settings.remote_concurrency
+        self.retries = settings.remote_retries
+        self.cell_timeout = settings.remote_cell_timeout_s
         self.device = self.host
         self.dtype = None
 
@@ -42,36 +46,51 @@ class HFInferenceModel:
     def versions(self) -> dict:
         return {"huggingface_hub": version("huggingface_hub")}
 
-    def _client(self) -> InferenceClient:
+    def _client(self, call) -> InferenceClient:
+        """One client per attempt (connections are pooled by huggingface_hub underneath): closing it is how a
+        stopped or overdue cell's stream is let go."""
         token = os.environ.get("HF_TOKEN") or None
+        timeout = min(self.timeout, max(call.remaining(), 0.1))
         if self.base_url:
-            return InferenceClient(base_url=self.base_url, api_key=token, timeout=self.timeout)
-        return InferenceClient(provider=self.provider, api_key=token, timeout=self.timeout)
+            return InferenceClient(base_url=self.base_url, api_key=token, timeout=timeout)
+        return InferenceClient(provider=self.provider, api_key=token, timeout=timeout)
 
     def stream(self, requests: list[GenerationRequest], options: dict):
-        client = self._client()
         one = self._chat if self.modality == "text" else self._image
-        yield from stream_concurrently(requests, endpoint_slots(f"hf:{self.host}", self.limit), self.limit,
-                                       lambda i, r, emit, stop: one(client, i, r, options, emit, stop), self.describe)
+        pacing = Pacing(self.host, endpoint_throttle(f"hf:{self.host}", self.limit), self.retries, self.cell_timeout,
+                        self.describe, final=(InferenceTimeoutError, OfflineModeIsEnabled))
+        yield from stream_concurrently(requests, pacing, lambda call, request, emit: one(call, request, options, emit))
 
-    def _chat(self, client, index, request, options, emit, stop) -> Output:
+    def _chat(self, call, request, options, emit) -> Output:
         timer = Timer()
+        client = self._client(call)
         messages = chat_messages(request)
-        chunks = client.chat_completion(messages, model=self.model, stream=True, max_tokens=options["max_new_tokens"],
-                                        temperature=options["temperature"], top_p=options["top_p"], seed=request.seed)
-        result = read_text_stream(chunks, index, emit, stop, timer)
+        # The usage comes on the stream's last chunk only when asked for; a provider that sends none gets its
+        # tokens counted (text_output marks which).
+        try:
+            chunks = client.chat_completion(messages, model=self.model, stream=True,
+                                            max_tokens=options["max_new_tokens"], temperature=options["temperature"],
+                                            top_p=options["top_p"], seed=request.seed,
+                                            stream_options={"include_usage": True})
+            # The client does not hand out its response: closing the client closes it, and a read already waiting
+            # ends at the server's next byte.
+            call.watch(client.close)
+            result = read_text_stream(chunks, call, emit, timer)
+        finally:
+            call.watch(None)
+            client.close()
         return text_output(result, timer, messages, endpoint=self.host, revision=result.served or self.model,
                            seed="sent; providers honour it on a best-effort basis")
 
-    def _image(self, client, index, request, options, emit, stop) -> Output:
+    def _image(self, call, request, options, emit) -> Output:
         timer = Timer()
         # A dedicated endpoint serves one model at its URL: the model is named only when routing to a provider.
-        image = client.text_to_image(request.prompt, model=None if self.base_url else self.model,
+        image = self._client(call).text_to_image(request.prompt, model=None if self.base_url else self.model,
                                      negative_prompt=request.negative_prompt,
                                      width=options["width"], height=options["height"],
                                      num_inference_steps=options["num_inference_steps"],
                                      guidance_scale=options["guidance_scale"], seed=request.seed)
-        if stop.is_set():
+        if call.stopped.is_set():
             raise Stopped
         return Output(image=image.convert("RGB"), metrics={
             "wall_s": timer.elapsed, "endpoint": self.host, "revision": self.model, "formatted_prompt": request.prompt,
@@ -79,7 +98,9 @@ class HFInferenceModel:
 
     def describe(self, error: BaseException) -> str:
         token = os.environ.get("HF_TOKEN")
-        if isinstance(error, OfflineModeIsEnabled):
+        if isinstance(error, StreamCut):
+            message = f"{self.host}: {error}"
+        elif isinstance(error, OfflineModeIsEnabled):
             message = "the Hugging Face engine needs the network, and HF_HUB_OFFLINE is set: unset it to use hf: models"
         elif isinstance(error, InferenceTimeoutError):
             message = f"{self.host} gave no answer within {self.timeout:g} s"
@@ -88,7 +109,8 @@ class HFInferenceModel:
             hint = {401: "set HF_TOKEN to a valid token", 403: "the token lacks the inference permission",
                     404: f"no provider serves {self.model!r} for this task", 429: "rate limited; wait or lower "
                     "PLAYGROUND_REMOTE_CONCURRENCY"}.get(status, "")
-            message = f"{self.host} answered {status}: {hint or ' '.join(str(error).split())[:300]}"
+            said = server_message(error, str(error))
+            message = f"{self.host} answered {status}: {hint + '; the server said: ' if hint else ''}{said}"
         else:
             message = f"{self.host}: {type(error).__name__}: {' '.join(str(error).split())[:300]}"
         return scrub(message, token)

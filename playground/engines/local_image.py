@@ -24,8 +24,6 @@ PREVIEW_VAES = {"StableDiffusionPipeline": "madebyollin/taesd", "StableDiffusion
 
 
 class LocalImageModel(LocalModel):
-    engine_name = "local-image"
-
     def load_weights(self) -> None:
         self.plan = load_plan(self.device, self.offload)
         pipe = AutoPipelineForText2Image.from_pretrained(self.source, dtype=torch_dtype(self.dtype),

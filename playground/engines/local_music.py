@@ -16,8 +16,6 @@ from .sampling import SeededSampler
 
 
 class LocalMusicModel(LocalModel):
-    engine_name = "local-music"
-
     def load_weights(self) -> None:
         self.processor = AutoProcessor.from_pretrained(self.source, **self.hub_revision)
         self.plan = load_plan(self.device, self.offload)

@@ -84,8 +84,6 @@ class _BatchStreamer(BaseStreamer):
 
 
 class LocalTextModel(LocalModel):
-    engine_name = "local-text"
-
     def load_weights(self) -> None:
         self.tokenizer = AutoTokenizer.from_pretrained(self.source, **self.hub_revision)
         self.tokenizer.padding_side = "left"     # decoder-only models continue from the right edge

@@ -7,7 +7,10 @@ import wave
 
 import numpy as np
 
-from .base import Arg, CellInput, Check, register
+from pydantic import Field
+
+from .base import CellInput, Check
+from ..requests.checks import CheckArgs
 
 _FLOOR_DB = -120.0             # what digital silence reads as, instead of minus infinity
 
@@ -61,12 +64,12 @@ def _audio(cell: CellInput) -> tuple[int, np.ndarray]:
     return int(rate), np.asarray(waveform, dtype=np.float32)
 
 
-@register
 class Loudness(Check):
     type, modalities, better = "loudness", ("music",), None
     description = "RMS level in dBFS; passes when between min_db and max_db if given"
-    args = (Arg("min_db", float, help="quietest acceptable level, e.g. -30"),
-            Arg("max_db", float, help="loudest acceptable level, e.g. -6"))
+    class Args(CheckArgs):
+        min_db: float | None = Field(None, description="quietest acceptable level, e.g. -30")
+        max_db: float | None = Field(None, description="loudest acceptable level, e.g. -6")
 
     def score(self, cell, context):
         rate, waveform = _audio(cell)
@@ -78,12 +81,12 @@ class Loudness(Check):
         return self.make(round(level, 4), passed, unit="dBFS", peak=float(np.max(np.abs(data))) if data.size else 0.0)
 
 
-@register
 class Clipping(Check):
     type, modalities, better = "clipping", ("music",), "lower"
     description = "share of samples at full scale; passes when at most max_fraction"
-    args = (Arg("threshold", float, 0.999, help="|sample| at or above this counts as clipped"),
-            Arg("max_fraction", float, 0.001, help="most clipped samples allowed, as a share"))
+    class Args(CheckArgs):
+        threshold: float = Field(0.999, description="|sample| at or above this counts as clipped")
+        max_fraction: float = Field(0.001, description="most clipped samples allowed, as a share")
 
     def score(self, cell, context):
         rate, waveform = _audio(cell)
@@ -93,12 +96,12 @@ class Clipping(Check):
             np.sum(data >= self.options["threshold"])))
 
 
-@register
 class Silence(Check):
     type, modalities, better = "silence", ("music",), "lower"
     description = "share of 50 ms windows quieter than silence_db; passes when at most max_fraction"
-    args = (Arg("silence_db", float, -60.0, help="a window quieter than this (dBFS) is silent"),
-            Arg("max_fraction", float, 0.5, help="most silent time allowed, as a share"))
+    class Args(CheckArgs):
+        silence_db: float = Field(-60.0, description="a window quieter than this (dBFS) is silent")
+        max_fraction: float = Field(0.5, description="most silent time allowed, as a share")
 
     def score(self, cell, context):
         rate, waveform = _audio(cell)

@@ -16,64 +16,16 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from ..registry import MODALITIES
+from ..requests import RequestError
+from ..requests.checks import CheckArgs, check_declaration, describe_arguments, takes_text
+from ..settings import defaults
 from ..store.scores import Score
 
 ALL = tuple(MODALITIES)              # every modality (registry.MODALITIES)
-MAX_CHECKS = 20                   # per comparison: every check runs on every cell
 
 
 class CheckError(ValueError):
     """A check declaration the server refuses; the message names the check and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Arg:
-    """One argument of a check: its type (str, int, float, bool, dict), default, and allowed choices."""
-
-    name: str
-    kind: type
-    default: Any = None
-    required: bool = False
-    help: str = ""
-    choices: tuple | None = None
-
-    def coerce(self, check: str, value: Any) -> Any:
-        where = f"check {check!r}, argument {self.name!r}"
-        if self.kind is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
-                return value.lower() in {"true", "yes", "1"}
-            raise CheckError(f"{where}: must be true or false, got {value!r}")
-        if self.kind in (int, float):
-            if isinstance(value, bool):
-                raise CheckError(f"{where}: must be a number, got {value!r}")
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise CheckError(f"{where}: must be a number, got {value!r}") from None
-            if self.kind is int:
-                if number != int(number):
-                    raise CheckError(f"{where}: must be a whole number, got {value!r}")
-                number = int(number)
-            value = number
-        elif self.kind is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise CheckError(f"{where}: must be text, got {value!r}")
-            value = str(value)
-            if len(value) > 20_000:
-                raise CheckError(f"{where}: is {len(value)} characters; the limit is 20,000")
-        elif self.kind is dict:
-            if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError as error:
-                    raise CheckError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(value, dict):
-                raise CheckError(f"{where}: must be an object, got {type(value).__name__}")
-        if self.choices is not None and value not in self.choices:
-            raise CheckError(f"{where}: must be one of {', '.join(map(str, self.choices))}, got {value!r}")
-        return value
 
 
 @dataclass
@@ -86,6 +38,7 @@ class CellInput:
     text: str | None = None
     image: Any = None                     # PIL.Image.Image
     audio: tuple[int, Any] | None = None  # (sample_rate, float32 numpy array, mono or (channels, samples))
+    reference: str | None = None          # the row's reference answer (an experiment's `expected` column)
 
 
 @dataclass
@@ -145,12 +98,15 @@ class Check:
 
     type: ClassVar[str]
     modalities: ClassVar[tuple[str, ...]] = ALL
-    args: ClassVar[tuple[Arg, ...]] = ()
+    Args: ClassVar[type[CheckArgs]] = CheckArgs   # its arguments; their validators hold the check's own rules
     needs_model: ClassVar[bool] = False
     runs_torch: ClassVar[bool] = False           # scores with a local torch model: on the compute thread
     better: ClassVar[str | None] = "higher"      # which way a larger value goes; None: neither (a measurement)
     main_arg: ClassVar[str | None] = None         # the argument `--check type=VALUE` sets
     description: ClassVar[str] = ""
+    # Arguments that may be left out when each row brings its own reference answer (a dataset column), each with
+    # a stand-in its validators accept; the check then reads the row's reference (see `argument`).
+    from_reference: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, options: dict):
         self.name = name
@@ -158,6 +114,11 @@ class Check:
 
     def score(self, cell: CellInput, context: ScorerContext) -> Score:
         raise NotImplementedError
+
+    def argument(self, name: str, cell: CellInput):
+        """An argument's value, or the row's reference when the declaration left it out; None when neither."""
+        value = self.options.get(name)
+        return cell.reference if value is None else value
 
     def make(self, value: float | None, passed: bool | None = None, **detail) -> Score:
         """A Score named after this check, its detail saying which check made it and which way is better."""
@@ -170,34 +131,31 @@ class Check:
         """For the UI and the API: what this check is and what it takes."""
         return {"type": cls.type, "modalities": list(cls.modalities), "needs_model": cls.needs_model,
                 "better": cls.better, "description": cls.description,
-                "args": [{"name": a.name, "type": a.kind.__name__, "default": a.default, "required": a.required,
-                          "choices": list(a.choices) if a.choices else None, "help": a.help} for a in cls.args]}
-
-    @classmethod
-    def validate(cls, options: dict) -> dict:
-        """Hook for checks whose arguments need more than a type check (a regex compiles, a schema is valid)."""
-        return options
+                "args": describe_arguments(cls.Args)}
 
 
 REGISTRY: dict[str, type[Check]] = {}
 
 
 def register(cls: type[Check]) -> type[Check]:
-    if cls.type in REGISTRY:
-        raise ValueError(f"check type {cls.type!r} is registered twice")
+    if REGISTRY.get(cls.type, cls) is not cls:
+        raise ValueError(f"check type {cls.type!r} is registered already")
     REGISTRY[cls.type] = cls
     return cls
 
 
 def registry() -> dict[str, type[Check]]:
-    """Every check type, the built-in ones loaded."""
-    from . import audio, image, models, record, text  # noqa: F401  (registration happens on import)
+    """Every check type: the built-in ones and the installed plugins' (playground.plugins)."""
+    from ..plugins import load_checks
 
+    load_checks()
     return REGISTRY
 
 
-def make_check(spec: dict | str) -> Check:
-    """One declaration (`{type: contains, value: "x", name: optional}` or a `--check` string) -> a Check."""
+def make_check(spec: dict | str, settings=None, has_reference: bool = False) -> Check:
+    """One declaration (`{type: contains, value: "x", name: optional}` or a `--check` string) -> a Check.
+    With `has_reference` (each row brings a reference answer), an argument in the check's `from_reference` may be
+    left out: the check reads the row's reference instead."""
     if isinstance(spec, str):
         spec = parse_check_arg(spec)
     if not isinstance(spec, dict):
@@ -207,55 +165,61 @@ def make_check(spec: dict | str) -> Check:
     if kind not in known:
         raise CheckError(f"unknown check type {kind!r}; known: {', '.join(sorted(known))}")
     cls = known[kind]
-    allowed = {a.name: a for a in cls.args}
-    unknown = sorted(set(spec) - set(allowed) - {"type", "name"})
-    if unknown:
-        raise CheckError(f"check {kind!r}: unknown argument {unknown[0]!r}; allowed: "
-                         f"{', '.join(allowed) or 'none'}")
-    options = {}
-    for arg in cls.args:
-        if spec.get(arg.name) is None:
-            if arg.required:
-                raise CheckError(f"check {kind!r}: argument {arg.name!r} is required ({arg.help})")
-            options[arg.name] = arg.default
-        else:
-            options[arg.name] = arg.coerce(kind, spec[arg.name])
-    options = cls.validate(options)
-    name = spec.get("name")
+    missing = [arg for arg in cls.from_reference if spec.get(arg) is None] if has_reference else []
+    try:
+        name, options = check_declaration(kind, cls.Args, {**spec, **{a: cls.from_reference[a] for a in missing}},
+                                          settings)
+    except RequestError as error:
+        raise CheckError(f"check {kind!r}, {error}") from None
+    options.update({arg: None for arg in missing})
     if name is None:
         main = options.get(cls.main_arg) if cls.main_arg else None
         name = kind if main is None else f"{kind}={_short(main)}"
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise CheckError(f"check {kind!r}: name must be text of 1 to 200 characters, got {name!r}")
     return cls(name, options)
 
 
-def make_checks(specs, modality: str | None = None) -> list[Check]:
-    """Declarations -> checks. With `modality`, a check that cannot apply to it is refused; names must differ."""
+def make_checks(specs, modality: str | None = None, settings=None, has_reference: bool = False) -> list[Check]:
+    """Declarations -> checks. With `modality`, a check that cannot apply to it is refused; names must differ.
+    At most `max_checks` of the settings (every check runs on every cell)."""
     if specs is None:
         return []
     if isinstance(specs, (dict, str)):
         specs = [specs]
     specs = list(specs)
-    if len(specs) > MAX_CHECKS:
-        raise CheckError(f"{len(specs)} checks; the limit is {MAX_CHECKS} per comparison")
-    checks = [spec if isinstance(spec, Check) else make_check(spec) for spec in specs]
+    limit = (settings or defaults()).max_checks
+    if len(specs) > limit:
+        raise CheckError(f"{len(specs)} checks; the limit is {limit} per comparison")
+    checks = [spec if isinstance(spec, Check) else make_check(spec, settings, has_reference) for spec in specs]
     seen: set[str] = set()
     for check in checks:
         if modality is not None and modality not in check.modalities:
             raise CheckError(f"check {check.type!r} applies to {', '.join(check.modalities)} outputs, "
                              f"not {modality}")
         if check.name in seen:
-            raise CheckError(f"two checks are named {check.name!r}; give one a different `name`")
+            raise CheckError(f"two checks are named {check.name!r}; give one a name of its own, e.g. "
+                             f"{_renamed(check)} (in a template's checks: name: {check.type}-2)")
         seen.add(check.name)
     return checks
 
 
-def parse_check_args(values: list[str] | None, modality: str | None = None) -> list[dict]:
+def _renamed(check: Check) -> str:
+    """`check` written again under a name of its own, as a --check line (the Checks box takes the same), or as
+    JSON where a value holds a comma (the line form splits arguments on commas)."""
+    defaults = {name: field.default for name, field in check.Args.model_fields.items()}
+    changed = {k: v for k, v in check.options.items() if v is not None and v != defaults.get(k)}
+    named = {"type": check.type, **changed, "name": f"{check.type}-2"}
+    if any("," in json.dumps(v) for v in changed.values()):
+        return json.dumps(named, ensure_ascii=False)
+    arguments = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in named.items() if k != "type"]
+    return f"{check.type}:{','.join(arguments)}"
+
+
+def parse_check_args(values: list[str] | None, modality: str | None = None,
+                     has_reference: bool = False) -> list[dict]:
     """`--check` strings -> check declarations, each validated (against `modality` when given).
     Raises CheckError with a message that says what to change."""
     specs = [parse_check_arg(value) for value in values or []]
-    make_checks(specs, modality)
+    make_checks(specs, modality, has_reference=has_reference)
     return specs
 
 
@@ -285,15 +249,22 @@ def parse_check_arg(text: str) -> dict:
             raise CheckError(f"check {kind!r} takes named arguments: write {kind}:name=value,name=value")
         return {"type": kind, cls.main_arg: value}
     kind, spec = text[:colon].strip(), {"type": text[:colon].strip()}
+    cls = registry().get(kind)
     for part in text[colon + 1:].split(","):
         name, sep, value = part.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise CheckError(f"--check {text!r}: write arguments as name=value, separated by commas")
-        try:
-            spec[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            spec[name.strip()] = value
+        spec[name] = value if cls is None or takes_text(cls.Args, name) else _json_or_text(value)
     return spec
+
+
+def _json_or_text(value: str) -> Any:
+    """A typed value: JSON (5, true, 1e3), else the text as typed; the argument's model says whether it fits."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..engines import compute
-from ..store.scores import Score, save_scores
+from ..store.scores import Score, check_score, save_scores
 from .base import CellInput, ScorerContext, make_checks
 
 
@@ -15,7 +15,8 @@ def cell_input(record, output: Any = None, log=None) -> CellInput:
     """What the checks look at, from a run record plus its output in any of the forms the app has at hand:
     a backend Output (text / PIL image / (rate, waveform)), text, PNG or WAV bytes, a file path, or nothing
     (then the record's text, or its artifact file read through `log`)."""
-    cell = CellInput(modality=record.modality, prompt=record.prompt, record=record)
+    cell = CellInput(modality=record.modality, prompt=record.prompt, record=record,
+                     reference=getattr(record, "reference", None))
     if output is None:
         if record.output_text is not None:
             output = record.output_text
@@ -63,8 +64,8 @@ def score_cell(record, output: Any, checks: Iterable, scorer_context: ScorerCont
                log=None) -> list[Score]:
     """Run every check that applies to this cell; a failed cell gets no scores.
 
-    A check that breaks on this output gives a score with no value and the error in its detail, so one bad
-    scorer never loses the cell or the other scores."""
+    A check that breaks on this output, or answers with something that is not a score (a NaN), gives a score with
+    no value and the error in its detail, so one bad scorer never loses the cell or the other scores."""
     if record.status != "ok":
         return []
     checks = make_checks(list(checks))
@@ -75,11 +76,13 @@ def score_cell(record, output: Any, checks: Iterable, scorer_context: ScorerCont
             continue
         try:
             if check.runs_torch:      # with the model work, on one thread (engines/compute.py)
-                scores.append(compute.run(check.score, cell, scorer_context))
+                score = compute.run(check.score, cell, scorer_context)
             else:
-                scores.append(check.score(cell, scorer_context))
+                score = check.score(cell, scorer_context)
+            check_score(score)
         except Exception as error:    # noqa: BLE001 - a scorer's failure is recorded, not raised
-            scores.append(check.make(None, None, error=f"{type(error).__name__}: {error}"[:500]))
+            score = check.make(None, None, error=f"{type(error).__name__}: {error}"[:500])
+        scores.append(score)
     return scores
 
 

@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 
-from .base import Arg, Check, CheckError, register
+from pydantic import Field, field_validator
+
+from .base import Check
+from ..requests.checks import CheckArgs
 
 # Hue in degrees of each colour name the check knows (the HSV colour wheel).
 HUES = {"red": 0.0, "orange": 30.0, "yellow": 55.0, "green": 120.0, "cyan": 180.0, "blue": 225.0, "purple": 275.0,
@@ -43,36 +46,36 @@ def colour_name(hue: float | None) -> str | None:
 
 
 def target_hue(colour: str) -> float:
+    """A colour name's hue, or a hue given in degrees (0 to 360)."""
     name = colour.strip().lower()
     if name in HUES:
         return HUES[name]
     try:
         degrees = float(name)
     except ValueError:
-        raise CheckError(f"check 'hue': colour must be one of {', '.join(HUES)} or a hue in degrees, "
-                         f"got {colour!r}") from None
+        raise ValueError(f"must be one of {', '.join(HUES)} or a hue in degrees, got {colour!r}") from None
     if not 0 <= degrees <= 360:
-        raise CheckError(f"check 'hue': a hue in degrees is between 0 and 360, got {colour!r}")
+        raise ValueError(f"a hue in degrees is between 0 and 360, got {colour!r}")
     return degrees
 
 
-@register
 class Hue(Check):
     type, modalities, main_arg = "hue", ("image",), "colour"
     description = ("how close the mean hue of the image's colourful pixels is to a colour: 1 the same hue, 0 the "
                    "opposite one or no colour at all; passes within `tolerance` degrees")
-    args = (Arg("colour", str, required=True, help=f"{', '.join(HUES)}, or a hue in degrees (0 red, 120 green)"),
-            Arg("tolerance", float, 30.0, help="the most degrees away from the colour that still pass"),
-            Arg("min_saturation", float, 0.35, help="pixels less saturated than this (0-1) are ignored as grey"))
 
-    @classmethod
-    def validate(cls, options):
-        target_hue(options["colour"])
-        if not 0 < options["tolerance"] <= 180:
-            raise CheckError("check 'hue': tolerance is between 0 and 180 degrees")
-        if not 0 <= options["min_saturation"] < 1:
-            raise CheckError("check 'hue': min_saturation is between 0 and 1")
-        return options
+    class Args(CheckArgs):
+        colour: str = Field(max_length=40, description=f"{', '.join(HUES)}, or a hue in degrees (0 red, 120 green)")
+        tolerance: float = Field(30.0, gt=0, le=180, description="the most degrees away from the colour that still "
+                                                                  "pass")
+        min_saturation: float = Field(0.35, ge=0, lt=1, description="pixels less saturated than this (0-1) are "
+                                                                     "ignored as grey")
+
+        @field_validator("colour")
+        @classmethod
+        def _known(cls, colour: str) -> str:
+            target_hue(colour)
+            return colour
 
     def score(self, cell, context):
         if cell.image is None:

@@ -7,7 +7,10 @@ torch and transformers are imported inside functions: importing this module stay
 
 from __future__ import annotations
 
-from .base import Arg, CellInput, Check, ScorerContext, register
+from pydantic import Field
+
+from .base import CellInput, Check, ScorerContext
+from ..requests.checks import CheckArgs, CheckText
 from .tiny import MEANINGLESS_NOTE, TINY_SCORERS, tiny_scorer_path
 
 CLIP_PRESET = "openai/clip-vit-base-patch32"
@@ -67,7 +70,9 @@ class _ModelCheck(Check):
     runs_torch = True
     preset: str = ""
     tiny: str = ""
-    args = (Arg("model", str, help="a hub id or folder (default: the preset; offline: a tiny random model)"),)
+    class Args(CheckArgs):
+        model: CheckText | None = Field(None, description="a hub id or folder (default: the preset; offline: a tiny "
+                                                          "random model)")
 
     def _source(self, context: ScorerContext) -> tuple[str, bool]:
         return resolve_scorer(context, self.options["model"], self.preset, self.tiny)
@@ -79,7 +84,6 @@ class _ModelCheck(Check):
         return detail
 
 
-@register
 class ClipScore(_ModelCheck):
     type, modalities = "clip", ("image",)
     preset, tiny = CLIP_PRESET, "tiny-clip"
@@ -107,7 +111,6 @@ class ClipScore(_ModelCheck):
         return self.make(round(_cosine(text, image), 6), None, **detail)
 
 
-@register
 class PickScore(ClipScore):
     type = "pickscore"
     preset = PICKSCORE_PRESET
@@ -121,7 +124,6 @@ class PickScore(ClipScore):
         return self.make(round(scale * _cosine(text, image), 6), None, logit_scale=scale, **detail)
 
 
-@register
 class ClapScore(_ModelCheck):
     type, modalities = "clap", ("music",)
     preset, tiny = CLAP_PRESET, "tiny-clap"

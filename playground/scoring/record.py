@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from .base import Arg, Check, register
+from typing import Literal
+
+from .base import Check
+from ..requests.checks import CheckArgs
 
 
 def _field(cell, name: str):
     return getattr(cell.record, name, None) if cell.record is not None else None
 
 
-@register
 class Latency(Check):
     type, better = "latency", "lower"
     description = "seconds the model spent on the cell (GPU or CPU time of its batch, from the run record)"
@@ -20,11 +22,11 @@ class Latency(Check):
                          **({} if wall is not None else {"error": "no time logged for this run"}))
 
 
-@register
 class Tokens(Check):
     type, modalities, better, main_arg = "tokens", ("text",), "lower", "which"
     description = "tokens used (the cost of a text cell): prompt, completion, or both"
-    args = (Arg("which", str, "total", choices=("total", "prompt", "completion")),)
+    class Args(CheckArgs):
+        which: Literal["total", "prompt", "completion"] = "total"
 
     def score(self, cell, context):
         prompt, completion = _field(cell, "prompt_tokens"), _field(cell, "completion_tokens")
@@ -35,7 +37,6 @@ class Tokens(Check):
         return self.make(sum(parts), None, prompt_tokens=prompt, completion_tokens=completion)
 
 
-@register
 class TokensPerSecond(Check):
     type, modalities = "tokens_per_s", ("text",)
     description = "generation speed in tokens per second"
@@ -45,7 +46,6 @@ class TokensPerSecond(Check):
         return self.make(value, None, **({} if value is not None else {"error": "no speed logged"}))
 
 
-@register
 class RealtimeFactor(Check):
     type, modalities = "realtime_factor", ("music",)
     description = "seconds of audio made per second of compute (above 1: faster than real time)"

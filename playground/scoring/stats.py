@@ -22,6 +22,10 @@ RESAMPLES = 2000
 MANY_SEEDS = 100                  # beyond this, "run more seeds" is no longer useful advice
 SEED = 0
 HUMAN_METRICS = {"stars": "higher", "thumbs": "higher"}
+LARGE = 2000                      # values beyond which the bootstrap draws its own resamples (memory stays small)
+DISTINCT_DRAW = 1000              # distinct values up to which a resample is one multinomial draw
+BATCH = 50                        # resamples drawn at once otherwise
+MAX_POINTS = 400                  # dots per variant a chart shows (an experiment has thousands of cells)
 
 
 @dataclass
@@ -100,11 +104,29 @@ def bootstrap_interval(values, *, resamples: int = RESAMPLES, seed: int = SEED) 
         return None, None
     if np.all(x == x[0]):
         return float(x[0]), float(x[0])
+    if x.size > LARGE:
+        return _large_bootstrap(x, resamples, seed)
     from scipy import stats as _stats      # imported on first use: scipy.stats takes a second to import
 
     result = _stats.bootstrap((x,), np.mean, n_resamples=resamples, method="percentile", confidence_level=0.95,
                               vectorized=True, rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _large_bootstrap(x: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """The same percentile bootstrap for thousands of values (an experiment's rows) without a resamples x n array:
+    drawing n values with replacement is a multinomial draw over the distinct values (exact, and small when scores
+    take few values: pass/fail, counts); otherwise the resamples are drawn in batches."""
+    rng = np.random.default_rng(seed)
+    distinct, counts = np.unique(x, return_counts=True)
+    if distinct.size <= DISTINCT_DRAW:
+        draws = rng.multinomial(x.size, counts / x.size, size=resamples)
+        means = draws @ distinct / x.size
+    else:
+        means = np.concatenate([x[rng.integers(0, x.size, size=(min(BATCH, resamples - start), x.size))]
+                                .mean(axis=1) for start in range(0, resamples, BATCH)])
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def sign_test(wins: int, losses: int) -> float | None:
@@ -158,7 +180,18 @@ def _fmt(x: float | None, signed: bool = False) -> str:
 
 
 def _cell_key(record) -> str:
+    """What pairs cells across variants: the same values, seed and model; in an experiment, the same dataset row
+    (its grid row), since two rows of a dataset may share their values."""
+    if getattr(record, "cell_key", None):
+        return json.dumps([{"row": record.row}, record.seed, record.model_id], sort_keys=True, default=str)
     return json.dumps([record.variables or {}, record.seed, record.model_id], sort_keys=True, default=str)
+
+
+def _points(by_cell: dict) -> list[Point]:
+    """The dots of one variant's chart: every cell, or an even spread of MAX_POINTS of them in a big experiment."""
+    entries = [entry for group in by_cell.values() for entry in group]
+    step = max(1, -(-len(entries) // MAX_POINTS))
+    return [Point(run.id, value, _label(run)) for value, run in entries[::step]]
 
 
 def _label(record) -> str:
@@ -188,6 +221,7 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
         if name not in names and any(getattr(r, name) is not None for r in ok_runs):
             names[name] = (better, "human")
 
+    keys = {id(run): _cell_key(run) for run in ok_runs}       # once per run, not once per run and score
     metrics = []
     for name, (better, kind) in names.items():
         values: dict[str, dict[str, list]] = {v: {} for v in variants}
@@ -199,7 +233,7 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
             if value is None:
                 missing[variant] += 1
                 continue
-            values[variant].setdefault(_cell_key(run), []).append((float(value), run))
+            values[variant].setdefault(keys[id(run)], []).append((float(value), run))
         metrics.append(_metric(name, better, kind, variants, values, failed, missing, resamples, seed))
         metrics[-1].note = notes.get(name, "")
     summary = Summary(variants=variants, metrics=metrics, cells=len(runs), failed=sum(failed.values()),
@@ -215,13 +249,13 @@ def _metric(name, better, kind, variants, values, failed, missing, resamples, se
     for variant in variants:
         by_cell = values[variant]
         # A cell run twice in one comparison counts once, at its mean: pairs and intervals stay honest.
-        cell_means[variant] = {key: float(np.mean([v for v, _ in entries])) for key, entries in by_cell.items()}
+        cell_means[variant] = {key: sum(v for v, _ in entries) / len(entries) for key, entries in by_cell.items()}
         xs = list(cell_means[variant].values())
         low, high = bootstrap_interval(xs, resamples=resamples, seed=seed)
         metric.variants.append(VariantStats(
             variant=variant, n=len(xs), mean=float(np.mean(xs)) if xs else None, low=low, high=high,
             failed=failed[variant], missing=missing[variant],
-            points=[Point(run.id, value, _label(run)) for entries in by_cell.values() for value, run in entries]))
+            points=_points(by_cell)))
     stats_of = {v.variant: v for v in metric.variants}
     for i, a in enumerate(variants):
         for b in variants[i + 1:]:
@@ -319,6 +353,23 @@ def comparison_summary(log, comparison_id: int, *, resamples: int = RESAMPLES, s
     """The Summary of a logged comparison: its runs, their stored scores, and their ratings."""
     from ..store.scores import scores_for_runs
 
-    comparison = log.get_comparison(comparison_id)
-    scores = scores_for_runs(log, [r.id for r in comparison.runs])
-    return summarize(comparison.runs, scores, resamples=resamples, seed=seed, comparison=comparison)
+    comparison = log.get_comparison_header(comparison_id)
+    runs = summary_runs(log, comparison.id)
+    scores = scores_for_runs(log, [r.id for r in runs])
+    return summarize(runs, scores, resamples=resamples, seed=seed, comparison=comparison)
+
+
+def summary_runs(log, comparison_id: int) -> list:
+    """The runs of a comparison with only what a summary reads (not their prompts, outputs or params): an
+    experiment's tens of thousands of runs load in a fraction of the time."""
+    from ..store import RunRecord
+
+    rows = log._db().execute(
+        "SELECT r.id, r.status, r.modality, r.model_id, r.seed, r.variant, r.variables, r.row, r.col, r.cell_key, "
+        "g.stars AS stars, g.thumbs AS thumbs FROM runs r LEFT JOIN ratings g ON g.id = "
+        "(SELECT max(id) FROM ratings WHERE run_id = r.id) WHERE r.comparison_id = ? ORDER BY r.row, r.col, r.id",
+        (comparison_id,))
+    return [RunRecord(modality=row["modality"], model_id=row["model_id"], prompt="", seed=row["seed"], params={},
+                      status=row["status"], variant=row["variant"], variables=json.loads(row["variables"] or "{}"),
+                      row=row["row"], col=row["col"], cell_key=row["cell_key"], id=row["id"], stars=row["stars"],
+                      thumbs=row["thumbs"]) for row in rows]

@@ -8,7 +8,13 @@ import json
 import re
 from collections import Counter
 
-from .base import Arg, CellInput, Check, CheckError, ScorerContext, register
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .base import CellInput, Check, ScorerContext
+from ..requests import whole
+from ..requests.checks import CheckArgs, CheckText, json_object
 
 _REGEX_TIMEOUT_S = 1.0          # a pathological pattern gives up instead of hanging the server
 
@@ -21,59 +27,86 @@ def _case(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
 
-@register
+NO_REFERENCE = "no reference for this cell: give the check its value, or map a dataset column as the expected answer"
+
+
 class Contains(Check):
     type, modalities, main_arg = "contains", ("text",), "value"
     description = "passes when the output contains the text (1 = pass, 0 = fail)"
-    args = (Arg("value", str, required=True, help="the text to look for"),
-            Arg("case_sensitive", bool, False, help="match upper and lower case exactly"))
+    from_reference = {"value": "reference"}
+
+    class Args(CheckArgs):
+        value: CheckText = Field(description="the text to look for (in an experiment: the row's expected answer "
+                                 "when left out)")
+        case_sensitive: bool = Field(False, description="match upper and lower case exactly")
+
+    def _found(self, cell) -> bool | None:
+        value = self.argument("value", cell)
+        if value is None:
+            return None
+        return _case(value, self.options["case_sensitive"]) in _case(_text(cell), self.options["case_sensitive"])
 
     def score(self, cell, context):
-        found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
-            _text(cell), self.options["case_sensitive"])
+        found = self._found(cell)
+        if found is None:
+            return self.make(None, None, error=NO_REFERENCE)
         return self.make(1.0 if found else 0.0, found)
 
 
-@register
 class NotContains(Contains):
     type = "not_contains"
     description = "passes when the output does not contain the text"
 
     def score(self, cell, context):
-        found = _case(self.options["value"], self.options["case_sensitive"]) in _case(
-            _text(cell), self.options["case_sensitive"])
+        found = self._found(cell)
+        if found is None:
+            return self.make(None, None, error=NO_REFERENCE)
         return self.make(0.0 if found else 1.0, not found)
 
 
-@register
 class StartsWith(Contains):
     type = "starts_with"
     description = "passes when the output (leading spaces ignored) starts with the text"
 
     def score(self, cell, context):
+        value = self.argument("value", cell)
+        if value is None:
+            return self.make(None, None, error=NO_REFERENCE)
         ok = _case(_text(cell).lstrip(), self.options["case_sensitive"]).startswith(
-            _case(self.options["value"], self.options["case_sensitive"]))
+            _case(value, self.options["case_sensitive"]))
         return self.make(1.0 if ok else 0.0, ok)
 
 
-@register
+class Equals(Contains):
+    type = "equals"
+    description = "passes when the output, spaces at both ends ignored, is the text (or the row's expected answer)"
+
+    def score(self, cell, context):
+        value = self.argument("value", cell)
+        if value is None:
+            return self.make(None, None, error=NO_REFERENCE)
+        ok = _case(_text(cell).strip(), self.options["case_sensitive"]) == _case(
+            value.strip(), self.options["case_sensitive"])
+        return self.make(1.0 if ok else 0.0, ok)
+
+
 class Regex(Check):
     type, modalities, main_arg = "regex", ("text",), "pattern"
     description = "passes when the regular expression matches somewhere in the output"
-    args = (Arg("pattern", str, required=True, help="a regular expression (Python syntax)"),
-            Arg("ignore_case", bool, False, help="ignore upper and lower case"))
+    class Args(CheckArgs):
+        pattern: str = Field(max_length=1000, description="a regular expression (Python syntax)")
+        ignore_case: bool = Field(False, description="ignore upper and lower case")
 
-    @classmethod
-    def validate(cls, options):
-        import regex
+        @field_validator("pattern")
+        @classmethod
+        def _compiles(cls, pattern: str) -> str:
+            import regex
 
-        if len(options["pattern"]) > 1000:
-            raise CheckError("check 'regex': the pattern is longer than 1,000 characters")
-        try:
-            regex.compile(options["pattern"])
-        except regex.error as error:
-            raise CheckError(f"check 'regex': the pattern does not compile: {error}") from None
-        return options
+            try:
+                regex.compile(pattern)
+            except regex.error as error:
+                raise ValueError(f"does not compile: {error}") from None
+            return pattern
 
     def score(self, cell, context):
         import regex
@@ -96,7 +129,6 @@ def _parse_json(text: str):
     return json.loads(fenced.group(1) if fenced else text)
 
 
-@register
 class JsonValid(Check):
     type, modalities = "json_valid", ("text",)
     description = "passes when the output is valid JSON (a ```json fence around it is allowed)"
@@ -109,30 +141,40 @@ class JsonValid(Check):
         return self.make(1.0, True)
 
 
-@register
 class JsonSchema(Check):
     type, modalities = "json_schema", ("text",)
     description = "passes when the output is JSON that the JSON Schema accepts"
-    args = (Arg("schema", dict, required=True, help="a JSON Schema object"),)
+    from_reference = {"schema": {}}
 
-    @classmethod
-    def validate(cls, options):
-        import jsonschema
+    class Args(CheckArgs):
+        schema_: dict = Field(alias="schema", description="a JSON Schema object (or its JSON text)")
 
-        try:
-            jsonschema.validators.validator_for(options["schema"]).check_schema(options["schema"])
-        except jsonschema.SchemaError as error:
-            raise CheckError(f"check 'json_schema': not a valid JSON Schema: {error.message}") from None
-        return options
+        @field_validator("schema_", mode="before")
+        @classmethod
+        def _decoded(cls, value: Any) -> Any:
+            return json_object(value)
+
+        @field_validator("schema_")
+        @classmethod
+        def _valid(cls, schema: dict) -> dict:
+            return _valid_schema(schema)
 
     def score(self, cell, context):
         import jsonschema
 
+        schema = self.options["schema"]
+        if schema is None:
+            if cell.reference is None:
+                return self.make(None, None, error=NO_REFERENCE)
+            try:
+                schema = _valid_schema(json_object(cell.reference))
+            except ValueError as error:
+                return self.make(None, None, error=f"the row's expected answer is not a JSON Schema: {error}")
         try:
             data = _parse_json(_text(cell))
         except json.JSONDecodeError as error:
             return self.make(0.0, False, error=f"not JSON: {error.msg}")
-        validator = jsonschema.validators.validator_for(self.options["schema"])(self.options["schema"])
+        validator = jsonschema.validators.validator_for(schema)(schema)
         errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
         if errors:
             return self.make(0.0, False, errors=[f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
@@ -140,17 +182,30 @@ class JsonSchema(Check):
         return self.make(1.0, True)
 
 
+def _valid_schema(schema) -> dict:
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise ValueError("is not a JSON Schema (an object)")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise ValueError(f"is not a valid JSON Schema: {error.message}") from None
+    return schema
+
+
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
 
 
-@register
 class Length(Check):
     type, modalities, better = "length", ("text",), None
     description = ("the output's length in words, tokens or characters; passes when within min..max if given. "
                    "With only a max, shorter is better; with only a min, longer")
-    args = (Arg("unit", str, "words", choices=("words", "tokens", "chars")),
-            Arg("min", int, help="fewest allowed"), Arg("max", int, help="most allowed"))
+    class Args(CheckArgs):
+        unit: Literal["words", "tokens", "chars"] = "words"
+        min: whole(0, 10**9) | None = Field(None, description="fewest allowed")
+        max: whole(0, 10**9) | None = Field(None, description="most allowed")
 
     def score(self, cell, context):
         text, unit, detail = _text(cell), self.options["unit"], {"unit": self.options["unit"]}
@@ -192,11 +247,11 @@ def flesch_kincaid_grade(text: str) -> float | None:
     return 0.39 * len(words) / sentences + 11.8 * total_syllables / len(words) - 15.59
 
 
-@register
 class ReadingLevel(Check):
     type, modalities, better = "reading_level", ("text",), None
     description = "Flesch-Kincaid grade level (US school grade); passes when at most max_grade if given"
-    args = (Arg("max_grade", float, help="highest acceptable grade"),)
+    class Args(CheckArgs):
+        max_grade: float | None = Field(None, description="highest acceptable grade")
 
     def score(self, cell, context):
         grade = flesch_kincaid_grade(_text(cell))
@@ -218,16 +273,21 @@ def token_f1(answer: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@register
 class Similarity(Check):
     type, modalities, main_arg = "similarity", ("text",), "reference"
     description = "similarity to a reference answer, 0 to 1 (token F1, or difflib's character ratio)"
-    args = (Arg("reference", str, required=True, help="the reference answer"),
-            Arg("method", str, "token_f1", choices=("token_f1", "ratio")),
-            Arg("threshold", float, help="passes at or above this"))
+    from_reference = {"reference": "reference"}
+
+    class Args(CheckArgs):
+        reference: CheckText = Field(description="the reference answer (in an experiment: the row's expected "
+                                     "answer when left out)")
+        method: Literal["token_f1", "ratio"] = "token_f1"
+        threshold: float | None = Field(None, description="passes at or above this")
 
     def score(self, cell, context):
-        text, reference = _text(cell), self.options["reference"]
+        text, reference = _text(cell), self.argument("reference", cell)
+        if reference is None:
+            return self.make(None, None, error=NO_REFERENCE)
         if self.options["method"] == "ratio":
             value = difflib.SequenceMatcher(None, text.strip(), reference.strip(), autojunk=False).ratio()
         else:
@@ -251,9 +311,16 @@ The model answered:
 <answer>
 {answer}
 </answer>
-
+{reference}
 Judge the answer against the rubric only. Write one or two sentences of reasons, then a last line of the form
 SCORE: <a whole number from 1 to {scale}>"""
+
+REFERENCE_BLOCK = """
+A reference answer (a good answer need not match it word for word):
+<reference>
+{reference}
+</reference>
+"""
 
 _SCORE_LINE = re.compile(r"score\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -270,24 +337,22 @@ def parse_judge_score(output: str, scale: int) -> float | None:
     return value if 1 <= value <= scale else None
 
 
-@register
 class LLMJudge(Check):
     type, modalities, needs_model, main_arg = "llm_judge", ("text",), True, "rubric"
     description = "a text model grades the output against a rubric, 1 to scale; its prompt and output are kept"
-    args = (Arg("rubric", str, required=True, help="what a good answer does"),
-            Arg("scale", int, 10, help="the top of the score range"),
-            Arg("pass_at", float, help="passes at or above this score"),
-            Arg("model", str, help="the judge model (default: the app's judge)"))
-
-    @classmethod
-    def validate(cls, options):
-        if not 2 <= options["scale"] <= 100:
-            raise CheckError("check 'llm_judge': scale must be between 2 and 100")
-        return options
+    class Args(CheckArgs):
+        rubric: CheckText = Field(description="what a good answer does")
+        scale: whole(2, 100) = Field(10, description="the top of the score range")
+        pass_at: float | None = Field(None, description="passes at or above this score")
+        model: CheckText | None = Field(None, description="the judge model (default: the app's judge)")
+        reference: CheckText | None = Field(None, description="a reference answer the judge compares with "
+                                            "(default: the row's expected answer, when there is one)")
 
     def score(self, cell, context: ScorerContext):
+        reference = self.argument("reference", cell)
+        shown = "" if reference is None else REFERENCE_BLOCK.format(reference=reference)
         prompt = JUDGE_PROMPT.format(rubric=self.options["rubric"].strip(), prompt=cell.prompt,
-                                     answer=_text(cell), scale=self.options["scale"])
+                                     answer=_text(cell), scale=self.options["scale"], reference=shown)
         output = context.judge(self.options["model"])(prompt)
         value = parse_judge_score(output, self.options["scale"])
         detail = {"judge_prompt": prompt, "judge_output": output, "judge_model": self.options["model"],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .preferences import export_preferences
+from ..store.votes import list_votes
 from ..scoring.panel import comparison_panel
 from .report import MAX_MEDIA_BYTES, write_report
 
@@ -21,10 +23,25 @@ def cmd_votes(args, services) -> int:
     dest = Path(args.output)
     fmt = dest.suffix.lstrip(".").lower()
     if fmt not in ("jsonl", "csv"):
-        print(f"error: {dest}: the file must end in .jsonl (DPO pairs) or .csv (every vote)")
+        print(f"error: {dest}: the file must end in .jsonl (DPO pairs) or .csv (every vote)", file=sys.stderr)
         return 2
+    where = "the log"
+    if args.comparison is not None:
+        services.log.get_comparison_header(args.comparison)     # a missing one is an error, not an empty file
+        where = f"comparison #{args.comparison}"
+    votes = list_votes(services.log, args.comparison)
+    decisive = sum(vote.winner_run_id is not None for vote in votes)
+    if not votes:
+        print(f"error: {where} has no votes yet, so nothing was written: votes are cast in the Vote tab "
+              "(or through its share link)", file=sys.stderr)
+        return 1
+    if fmt == "jsonl" and not decisive:
+        print(f"error: the {len(votes)} votes of {where} are all ties or 'both bad', which make no preference "
+              f"pair, so nothing was written; {dest.with_suffix('.csv').name} would list every vote", file=sys.stderr)
+        return 1
     export_preferences(services.log, dest, fmt, comparison_id=args.comparison)
-    print(f"votes exported to {dest}")
+    what = f"{decisive} preference pairs" if fmt == "jsonl" else f"{len(votes)} votes"
+    print(f"{what} of {where} exported to {dest}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Differences between two variants' cells: word-level text diffs as HTML, and audio spectrograms as PNG.
+"""Differences between two variants' cells: word-level text diffs as HTML (render/templates), and audio
+spectrograms as PNG.
 
 Text is split into words and the whitespace between them, so a diff marks whole words and keeps line breaks.
 Spectrograms are a numpy STFT (Hann window) in decibels, drawn with PIL: no plotting library needed.
@@ -7,12 +8,13 @@ Spectrograms are a numpy STFT (Hann window) in decibels, drawn with PIL: no plot
 from __future__ import annotations
 
 import difflib
-import html
 import io
 import re
 from pathlib import Path
 
 import numpy as np
+
+from ..render import render
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
 MAX_DIFF_CHARS = 200_000
@@ -38,18 +40,13 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
 
 
 # Inline styles: the fragment is shown inside pages whose stylesheets we do not control.
-DEL_STYLE = ' style="background: #fde2e1; color: #8a1c1c"'
-INS_STYLE = ' style="background: #dcfce7; color: #14532d; text-decoration: none"'
+DEL_STYLE = "background: #fde2e1; color: #8a1c1c"
+INS_STYLE = "background: #dcfce7; color: #14532d; text-decoration: none"
 
 
 def word_diff_html(old: str, new: str) -> str:
     """The diff as escaped HTML: removed words in <del>, added words in <ins>, inside a pre-wrapped block."""
-    parts = []
-    for op, text in word_diff(old, new):
-        escaped = html.escape(text)
-        parts.append({"equal": escaped, "delete": f"<del{DEL_STYLE}>{escaped}</del>",
-                      "insert": f"<ins{INS_STYLE}>{escaped}</ins>"}[op])
-    return f'<div class="pp-diff" style="white-space: pre-wrap">{"".join(parts)}</div>'
+    return render("word_diff.html.j2", pieces=word_diff(old, new), del_style=DEL_STYLE, ins_style=INS_STYLE)
 
 
 def diff_stats(old: str, new: str) -> dict:

@@ -13,10 +13,8 @@ import os
 import uuid
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
-
 from .. import __version__
+from ..render import render, trusted
 from ..store import RunLog, RunRecord
 from ..store.votes import list_votes
 from .media import Embedded, audio_clip, image_jpeg
@@ -24,8 +22,6 @@ from .preferences import comparison_ranking
 
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
 N_BOOT = 300
-_ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["j2", "html"]),
-                   trim_blocks=True, lstrip_blocks=True)
 
 
 def row_label(run: RunRecord) -> str:
@@ -179,14 +175,14 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
         "winner": {"variant": winner_run.variant, "run_id": winner_run.id, "row_label": row_label(winner_run)}
         if winner_run else None,
         "records": records, "left_out": left_out,
-        "summary_html": Markup(summary_html) if summary_html else None,     # trusted: rendered by our own code
+        "summary_html": trusted(summary_html),     # the panel, rendered by our own templates
     }
 
 
 def render_report(log: RunLog, comparison_id: int, *, summary_html: str | None = None,
                   max_media_bytes: int = MAX_MEDIA_BYTES) -> str:
     context = build_context(log, comparison_id, summary_html=summary_html, max_media_bytes=max_media_bytes)
-    return _ENV.get_template("report.html.j2").render(**context)
+    return render("report.html.j2", **context)
 
 
 def write_report(log: RunLog, comparison_id: int, path: Path, summary_html: str | None = None, *,

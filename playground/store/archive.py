@@ -155,6 +155,21 @@ class ExportFile:
         return final
 
 
+def import_problem(path: Path, limits: ImportLimits) -> str | None:
+    """What would keep an import at `limits` from taking all of this export (a cap it passes), or None: an export is
+    checked with the importer's own reader right after it is written."""
+    errors: list = []
+    try:
+        with ExportFile(path, limits) as source:
+            for _ in source.lines(errors):
+                pass
+    except ImportRefused as error:
+        return str(error)
+    except (OSError, zipfile.BadZipFile) as error:
+        return f"it cannot be read back ({type(error).__name__})"
+    return errors[0][1] if errors else None
+
+
 def _verify_png(path: Path, limits: ImportLimits) -> None:
     from PIL import Image, UnidentifiedImageError
 

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-MAX_SEED = 2**32 - 1
+from ..settings import defaults
+
+# Each limit is a setting (playground.settings); an import is held to the same ones as a new comparison.
+_SETTINGS = {"max_bytes": "max_import_bytes", "max_member_bytes": "max_import_member_bytes",
+             "max_expanded_bytes": "max_import_expanded_bytes", "max_members": "max_import_members",
+             "max_rows": "max_import_rows"}
+_D = defaults()
 
 
 @dataclass(frozen=True)
 class ImportLimits:
-    max_bytes: int = 200 * 2**20           # the uploaded file
-    max_member_bytes: int = 50 * 2**20     # one zip member, expanded
-    max_expanded_bytes: int = 1 * 2**30    # all zip members together, expanded
-    max_members: int = 20_000              # files in a zip
-    max_rows: int = 20_000                 # lines of an export
-    max_cells: int = 64                    # cells in one comparison, and the bound on row and col
-    max_prompt_chars: int = 8000           # prompt, system prompt, negative prompt
-    max_output_chars: int = 200_000        # a text output
-    max_side: int = 1536                   # image width/height
-    max_duration_s: float = 30.0           # music clip length
-    max_seed: int = MAX_SEED
+    max_bytes: int = _D.max_import_bytes                    # the uploaded file
+    max_member_bytes: int = _D.max_import_member_bytes      # one zip member, expanded
+    max_expanded_bytes: int = _D.max_import_expanded_bytes  # all zip members together, expanded
+    max_members: int = _D.max_import_members                # files in a zip
+    max_rows: int = _D.max_import_rows                      # lines of an export
+    max_cells: int = _D.max_cells                           # cells in one comparison, and the bound on row and col
+    max_prompt_chars: int = _D.max_prompt_chars             # prompt, system prompt, negative prompt
+    max_output_chars: int = _D.max_output_chars             # a text output
+    max_side: int = _D.max_side                             # image width/height
+    max_duration_s: float = _D.max_duration_s               # music clip length
+    max_name_chars: int = _D.max_name_chars                 # template, variant names
+    max_model_id_chars: int = _D.max_model_id_chars
+    max_note_chars: int = _D.max_note_chars
 
     @classmethod
     def from_settings(cls, settings) -> "ImportLimits":
         """The same limits a new comparison has, plus the archive caps (playground.settings.Settings)."""
-        return cls(max_bytes=settings.max_import_bytes, max_member_bytes=settings.max_import_member_bytes,
-                   max_expanded_bytes=settings.max_import_expanded_bytes, max_members=settings.max_import_members,
-                   max_rows=settings.max_import_rows, max_cells=settings.max_cells,
-                   max_prompt_chars=settings.max_prompt_chars, max_side=settings.max_side,
-                   max_duration_s=settings.max_duration_s)
+        return cls(**{f.name: getattr(settings, _SETTINGS.get(f.name, f.name)) for f in dataclasses.fields(cls)})

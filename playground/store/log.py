@@ -18,8 +18,9 @@ from pathlib import Path
 
 from .records import (Comparison, NotFound, RunRecord, _check_rating, _comparison, _now, _record, cache_key,
                       check_count, check_id)
-from .rows import _fsync_dir, _Transaction, insert_rating, insert_run
+from .rows import _fsync_dir, _Transaction, insert_rating, insert_run, take_cell
 from .schema import COMPARISON_STATUSES, MIGRATIONS, STATUSES, _statements
+from .housekeeping import HousekeepingMixin
 from .transfer import TransferMixin
 
 
@@ -46,15 +47,17 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-class RunLog(TransferMixin):
+class RunLog(TransferMixin, HousekeepingMixin):
     """The run log of one data dir. Safe to share across threads; several processes may open the same dir."""
 
-    def __init__(self, data_dir: Path, *, orphan_age_s: float = 60.0):
+    def __init__(self, data_dir: Path, *, orphan_age_s: float = 60.0, stale_check_every_s: float = 10.0):
         self.data_dir = Path(data_dir)
         self.artifacts_dir = self.data_dir / "artifacts"
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / "runs.db"
         self.orphan_age_s = orphan_age_s
+        self.stale_check_every_s = stale_check_every_s
+        self._stale_checked = time.monotonic()        # start-up runs interrupt_stale itself (Services.create)
         self._local = threading.local()
         self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
@@ -152,6 +155,7 @@ class RunLog(TransferMixin):
     def get_comparison_header(self, comparison_id: int, owner: str | None = None) -> Comparison:
         """A comparison without its runs (run_count is filled in). Another owner's reads as missing."""
         comparison_id = check_id(comparison_id, "comparison")
+        self._interrupt_stale_now_and_then()
         where, args = _owned("c.id = ?", [comparison_id], owner, column="c.owner")
         row = self._db().execute(f"{_COMPARISON_SELECT} WHERE {where}", args).fetchone()
         if row is None:
@@ -166,6 +170,7 @@ class RunLog(TransferMixin):
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
                          offset: int = 0, owner: str | None = None) -> list[Comparison]:
         """Newest first; `runs` is left empty (run_count says how many there are). `owner`: that visitor's only."""
+        self._interrupt_stale_now_and_then()
         where, args = [], []
         if owner is not None:
             where.append("c.owner = ?")
@@ -196,6 +201,8 @@ class RunLog(TransferMixin):
         """Write the artifact (if any) durably, then the row; returns the run id and fills in the record.
 
         Without `artifact` bytes, `record.artifact` may name a file already in the log (a cached cell shares it).
+        A record with a `cell_key` replaces a failed run of the same cell and raises AlreadyLogged when the cell
+        already has an OK run.
         """
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record.status!r}")
@@ -207,6 +214,7 @@ class RunLog(TransferMixin):
             record.artifact = written.relative_to(self.data_dir).as_posix()
         try:
             with self._write() as tx:
+                take_cell(tx, record)
                 insert_run(tx, record)
         except BaseException:
             if written is not None:          # no row will point at it
@@ -353,44 +361,6 @@ class RunLog(TransferMixin):
         return [{k: (row[k] or 0) if k in ("rated", "thumbs_up", "thumbs_down", "wins") else row[k]
                  for k in row.keys()} for row in rows]
 
-    # ---- housekeeping ---------------------------------------------------------------------------------------------
-
-    def interrupt_stale(self) -> int:
-        """Mark comparisons left `running` by a process that is gone (killed server or CLI) as `interrupted`."""
-        stale = []
-        for row in self._db().execute("SELECT id, spec FROM comparisons WHERE status = 'running'"):
-            try:
-                pid = json.loads(row["spec"] or "{}").get("pid")
-            except ValueError:
-                pid = None
-            if not isinstance(pid, int) or not _process_alive(pid):
-                stale.append(row["id"])
-        if stale:
-            with self._write() as tx:
-                tx.executemany("UPDATE comparisons SET status = 'interrupted' WHERE id = ? AND status = 'running'",
-                               [(cid,) for cid in stale])
-        return len(stale)
-
-    def sweep_orphans(self) -> int:
-        """Delete artifact files no row points at (and leftover temp files) older than orphan_age_s.
-
-        Younger files are left alone: another process may have written one and not yet committed its row."""
-        referenced = {row[0] for row in self._db().execute("SELECT artifact FROM runs WHERE artifact IS NOT NULL")}
-        cutoff = time.time() - self.orphan_age_s
-        removed = 0
-        for folder, _, names in os.walk(self.artifacts_dir):
-            for name in names:
-                path = Path(folder) / name
-                if path.relative_to(self.data_dir).as_posix() in referenced:
-                    continue
-                try:
-                    if path.is_file() and path.stat().st_mtime <= cutoff:
-                        path.unlink()
-                        removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
-
 
 def _owned(where: str, args: list, owner: str | None, column: str | None = None) -> tuple[str, list]:
     """Narrow a runs query (or, with `column`, a comparisons query) to one owner's comparisons; None: no filter."""
@@ -403,15 +373,3 @@ def _owned(where: str, args: list, owner: str | None, column: str | None = None)
 
 _COMPARISON_SELECT = ("SELECT c.*, (SELECT count(*) FROM runs WHERE comparison_id = c.id) AS run_count "
                       "FROM comparisons c")
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid > 0          # exists, owned by someone else
-    return True

@@ -51,6 +51,8 @@ class RunRecord:
     formatted_prompt: str | None = None      # the exact text (or chat messages) the model saw
     ttft_s: float | None = None              # time to the first streamed token
     metrics: dict = field(default_factory=dict)   # what else the engine measured (steps/s, finish reason, ...)
+    cell_key: str | None = None              # an experiment's cell (dataset row, variant, seed, model); one run each
+    reference: str | None = None             # the answer this cell's checks compared against (a dataset column)
     id: int | None = None
     created_at: str | None = None
     stars: int | None = None
@@ -74,6 +76,15 @@ class InvalidId(StoreInputError):
     """An id that cannot name a row: not a whole number, a bool, or outside SQLite's integer range."""
 
 
+class AlreadyLogged(Exception):
+    """A cell of an experiment that already has its run in the comparison (a cell is logged once)."""
+
+    def __init__(self, run_id: int, cell_key: str):
+        super().__init__(f"cell {cell_key} is already logged as run #{run_id}")
+        self.run_id = run_id
+        self.cell_key = cell_key
+
+
 class NotFound(KeyError):
     """A well-formed id with no row behind it."""
 
@@ -82,18 +93,15 @@ class NotFound(KeyError):
 
 
 def check_id(value, what: str = "run") -> int:
-    """A row id as an int, or InvalidId saying what was wrong (no silent coercion of True, 1.5 or 'abc')."""
-    if isinstance(value, bool) or value is None:
-        raise InvalidId(f"{what} id must be a whole number, got {value!r}")
-    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19:
-        value = int(value.strip())
-    if not isinstance(value, numbers.Integral):
-        shown = repr(value)[:40]
-        raise InvalidId(f"{what} id must be a whole number, got {shown}")
-    value = int(value)
-    if not 0 < value <= SQLITE_MAX_INT:
-        raise InvalidId(f"{what} id must be between 1 and {SQLITE_MAX_INT}, got {value}")
-    return value
+    """A row id as an int, or InvalidId saying what was wrong; the request layer's rule for ids (3 or 3.0; not True,
+    1.5, "3" or 'abc'), held at the log's own door too."""
+    from ..requests import RequestError
+    from ..requests.records import row_id
+
+    try:
+        return row_id(value)
+    except RequestError as error:
+        raise InvalidId(f"{what} id {error.message}") from None
 
 
 def check_count(value, what: str, low: int = 0, high: int = SQLITE_MAX_INT) -> int:
@@ -147,12 +155,10 @@ def _now() -> str:
 
 
 def _check_rating(stars, thumbs, note) -> None:
-    if stars is not None and (not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5):
-        raise ValueError(f"stars must be a whole number from 1 to 5, got {stars!r}")
-    if thumbs is not None and (not isinstance(thumbs, int) or isinstance(thumbs, bool) or thumbs not in (-1, 0, 1)):
-        raise ValueError(f"thumbs must be -1, 0 or 1, got {thumbs!r}")
-    if note is not None and (not isinstance(note, str) or len(note) > 10_000):
-        raise ValueError("note must be text of at most 10,000 characters")
+    """The request layer's rules for a rating, held at the log's own door too."""
+    from ..requests.votes import check_rating
+
+    check_rating(stars, thumbs, note)
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

@@ -8,7 +8,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from .records import _JSON_FIELDS, _RUN_COLUMNS, RunRecord, _now, cache_key
+from .records import _JSON_FIELDS, _RUN_COLUMNS, AlreadyLogged, RunRecord, _now, cache_key
 
 
 def insert_run(tx: sqlite3.Connection, record: RunRecord) -> int:
@@ -25,6 +25,22 @@ def insert_run(tx: sqlite3.Connection, record: RunRecord) -> int:
                         [values[c] for c in columns])
     record.id = cursor.lastrowid
     return record.id
+
+
+def take_cell(tx: sqlite3.Connection, record: RunRecord) -> None:
+    """Make room for an experiment cell's run inside an open transaction: a failed earlier attempt of the cell is
+    replaced (its attempt count carried on); an OK run of it raises AlreadyLogged, so a cell is never logged twice."""
+    if record.cell_key is None or record.comparison_id is None:
+        return
+    found = tx.execute("SELECT id, status, metrics FROM runs WHERE comparison_id = ? AND cell_key = ?",
+                       (record.comparison_id, record.cell_key)).fetchone()
+    if found is None:
+        return
+    if found[1] != "error":
+        raise AlreadyLogged(found[0], record.cell_key)
+    attempts = json.loads(found[2] or "{}").get("attempt", 1)
+    record.metrics = {**(record.metrics or {}), "attempt": int(attempts) + 1}
+    tx.execute("DELETE FROM runs WHERE id = ?", (found[0],))
 
 
 def insert_rating(tx: sqlite3.Connection, run_id: int, stars=None, thumbs=None, note=None) -> None:

@@ -136,6 +136,51 @@ MIGRATIONS: list[tuple[int, str]] = [
     ALTER TABLE runs ADD COLUMN ttft_s REAL;
     ALTER TABLE runs ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';
     """),
+    # Experiments: a comparison with a dataset behind it, filled by a server-side job (playground/jobs/).
+    # `cell_key` names a cell of an experiment (its dataset row, variant, seed and model): at most one run per cell
+    # and comparison, so a resumed job never logs a cell twice. `reference` is the answer the cell's checks read.
+    (9, """
+    ALTER TABLE runs ADD COLUMN cell_key TEXT;
+    ALTER TABLE runs ADD COLUMN reference TEXT;
+    CREATE UNIQUE INDEX runs_cell_key ON runs(comparison_id, cell_key) WHERE cell_key IS NOT NULL;
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        owner TEXT,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'paused', 'cancelled', 'done', 'failed',
+                                               'interrupted')),
+        spec TEXT NOT NULL DEFAULT '{}',
+        spec_hash TEXT NOT NULL,
+        options TEXT NOT NULL DEFAULT '{}',
+        comparison_id INTEGER REFERENCES comparisons(id) ON DELETE SET NULL,
+        progress TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        worker TEXT,
+        pid INTEGER,
+        host TEXT,
+        heartbeat_at REAL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX jobs_status ON jobs(status, id);
+    CREATE INDEX jobs_spec ON jobs(kind, spec_hash, id);
+    CREATE INDEX jobs_owner ON jobs(owner, id);
+    CREATE INDEX jobs_comparison ON jobs(comparison_id);
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '{}',
+        columns TEXT NOT NULL DEFAULT '[]',
+        row_count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        owner TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX datasets_version ON datasets(version, coalesce(owner, ''));
+    CREATE INDEX datasets_owner ON datasets(owner, id);
+    """),
 ]
 SCHEMA_VERSION = max(number for number, _ in MIGRATIONS)   # numbers are handed out, not always appended in order
 STATUSES = ("ok", "error", "cancelled")

@@ -32,7 +32,8 @@ class Score:
         return {"value": self.value, "passed": self.passed, "detail": self.detail}
 
 
-def _check(score: Score) -> tuple[str, float | None, int | None, str]:
+def check_score(score: Score) -> tuple[str, float | None, int | None, str]:
+    """The score as a row of the scores table, or ValueError saying what is wrong with it (a NaN, a non-number)."""
     if not isinstance(score.name, str) or not score.name.strip() or len(score.name) > _MAX_NAME:
         raise ValueError(f"a score name is text of 1 to {_MAX_NAME} characters, got {score.name!r}")
     value = score.value
@@ -51,7 +52,7 @@ def _check(score: Score) -> tuple[str, float | None, int | None, str]:
 def save_scores(log, run_id: int, scores: Iterable[Score]) -> None:
     """Store the scores of one run in one transaction; a score already there under the same name is replaced."""
     scores = list(scores)
-    rows = [_check(score) for score in scores]
+    rows = [check_score(score) for score in scores]
     if not rows:
         return
     with log._write() as tx:
@@ -63,7 +64,7 @@ def save_scores(log, run_id: int, scores: Iterable[Score]) -> None:
 def insert_scores(tx, run_id: int, scores: Iterable[Score]) -> None:
     """Store scores inside an open transaction (an import adds a run and its scores together)."""
     scores = list(scores)
-    rows, now = [_check(score) for score in scores], _now()
+    rows, now = [check_score(score) for score in scores], _now()
     tx.executemany(
         "INSERT INTO scores (run_id, name, value, passed, detail, created_at) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, passed = excluded.passed, "
@@ -126,7 +127,9 @@ def add_score_columns(log, rows: list[dict], *, flat: bool = True) -> list[str]:
 
 
 def scores_from_export_row(row: dict) -> list[Score]:
-    """The scores an exported row carries (`scores` key), checked; for import. Bad entries raise ValueError."""
+    """The scores an exported row carries (`scores` key), checked; for import. A bad entry (a NaN value, a detail
+    that is not an object) is imported as that score's failure, with no value and the reason in its detail; a
+    `scores` field that is not an object, or a name no score can have, raises ValueError."""
     raw = row.get("scores")
     if raw is None:
         return []
@@ -134,12 +137,19 @@ def scores_from_export_row(row: dict) -> list[Score]:
         raise ValueError("field 'scores' must be an object of name -> {value, passed, detail}")
     scores = []
     for name, entry in raw.items():
-        if not isinstance(entry, dict):
-            raise ValueError(f"score {name!r} must be an object with value, passed and detail")
-        detail = entry.get("detail") or {}
-        if not isinstance(detail, dict):
-            raise ValueError(f"score {name!r}: detail must be an object")
-        score = Score(name=name, value=entry.get("value"), passed=entry.get("passed"), detail=detail)
-        _check(score)
+        failed = Score(name=name, value=None)
+        check_score(failed)                  # the name itself
+        try:
+            if not isinstance(entry, dict):
+                raise ValueError(f"score {name!r} must be an object with value, passed and detail")
+            detail = entry.get("detail") or {}
+            if not isinstance(detail, dict):
+                raise ValueError(f"score {name!r}: detail must be an object")
+            score = Score(name=name, value=entry.get("value"), passed=entry.get("passed"), detail=detail)
+            check_score(score)
+        except ValueError as error:
+            detail = entry.get("detail") if isinstance(entry, dict) and isinstance(entry.get("detail"), dict) else {}
+            score = Score(name=name, value=None, detail={**detail, "error": f"not imported as given: {error}"[:500]})
+            check_score(score)
         scores.append(score)
     return scores

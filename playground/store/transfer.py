@@ -8,9 +8,11 @@ import io
 import json
 import os
 import sqlite3
+import tempfile
 import uuid
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 from .archive import ExportFile, ImportRefused
@@ -23,6 +25,8 @@ from .validate import MODALITIES, derived_uid, parse_row
 
 
 RUNS_PER_CELL = 16                     # re-runs of one cell kept in an imported comparison
+EXPORT_FORMATS = ("jsonl", "csv", "parquet", "zip")
+_NESTED = ("params", "variables", "versions", "metrics", "scores", "comparison")
 
 
 class TransferMixin:
@@ -31,10 +35,11 @@ class TransferMixin:
     # ---- export and import ----------------------------------------------------------------------------------------
 
     def export(self, dest: Path, fmt: str, *, runs: list[RunRecord]) -> Path:
-        """jsonl (one record a line, with its comparison), csv (one run a row), or zip (both + the media files).
-        The file appears at `dest` only once complete."""
-        if fmt not in ("jsonl", "csv", "zip"):
-            raise ValueError(f"format must be jsonl, csv or zip, got {fmt!r}")
+        """jsonl (one run a line; the first line of each comparison carries its spec, later ones name it by uid),
+        csv (one run a row), parquet (the JSONL rows as a table, nested fields as JSON text), or zip (jsonl and csv
+        + the media files). The file appears at `dest` only once complete."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"format must be {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         rows = self._export_rows(runs)
@@ -45,6 +50,8 @@ class TransferMixin:
                 temporary.write_text(_jsonl(rows), encoding="utf-8")
             elif fmt == "csv":
                 temporary.write_text(_csv(rows, score_columns), encoding="utf-8", newline="")
+            elif fmt == "parquet":
+                _parquet(rows, temporary)
             else:
                 with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
                     archive.writestr("runs.jsonl", _jsonl(rows))
@@ -62,6 +69,9 @@ class TransferMixin:
         return dest
 
     def _export_rows(self, runs: list[RunRecord]) -> list[dict]:
+        """Each run as a row with its comparison: the comparison's spec (most of its bytes on a big grid) on the
+        comparison's first row only; the rest name it by uid, and the importer takes the spec from whichever row
+        of the comparison has it."""
         comparisons: dict[int, dict | None] = {}
         rows = []
         for run in runs:
@@ -71,11 +81,12 @@ class TransferMixin:
                 try:
                     c = self.get_comparison_header(cid)
                     comparisons[cid] = {"title": c.title, "modality": c.modality, "template_name": c.template_name,
-                                        "spec": c.spec, "status": c.status, "winner_run_id": c.winner_run_id,
+                                        "status": c.status, "winner_run_id": c.winner_run_id,
                                         "created_at": c.created_at, "uid": c.uid}
+                    row["comparison"] = {**comparisons[cid], "spec": c.spec}
                 except KeyError:
                     comparisons[cid] = None
-            if cid is not None and comparisons[cid] is not None:
+            elif cid is not None and comparisons[cid] is not None:
                 row["comparison"] = comparisons[cid]
             rows.append(row)
         return rows
@@ -88,6 +99,8 @@ class TransferMixin:
         Imported runs are marked imported and never served as a cache hit. New comparisons belong to `owner`
         (the importing visitor on a public deployment)."""
         limits = limits or ImportLimits()
+        if Path(path).suffix.lower() == ".parquet":
+            return self._import_parquet(Path(path), limits, owner)
         report = ImportReport()
         try:
             source = ExportFile(Path(path), limits)
@@ -123,10 +136,27 @@ class TransferMixin:
         report.errors.sort(key=lambda item: item[0])
         return report
 
+    def _import_parquet(self, path: Path, limits: ImportLimits, owner: str | None) -> ImportReport:
+        """A parquet export is imported as the JSONL rows it holds."""
+        report = ImportReport()
+        try:
+            if path.stat().st_size > limits.max_bytes:
+                raise ImportRefused(f"{path.name} is larger than the import limit (setting max_import_bytes)")
+            lines = _parquet_lines(path, limits.max_rows)
+        except (ImportRefused, OSError, ValueError) as error:
+            report.errors.append((0, f"cannot read {path.name}: {error}"))
+            return report
+        with tempfile.TemporaryDirectory(prefix="playground-import-") as folder:
+            converted = Path(folder) / "runs.jsonl"
+            converted.write_text(lines, encoding="utf-8")
+            return self.import_jsonl(converted, replace(limits, max_bytes=max(limits.max_bytes,
+                                                                              converted.stat().st_size)), owner)
+
     def _import_group(self, source: ExportFile, rows: list[_Row], copied: dict, report: ImportReport,
                       owner: str | None = None) -> None:
         """One comparison (or one loose run): media first, then every row in one transaction."""
         db = self._db()
+        spec = next((row.info["spec"] for row in rows if isinstance(row.info.get("spec"), dict)), None)
         uids = [row.record.uid for row in rows]
         present = {r[0] for r in db.execute(f"SELECT uid FROM runs WHERE uid IN ({', '.join('?' * len(uids))})",
                                             uids)}
@@ -154,7 +184,9 @@ class TransferMixin:
             return
         try:
             with self._write() as tx:
-                comparison_id, created = self._import_comparison(tx, ready[0], owner)
+                comparison_id, created = self._import_comparison(tx, ready[0].record.comparison_id,
+                                                                 {**ready[0].info, "spec": spec}, ready[0].record,
+                                                                 owner)
                 added, count = {}, 0
                 for row in ready:
                     row.record.comparison_id = comparison_id
@@ -184,11 +216,10 @@ class TransferMixin:
                 del copied[artifact]
             report.errors.extend((row.number, f"not stored: {error}") for row in ready)
 
-    def _import_comparison(self, tx: sqlite3.Connection, row: _Row,
+    def _import_comparison(self, tx: sqlite3.Connection, old_id: int | None, info: dict, record: RunRecord,
                            owner: str | None = None) -> tuple[int | None, bool]:
-        """The comparison here for a row's comparison in the export, found by uid or created; and whether it was
-        created now."""
-        old_id, info = row.record.comparison_id, row.info
+        """The comparison here for a comparison of the export (`info`, as its rows describe it), found by uid or
+        created; and whether it was created now."""
         if old_id is None:
             return None, False
         uid = info.get("uid") or derived_uid("comparison", old_id, info.get("title"), info.get("created_at"))
@@ -199,9 +230,9 @@ class TransferMixin:
             return found[0], False
         spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
         title = info.get("title") or f"imported #{old_id}"
-        modality = info.get("modality") if info.get("modality") in MODALITIES else row.record.modality
+        modality = info.get("modality") if info.get("modality") in MODALITIES else record.modality
         template = info.get("template_name") if isinstance(info.get("template_name"), str) \
-            else row.record.template_name
+            else record.template_name
         status = info.get("status") if info.get("status") in COMPARISON_STATUSES[1:] else "done"
         cursor = tx.execute("INSERT INTO comparisons (modality, title, template_name, spec, status, created_at, uid, "
                             "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -248,3 +279,37 @@ def _csv(rows: list[dict], score_columns: list[str] = ()) -> str:
             row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True)
         writer.writerow({name: csv_safe(row.get(name)) for name in columns})
     return buffer.getvalue()
+
+
+def _parquet(rows: list[dict], dest: Path) -> None:
+    """The export rows as a parquet table; nested fields (params, variables, scores, the comparison) as JSON text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    data = {name: [json.dumps(row.get(name), ensure_ascii=False, default=str)
+                   if name in _NESTED or isinstance(row.get(name), (dict, list)) else row.get(name) for row in rows]
+            for name in columns}
+    pq.write_table(pa.table(data), dest)
+
+
+def _parquet_lines(path: Path, max_rows: int) -> str:
+    """A parquet export back into the JSONL lines it was made from."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as error:            # pyarrow raises several kinds for a damaged file
+        raise ValueError(f"not a Parquet export ({error})") from None
+    if table.num_rows > max_rows:
+        raise ValueError(f"{table.num_rows} rows; the limit is {max_rows} (setting max_import_rows)")
+    lines = []
+    for row in table.to_pylist():
+        for name in _NESTED:
+            if isinstance(row.get(name), str):
+                try:
+                    row[name] = json.loads(row[name])
+                except json.JSONDecodeError:
+                    pass                 # left as text: the row's own check reports it
+        lines.append(json.dumps(row, ensure_ascii=False, default=str))
+    return "\n".join(lines) + "\n"

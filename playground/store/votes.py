@@ -10,12 +10,13 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from ..settings import defaults
 from .log import RunLog
 from .records import _now
 
 OUTCOMES = ("win", "tie", "both_bad")
-MAX_REASON = 2_000
-MAX_VOTER = 200
+MAX_REASON = defaults().max_reason_chars     # the request layer's limits, held at the log's own door too
+MAX_VOTER = defaults().max_voter_chars
 
 
 class DuplicateVote(ValueError):

@@ -15,7 +15,6 @@ from .frontmatter import (FRONT_KEYS, MAX_CHECKS, MAX_FILE_BYTES, MAX_YAML_DEPTH
                           make_template, parse_template, template_to_text)
 from .model import (DEFAULT_MAX_CHARS, LIBRARY_DIR, MAX_VALUE_CHARS, MAX_VARIANTS, MODALITIES, NAME_RULE, Library,
                     LoadError, PromptCell, Template, Variable, check_name)
-from .notes import safe_notes
 from .sandbox import (MAX_FORMAT_WIDTH, MAX_SOURCE_CHARS, MAX_STEPS, MAX_WORK, MAX_WORK_CHARS, RENDER_SECONDS,
                       variables_used)
 from .worker import render_source
@@ -25,5 +24,5 @@ __all__ = ["DEFAULT_MAX_CHARS", "EXPAND_SECONDS", "FRONT_KEYS", "LIBRARY_DIR", "
            "MAX_VARIANTS", "MAX_WORK", "MAX_WORK_CHARS", "MAX_YAML_DEPTH", "MODALITIES", "NAME_RULE",
            "RENDER_SECONDS", "RESERVED_NAMES", "Library", "LoadError", "PromptCell", "Template", "TemplateError",
            "Variable", "check_checks", "check_name", "expand", "import_template", "load_library", "make_template",
-           "parse_template", "parse_values", "render_source", "safe_notes", "save_user_template",
+           "parse_template", "parse_values", "render_source", "save_user_template",
            "template_to_text", "variables_used", "with_changes", "with_variant"]

@@ -15,12 +15,13 @@ import yaml
 from yaml.composer import ComposerError
 
 from .errors import TemplateError
+from ..settings import defaults
 from .model import MAX_VARIANTS, MODALITIES, Template, Variable, check_name
 from .sandbox import compile_source, variables_used
 
 MAX_FILE_BYTES = 200_000
 MAX_YAML_DEPTH = 8                 # front matter needs 4 (variables -> name -> examples -> item)
-MAX_CHECKS = 32
+MAX_CHECKS = defaults().max_checks       # a template's checks must fit in one comparison
 MAX_EXAMPLES = 100
 MAX_SCALAR_CHARS = 20_000
 RESERVED_NAMES = {"range", "loop", "self", "caller", "varargs", "kwargs", "true", "false", "none", "True",

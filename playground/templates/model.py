@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ..settings import defaults
 from .errors import TemplateError
 from .sandbox import MAX_VALUE_CHARS, check_value_sizes  # noqa: F401 (re-exported)
 from .worker import render_source
@@ -16,7 +17,7 @@ from .worker import render_source
 MODALITIES = ("text", "image", "music")
 LIBRARY_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAX_VARIANTS = 8
+MAX_VARIANTS = defaults().max_variants
 DEFAULT_MAX_CHARS = 8000           # one rendered prompt
 
 

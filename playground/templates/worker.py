@@ -29,16 +29,17 @@ WORKER_MEMORY_BYTES = 1 << 30      # address space of one worker
 MAX_WORKERS = 4                    # renders running at once; more wait for a free worker
 KILL_GRACE_S = 1.0                 # past the render's own deadline, the worker is killed
 WAIT_FOR_WORKER_S = 30.0
-_ROOT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])   # the folder `python -m playground...` finds us from
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = 64 << 20
 
 
 class _Worker:
     def __init__(self):
-        code = f"import sys; sys.path.insert(0, {_ROOT!r}); from playground.templates.worker import serve; serve()"
-        self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, close_fds=True)
+        # Started in the folder that holds this package, so `-m` imports this very copy of it, installed or not.
+        self.process = subprocess.Popen([sys.executable, "-m", "playground.templates.worker"], cwd=_PACKAGE_PARENT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        close_fds=True)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -202,3 +203,7 @@ def serve() -> None:
         payload = json.dumps(answer).encode("utf-8")
         sink.write(_HEADER.pack(len(payload)) + payload)
         sink.flush()
+
+
+if __name__ == "__main__":
+    serve()

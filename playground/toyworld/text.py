@@ -12,7 +12,6 @@ fixed vocabulary in `words.py`, so a small model can copy them.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass, field

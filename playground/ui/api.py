@@ -1,7 +1,8 @@
 """The public API (gradio_client, "Use via API", MCP tools): named arguments, JSON in and out, files as files.
 
-Every endpoint checks its arguments here (types, ranges, sizes) and answers bad input with a gr.Error that says
-what to send; the tabs' own event handlers are private and not part of this surface.
+Every endpoint checks its arguments through the request layer (playground.requests: types, ranges, sizes) and
+answers bad input with a gr.Error that says what to send; the tabs' own event handlers are private and not part of
+this surface. Each endpoint's type hints become its published schema (and its MCP tool's input schema).
 """
 
 from __future__ import annotations
@@ -11,18 +12,17 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..spec import build_spec
-from ..services import Services
+from ..requests import (ComparisonPage, ComparisonRef, ComparisonRequest, ExportRequest, HistoryQuery, ImportFile,
+                        Rating, TemplateFilter, TemplateName, TemplateText, Winner, check)
 from ..scoring import comparison_summary
+from ..services import Services
 from ..store import ImportLimits
 from ..store.scores import scores_for_runs
 from ..templates import expand, import_template, template_to_text
-from . import exports, validate as v
+from . import exports
 from .errors import at_boundary
-from .compare import MODEL_QUEUE
+from .queues import MODEL_QUEUE
 from .streaming import stage_text
-
-MAX_PAGE = 1000
 
 
 def run_json(record) -> dict:
@@ -33,23 +33,54 @@ def run_json(record) -> dict:
             "wall_s": record.wall_s, "tokens_per_s": record.tokens_per_s}
 
 
-def register_api(services: Services) -> None:
-    """Call inside the Blocks context, before the tabs, so that `compare` leads the API page."""
-    log, settings = services.log, services.settings
-    boundary = at_boundary(settings.data_dir)
+class PublicApi:
+    """The endpoints, in the order the API page lists them; `register` publishes them."""
 
-    def comparison_json(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE, owner: str | None = None) -> dict:
-        header = log.get_comparison_header(comparison_id, owner=owner)
-        runs = log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
-        scores = scores_for_runs(log, [r.id for r in runs])
+    def __init__(self, services: Services):
+        self.services, self.log, self.settings = services, services.log, services.settings
+
+    def register(self) -> None:
+        """Call inside the Blocks context, before the tabs, so that `compare` leads the API page. gr.api publishes
+        names, docstrings and type hints (MCP tool names are the endpoint names)."""
+        boundary = at_boundary(self.settings.data_dir)
+        gr.api(boundary(self.compare), api_name="compare", concurrency_id=MODEL_QUEUE,
+               concurrency_limit=self.settings.concurrency)
+        for fn in (self.list_templates, self.render_template, self.comparison, self.stats, self.history, self.rate,
+                   self.pick_winner, self.variant_summary, self.save_template):
+            gr.api(boundary(fn), api_name=fn.__name__)
+        self._register_files(boundary)
+
+    def _register_files(self, boundary) -> None:
+        """Endpoints with files in or out need real File components so Gradio moves the files through its cache.
+        Their inputs are read raw (preprocess off): the request layer checks them like every other argument."""
+        with gr.Column(visible=False):
+            comparison_in = gr.Number(precision=0, label="comparison_id")
+            fmt_in = gr.Dropdown(list(exports.FORMATS), value="jsonl", label="fmt")
+            name_in = gr.Textbox(label="template")
+            file_out, file_in, report_out = gr.File(), gr.File(type="filepath"), gr.JSON()
+            triggers = [gr.Button() for _ in range(3)]
+        triggers[0].click(boundary(self.export_comparison), [comparison_in, fmt_in], file_out,
+                          api_name="export_comparison", preprocess=False)
+        triggers[1].click(boundary(self.export_template), name_in, file_out, api_name="export_template",
+                          preprocess=False)
+        triggers[2].click(boundary(self.import_runs), file_in, report_out, api_name="import_runs")
+
+    def _owner(self, request) -> str | None:
+        return self.services.visitors.owner(request)
+
+    def comparison_json(self, comparison_id: int, offset: int, limit: int, owner: str | None) -> dict:
+        header = self.log.get_comparison_header(comparison_id, owner=owner)
+        runs = self.log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
+        scores = scores_for_runs(self.log, [r.id for r in runs])
         return {"comparison_id": header.id, "modality": header.modality, "title": header.title,
                 "template": header.template_name, "status": header.status, "created_at": header.created_at,
                 "winner_run_id": header.winner_run_id, "run_count": header.run_count, "offset": offset,
                 "runs": [run_json(r) | {"scores": {n: s.to_dict() for n, s in scores.get(r.id, {}).items()}}
                          for r in runs]}
 
-    @boundary
-    def compare(template: str, values: dict | None = None, variants: dict | None = None,
+    # ---- comparisons ------------------------------------------------------------------------------------------
+
+    def compare(self, template: str, values: dict | None = None, variants: dict | None = None,
                 models: list[str] | None = None, seeds: list[int] | None = None, params: dict | None = None,
                 rerun: bool = False, checks: list[dict] | None = None, request: gr.Request = None) -> dict:
         """Run a comparison of a library template's variants; streams progress, then returns every cell.
@@ -68,25 +99,15 @@ def register_api(services: Services) -> None:
             checks: scores for every cell, e.g. [{"type": "contains", "value": "lantern"}, {"type": "clip"}],
                 added to the template's own
         """
-        name = v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False)
-        values_ = v.variable_values(values)
-        variants_ = v.variants(variants)
-        models_ = (v.text_list(models, "models", max_items=v.MAX_MODELS, max_chars=v.MAX_MODEL_ID_CHARS)
-                   if models is not None else [])
-        seeds_ = v.seeds(seeds) if seeds is not None else [1]
-        params_ = v.params(params)
-        rerun_ = v.flag(rerun, "rerun")
-        if checks is not None and (not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks)):
-            raise v.BadInput("checks must be a list of objects like {\"type\": \"contains\", \"value\": \"x\"}")
-        tpl = services.library.get(name)
-        spec = build_spec(tpl, values=values_ or None, variants=variants_,
-                          models=models_ or [services.catalog.default_model(tpl.modality)], seeds=seeds_,
-                          params=params_, max_cells=settings.max_cells, rerun=rerun_, checks=checks)
-        services.runner.check(spec)
-        started = time.perf_counter()
+        ask = check(ComparisonRequest, {"template": template, "values": values, "variants": variants,
+                                        "models": models, "seeds": seeds, "params": params, "rerun": rerun,
+                                        "checks": checks}, self.settings)
+        chosen = ask.resolve_template(self.services.library)
+        spec = ask.spec(chosen, self.settings, self.services.catalog.default_model(chosen.modality))
+        self.services.runner.check(spec)
+        started, owner = time.perf_counter(), self._owner(request)
         comparison_id, last = None, 0.0
-        owner = services.visitors.owner(request)
-        for progress in services.runner.run(spec, owner=owner):
+        for progress in self.services.runner.run(spec, owner=owner):
             comparison_id = progress.comparison_id
             now = time.perf_counter()
             if progress.result is None and now - last < 0.5:
@@ -95,38 +116,10 @@ def register_api(services: Services) -> None:
             yield {"status": "running", "comparison_id": comparison_id, "done": progress.done,
                    "total": progress.total, "stage": stage_text(progress), "elapsed_s": round(now - started, 2),
                    "run": run_json(progress.result.record) if progress.result is not None else None}
-        yield comparison_json(comparison_id, 0, MAX_PAGE, owner) | {"elapsed_s": round(time.perf_counter() - started, 2)}
+        yield self.comparison_json(comparison_id, 0, self.settings.max_page_runs, owner) | {
+            "elapsed_s": round(time.perf_counter() - started, 2)}
 
-    @boundary
-    def list_templates(modality: str = "") -> list[dict]:
-        """The template library: name, modality, description, techniques, variables, variants and params.
-
-        Args:
-            modality: text, image or music; empty for all
-        """
-        if modality:
-            v.choice(modality, "modality", ("text", "image", "music"))
-        return [{"name": t.name, "modality": t.modality, "description": t.description,
-                 "techniques": list(t.techniques), "variables": {n: x.default for n, x in t.variables.items()},
-                 "variants": t.variants, "params": t.params, "source": t.source}
-                for t in services.library.templates.values() if not modality or t.modality == modality]
-
-    @boundary
-    def render_template(template: str, values: dict | None = None) -> list[dict]:
-        """The prompts a template renders to, one per variant and value combination (nothing is generated).
-
-        Args:
-            template: library template name
-            values: variable name -> value or list of values
-        """
-        name = v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False)
-        cells = expand(services.library.get(name), values=v.variable_values(values) or None,
-                       max_cells=settings.max_cells)
-        return [{"variant": c.variant, "values": c.values, "prompt": c.prompt, "system": c.system,
-                 "negative_prompt": c.negative_prompt} for c in cells]
-
-    @boundary
-    def comparison(comparison_id: int, offset: int = 0, limit: int = MAX_PAGE, request: gr.Request = None) -> dict:
+    def comparison(self, comparison_id: int, offset: int = 0, limit: int = 1000, request: gr.Request = None) -> dict:
         """A logged comparison and one page of its runs (in grid order); run_count says how many there are.
 
         Args:
@@ -134,12 +127,23 @@ def register_api(services: Services) -> None:
             offset: runs to skip (for paging)
             limit: runs to return, 1..1000
         """
-        return comparison_json(v.record_id(comparison_id, "comparison_id"),
-                               v.whole_number(offset, "offset"), v.whole_number(limit, "limit", low=1, high=MAX_PAGE),
-                               services.visitors.owner(request))
+        page = check(ComparisonPage, {"comparison_id": comparison_id, "offset": offset, "limit": limit},
+                     self.settings)
+        return self.comparison_json(page.comparison_id, page.offset, page.limit, self._owner(request))
 
-    @boundary
-    def history(modality: str = "", template: str = "", query: str = "", limit: int = 50, offset: int = 0,
+    def stats(self, comparison_id: int, request: gr.Request = None) -> dict:
+        """Which variant wins, and how sure that is: per variant the mean of each score (and of stars and thumbs)
+        with a 95% bootstrap interval; per pair of variants the paired difference over the same values, seed and
+        model, its interval and a sign test; a winner only where the win is clear.
+
+        Args:
+            comparison_id: the comparison's number
+        """
+        ref = check(ComparisonRef, {"comparison_id": comparison_id}, self.settings)
+        self.log.get_comparison_header(ref.comparison_id, owner=self._owner(request))
+        return comparison_summary(self.log, ref.comparison_id).to_dict()
+
+    def history(self, modality: str = "", template: str = "", query: str = "", limit: int = 50, offset: int = 0,
                 request: gr.Request = None) -> list[dict]:
         """Logged runs, newest first, filtered. `query` searches prompts and text outputs (word prefixes match).
 
@@ -150,17 +154,16 @@ def register_api(services: Services) -> None:
             limit: how many runs, 1..1000
             offset: runs to skip (for paging)
         """
-        if modality:
-            v.choice(modality, "modality", ("text", "image", "music"))
-        records = log.list_runs(modality=modality or None,
-                                template=v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None,
-                                query=v.text(query, "query", max_chars=v.MAX_QUERY_CHARS) or None,
-                                limit=v.whole_number(limit, "limit", low=1, high=MAX_PAGE),
-                                offset=v.whole_number(offset, "offset"), owner=services.visitors.owner(request))
+        ask = check(HistoryQuery, {"modality": modality, "template": template, "query": query, "limit": limit,
+                                   "offset": offset}, self.settings)
+        records = self.log.list_runs(modality=ask.modality or None, template=ask.template or None,
+                                     query=ask.query or None, limit=ask.limit, offset=ask.offset,
+                                     owner=self._owner(request))
         return [run_json(r) | {"comparison_id": r.comparison_id, "prompt": r.prompt} for r in records]
 
-    @boundary
-    def rate(run_id: int, stars: int | None = None, thumbs: int | None = None, note: str | None = None,
+    # ---- ratings ----------------------------------------------------------------------------------------------
+
+    def rate(self, run_id: int, stars: int | None = None, thumbs: int | None = None, note: str | None = None,
              request: gr.Request = None) -> dict:
         """Rate a run; fields left out keep their value.
 
@@ -170,108 +173,104 @@ def register_api(services: Services) -> None:
             thumbs: -1 (bad), 0 (none) or 1 (good)
             note: free text
         """
-        run_id, owner = v.record_id(run_id, "run_id"), services.visitors.owner(request)
-        log.rate(run_id, stars=v.optional_int(stars, "stars", low=1, high=5),
-                 thumbs=v.optional_int(thumbs, "thumbs", low=-1, high=1),
-                 note=v.optional_text(note, "note", max_chars=v.MAX_NOTE_CHARS), owner=owner)
-        return run_json(log.get_run(run_id, owner=owner))
+        rating = check(Rating, {"run_id": run_id, "stars": stars, "thumbs": thumbs, "note": note}, self.settings)
+        owner = self._owner(request)
+        self.log.rate(rating.run_id, stars=rating.stars, thumbs=rating.thumbs, note=rating.note, owner=owner)
+        return run_json(self.log.get_run(rating.run_id, owner=owner))
 
-    @boundary
-    def pick_winner(comparison_id: int, run_id: int, request: gr.Request = None) -> dict:
+    def pick_winner(self, comparison_id: int, run_id: int, request: gr.Request = None) -> dict:
         """Mark one run as the winner of its comparison.
 
         Args:
             comparison_id: the comparison's number
             run_id: a run of that comparison
         """
-        comparison_id = v.record_id(comparison_id, "comparison_id")
-        log.set_winner(comparison_id, v.record_id(run_id, "run_id"), owner=services.visitors.owner(request))
-        return {"comparison_id": comparison_id, "winner_run_id": run_id}
+        winner = check(Winner, {"comparison_id": comparison_id, "run_id": run_id}, self.settings)
+        self.log.set_winner(winner.comparison_id, winner.run_id, owner=self._owner(request))
+        return {"comparison_id": winner.comparison_id, "winner_run_id": winner.run_id}
 
-    @boundary
-    def variant_summary(template: str = "", request: gr.Request = None) -> list[dict]:
+    def variant_summary(self, template: str = "", request: gr.Request = None) -> list[dict]:
         """Which variant wins: runs, ratings, thumbs and wins per template variant.
 
         Args:
             template: a template name; empty for all
         """
-        return log.variant_summary(v.text(template, "template", max_chars=v.MAX_NAME_CHARS) or None,
-                                   owner=services.visitors.owner(request))
+        ask = check(TemplateFilter, {"template": template}, self.settings)
+        return self.log.variant_summary(ask.template or None, owner=self._owner(request))
 
-    @boundary
-    def save_template(text: str, overwrite: bool = False) -> dict:
+    # ---- templates --------------------------------------------------------------------------------------------
+
+    def list_templates(self, modality: str = "") -> list[dict]:
+        """The template library: name, modality, description, techniques, variables, variants and params.
+
+        Args:
+            modality: text, image or music; empty for all
+        """
+        ask = check(TemplateFilter, {"modality": modality}, self.settings)
+        return [{"name": t.name, "modality": t.modality, "description": t.description,
+                 "techniques": list(t.techniques), "variables": {n: x.default for n, x in t.variables.items()},
+                 "variants": t.variants, "params": t.params, "source": t.source}
+                for t in self.services.library.templates.values() if not ask.modality or t.modality == ask.modality]
+
+    def render_template(self, template: str, values: dict | None = None) -> list[dict]:
+        """The prompts a template renders to, one per variant and value combination (nothing is generated).
+
+        Args:
+            template: library template name
+            values: variable name -> value or list of values
+        """
+        ask = check(ComparisonRequest, {"template": template, "values": values}, self.settings)
+        cells = expand(self.services.library.get(ask.template), values=dict(ask.values) if ask.values else None,
+                       max_cells=self.settings.max_cells)
+        return [{"variant": c.variant, "values": c.values, "prompt": c.prompt, "system": c.system,
+                 "negative_prompt": c.negative_prompt} for c in cells]
+
+    def save_template(self, text: str, overwrite: bool = False) -> dict:
         """Save a template (Markdown with YAML front matter) to the user's templates.
 
         Args:
             text: the template file's text
             overwrite: true to replace your own template of the same name
         """
-        source = v.text(text, "text", max_chars=200_000, allow_empty=False)
-        saved = import_template(source, settings.user_templates_dir, services.library,
-                                overwrite=v.flag(overwrite, "overwrite"))
-        services.reload_library()
+        ask = check(TemplateText, {"text": text, "overwrite": overwrite}, self.settings)
+        saved = import_template(ask.text, self.settings.user_templates_dir, self.services.library,
+                                overwrite=ask.overwrite)
+        self.services.reload_library()
         return {"name": saved.name, "modality": saved.modality, "variants": list(saved.variants)}
 
-    @boundary
-    def stats(comparison_id: int, request: gr.Request = None) -> dict:
-        """Which variant wins, and how sure that is: per variant the mean of each score (and of stars and thumbs)
-        with a 95% bootstrap interval; per pair of variants the paired difference over the same values, seed and
-        model, its interval and a sign test; a winner only where the win is clear.
+    # ---- files ------------------------------------------------------------------------------------------------
 
-        Args:
-            comparison_id: the comparison's number
-        """
-        comparison_id = v.record_id(comparison_id, "comparison_id")
-        log.get_comparison_header(comparison_id, owner=services.visitors.owner(request))
-        return comparison_summary(log, comparison_id).to_dict()
-
-    # gr.api publishes names and docstrings (MCP tool names are the function names).
-    gr.api(compare, api_name="compare", concurrency_id=MODEL_QUEUE, concurrency_limit=settings.concurrency)
-    for fn in (list_templates, render_template, comparison, stats, history, rate, pick_winner, variant_summary,
-               save_template):
-        gr.api(fn, api_name=fn.__name__)
-
-    # Endpoints with files in or out need real File components so Gradio moves the files through its cache.
-    @boundary
-    def export_comparison(comparison_id: int, fmt: str = "jsonl", request: gr.Request = None) -> str:
+    def export_comparison(self, comparison_id: int, fmt: str = "jsonl", request: gr.Request = None) -> str:
         """Export one comparison as a file: jsonl, csv, or zip (jsonl + csv + the media files).
 
         Args:
             comparison_id: the comparison's number
             fmt: jsonl, csv or zip
         """
-        comparison_id = v.record_id(comparison_id, "comparison_id")
-        fmt = v.choice(fmt, "fmt", exports.FORMATS)
-        runs = log.get_comparison(comparison_id, owner=services.visitors.owner(request)).runs
-        return exports.export_runs(log, runs, f"comparison-{comparison_id}", fmt)
+        ask = check(ExportRequest, {"comparison_id": comparison_id, "fmt": fmt}, self.settings)
+        runs = self.log.get_comparison(ask.comparison_id, owner=self._owner(request)).runs
+        return exports.export_runs(self.log, runs, f"comparison-{ask.comparison_id}", ask.fmt)
 
-    @boundary
-    def export_template(template: str) -> str:
+    def export_template(self, template: str) -> str:
         """A template as a Markdown file, ready to share or import elsewhere.
 
         Args:
             template: library template name
         """
-        t = services.library.get(v.text(template, "template", max_chars=v.MAX_NAME_CHARS, allow_empty=False))
-        return exports.export_text(template_to_text(t), t.name, "md")
+        chosen = self.services.library.get(check(TemplateName, {"template": template}, self.settings).template)
+        return exports.export_text(template_to_text(chosen), chosen.name, "md")
 
-    @boundary
-    def import_runs(file: str, request: gr.Request = None) -> dict:
+    def import_runs(self, file: str, request: gr.Request = None) -> dict:
         """Add the runs of an export (.jsonl, or .zip with media) to the log; bad rows are reported by line.
 
         Args:
             file: the export file
         """
-        if not file:
-            raise v.BadInput("file is missing: send an export (.jsonl or .zip)")
-        report = log.import_jsonl(Path(file), ImportLimits.from_settings(services.settings),
-                                  owner=services.visitors.owner(request))
+        path = check(ImportFile, {"file": file}, self.settings).file
+        report = self.log.import_jsonl(Path(path), ImportLimits.from_settings(self.settings),
+                                       owner=self._owner(request))
         return {"imported": report.imported, "errors": [{"line": n, "message": m} for n, m in report.errors]}
 
-    with gr.Column(visible=False):
-        cid_in, fmt_in, name_in = gr.JSON(), gr.Textbox(), gr.Textbox()
-        file_out, file_in, report_out = gr.File(), gr.File(type="filepath"), gr.JSON()
-        triggers = [gr.Button() for _ in range(3)]
-    triggers[0].click(export_comparison, [cid_in, fmt_in], file_out, api_name="export_comparison")
-    triggers[1].click(export_template, name_in, file_out, api_name="export_template")
-    triggers[2].click(import_runs, file_in, report_out, api_name="import_runs")
+
+def register_api(services: Services) -> None:
+    PublicApi(services).register()

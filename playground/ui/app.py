@@ -15,10 +15,10 @@ from .. import visitors
 from ..scoring.panel import comparison_panel
 from ..services import Services
 from ..settings import Settings
-from . import grid, validate
+from . import grid
 from .api import register_api
 from .compare import build_compare_tab
-from .history import build_history_tab, when
+from .history import build_history_tab, parse_comparison_id, when
 from .library import build_library_tab
 from .diff import build_diff_tab
 from .vote import build_vote_tab
@@ -50,6 +50,7 @@ def _about(services: Services) -> str:
 
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
+    services.start_jobs()       # experiments run as server-side jobs; those a stopped server left continue now
     with gr.Blocks(title="Prompt Playground") as demo:
         # Before any component: queue() rebuilds the server app from the blocks so far, which is cheap only now
         # (after the last block it is one more full build, ~0.2 s of start-up).
@@ -75,36 +76,36 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
             with gr.Tab("Library", id="library"):
                 build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:
-                history = build_history_tab(services, browser_state)
+                history = build_history_tab(services)
             with gr.Tab("Vote", id="vote"):
                 build_vote_tab(services, demo, tabs, voter_state,
                                summary_for=lambda cid: comparison_panel(services.log, cid))
             with gr.Tab("Diff", id="diff"):
                 build_diff_tab(services)
             # Runs made in the other tabs show up as soon as History is opened.
-            history_tab.select(history.search, history.filter_inputs, history.tables, api_visibility="private")
+            history_tab.select(history.handlers.search, history.view.filters(), history.view.tables(),
+                               api_visibility="private")
         with gr.Accordion("About", open=False, elem_id="about"):
             gr.Markdown(_about(services))
 
-        def restore(remembered, visitor_id, request: gr.Request, profile: gr.OAuthProfile | None):
+        def restore(values: dict, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
             """On page load: who this is (public deployments keep visitors apart), then each tab shows the form and
             the last comparison it ran (first page), from the log."""
-            visitor_id = visitors.ensure_browser_id(visitor_id)
+            visitor_id = visitors.ensure_browser_id(values[visitor])
             services.visitors.register(request, profile, visitor_id)
             owner = services.visitors.owner(request, profile)
-            remembered = remembered if isinstance(remembered, dict) else {}
+            remembered = values[browser_state] if isinstance(values[browser_state], dict) else {}
             forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
-            updates = []
+            updates = {visitor: visitor_id}
             for modality, tab in compare_tabs.items():
-                updates += tab.restore(forms.get(modality))
-                updates += _last_grid(services, modality, remembered.get(modality), owner)
-            updates += list(history.search(request, "all", "all", "", 0, "any time", ""))
-            return updates + [visitor_id]
+                updates |= tab.handlers.restore(forms.get(modality))
+                html_, state = _last_grid(services, modality, remembered.get(modality), owner)
+                updates |= {tab.form.grid: html_, tab.form.run_state: state}
+            return updates | history.handlers.first_search(request)
 
-        outputs = []
-        for tab in compare_tabs.values():
-            outputs += tab.restore_outputs + [tab.grid_html, tab.run_state]
-        demo.load(restore, [browser_state, visitor], outputs + history.tables + [visitor], api_visibility="private")
+        outputs = [visitor, *history.view.tables()] + [c for tab in compare_tabs.values()
+                                                       for c in tab.restore_outputs()]
+        demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
     demo.services = services
     return demo
 
@@ -114,7 +115,7 @@ def _last_grid(services: Services, modality: str, comparison_id, owner: str | No
     from ..spec import spec_from_runs
 
     try:
-        header = services.log.get_comparison_header(validate.record_id(comparison_id), owner=owner)
+        header = services.log.get_comparison_header(parse_comparison_id(comparison_id), owner=owner)
         runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
                                       newest_first=False)
         views = grid.views_for_records(runs, services.log)
@@ -125,6 +126,7 @@ def _last_grid(services: Services, modality: str, comparison_id, owner: str | No
     except ValueError:
         state = None
     html_ = grid.render_grid(views, modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
+                             key=services.visitors.grid_key(owner),
                              message=f"last run: #{header.id} · {when(header.created_at)}")
     return [html_, state]
 

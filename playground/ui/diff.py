@@ -4,64 +4,39 @@ text outputs, an image comparison slider, or spectrograms side by side for audio
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import gradio as gr
 
+from ..render import Markup, render
+from ..requests import ComparisonRef, check
 from ..services import Services
 from ..stakeholders.diffs import DEL_STYLE, INS_STYLE, diff_stats, spectrogram_of_file, word_diff_html
 from ..stakeholders.report import latest_per_cell, row_label
+from .errors import at_boundary
 
 
-def _variants_and_rows(services: Services, comparison_id, owner: str | None = None) -> tuple[list, list, str]:
-    try:
-        comparison = services.log.get_comparison(int(comparison_id), owner=owner)
-    except (TypeError, ValueError, KeyError):
-        raise gr.Error(f"No comparison #{comparison_id} in the log: give the number shown in History") from None
-    cells = latest_per_cell(comparison.runs)
-    variants = sorted({(col, run.variant or f"column {col}") for (_, col), run in cells.items()})
-    rows = sorted({(row_label(run), row) for (row, _), run in cells.items()}, key=lambda item: item[1])
-    return [(name, col) for col, name in variants], rows, comparison.modality
+@dataclass
+class DiffView:
+    comparison: gr.Number
+    load: gr.Button
+    left: gr.Dropdown
+    right: gr.Dropdown
+    row: gr.Dropdown
+    show: gr.Button
+    text: gr.HTML
+    slider: gr.ImageSlider
+    spectrograms: list[gr.Image]      # left, right
+    audio: list[gr.Audio]             # left, right
+
+    def picks(self) -> set:
+        return {self.comparison, self.left, self.right, self.row}
+
+    def outputs(self) -> list:
+        return [self.text, self.slider, *self.spectrograms, *self.audio]
 
 
-def _block(title: str, body: str) -> str:
-    return f'<div class="pp-diff-block"><h4>{title}</h4>{body}</div>'
-
-
-def diff_view(services: Services, comparison_id, left_col, right_col, row, owner: str | None = None) -> list:
-    """HTML diff, slider value, spectrogram images and audio players for one row and two columns."""
-    comparison = services.log.get_comparison(int(comparison_id), owner=owner)
-    cells = latest_per_cell(comparison.runs)
-    left, right = cells.get((int(row), int(left_col))), cells.get((int(row), int(right_col)))
-    if left is None or right is None:
-        raise gr.Error("That row has no output in one of the two columns")
-    legend = (f'<p class="pp-note"><del{DEL_STYLE}>removed</del> from the left column, <ins{INS_STYLE}>added</ins> '
-              f'in the right one</p>')
-    stats = diff_stats(left.prompt, right.prompt)
-    parts = [legend, _block(f"Prompt · {stats['similarity']:.0%} alike", word_diff_html(left.prompt, right.prompt))]
-    if (left.system or right.system) and left.system != right.system:
-        parts.append(_block("System prompt", word_diff_html(left.system or "", right.system or "")))
-    if comparison.modality == "text":
-        stats = diff_stats(left.output_text or "", right.output_text or "")
-        parts.append(_block(f"Output · {stats['similarity']:.0%} alike · {stats['removed']} words removed, "
-                            f"{stats['added']} added",
-                            word_diff_html(left.output_text or "", right.output_text or "")))
-    paths = [services.log.artifact_path(run) for run in (left, right)]
-    have_files = all(p is not None and p.is_file() for p in paths)
-    slider = gr.update(visible=False, value=None)
-    spectrograms = [gr.update(visible=False, value=None) for _ in range(4)]
-    if comparison.modality == "image" and have_files:
-        slider = gr.update(visible=True, value=(str(paths[0]), str(paths[1])))
-    elif comparison.modality == "music" and have_files:
-        from PIL import Image
-
-        spectrograms = [gr.update(visible=True, value=Image.open(io.BytesIO(spectrogram_of_file(p)))) for p in paths]
-        spectrograms += [gr.update(visible=True, value=str(p)) for p in paths]
-    elif comparison.modality != "text":
-        parts.append('<p class="pp-note">An output file is missing from the data dir.</p>')
-    return ["".join(parts), slider, *spectrograms]
-
-
-def build_diff_tab(services: Services) -> None:
+def lay_out() -> DiffView:
     gr.Markdown("### Diff two variants\nPick a comparison, two columns and a row.")
     with gr.Row(equal_height=True):
         comparison = gr.Number(label="Comparison #", precision=0, minimum=1, elem_id="diff-comparison")
@@ -71,34 +46,89 @@ def build_diff_tab(services: Services) -> None:
         right = gr.Dropdown(label="Right column", choices=[], elem_id="diff-right")
         row = gr.Dropdown(label="Row", choices=[], elem_id="diff-row")
     show = gr.Button("Show the differences", variant="primary", elem_id="diff-show")
-    text_diff = gr.HTML(elem_id="diff-html")
+    text = gr.HTML(elem_id="diff-html")
     slider = gr.ImageSlider(label="left ⟷ right", visible=False, type="filepath", elem_id="diff-slider")
     with gr.Row():
-        spec_left = gr.Image(label="Left: spectrogram", visible=False, interactive=False, elem_id="diff-spec-left")
-        spec_right = gr.Image(label="Right: spectrogram", visible=False, interactive=False,
-                              elem_id="diff-spec-right")
+        spectrograms = [gr.Image(label=f"{side.title()}: spectrogram", visible=False, interactive=False,
+                                 elem_id=f"diff-spec-{side}") for side in ("left", "right")]
     with gr.Row():
-        audio_left = gr.Audio(label="Left", visible=False, interactive=False, elem_id="diff-audio-left")
-        audio_right = gr.Audio(label="Right", visible=False, interactive=False, elem_id="diff-audio-right")
+        audio = [gr.Audio(label=side.title(), visible=False, interactive=False, elem_id=f"diff-audio-{side}")
+                 for side in ("left", "right")]
+    return DiffView(comparison, load, left, right, row, show, text, slider, spectrograms, audio)
 
-    def on_load(comparison_id, request: gr.Request):
-        variants, rows, _ = _variants_and_rows(services, comparison_id, services.visitors.owner(request))
-        if len(variants) < 2:
+
+class DiffHandlers:
+    def __init__(self, view: DiffView, services: Services):
+        self.view, self.services = view, services
+
+    def _comparison(self, values: dict, request: gr.Request):
+        if values[self.view.comparison] is None:
+            raise gr.Error("Give a comparison number first: the one shown in History")
+        ref = check(ComparisonRef, {"comparison_id": values[self.view.comparison]}, self.services.settings)
+        return self.services.log.get_comparison(ref.comparison_id, owner=self.services.visitors.owner(request))
+
+    def load(self, values: dict, request: gr.Request) -> dict:
+        """The comparison's columns and rows to pick from."""
+        v, comparison = self.view, self._comparison(values, request)
+        cells = latest_per_cell(comparison.runs)
+        columns = [(name, col) for col, name in sorted({(col, run.variant or f"column {col}")
+                                                       for (_, col), run in cells.items()})]
+        rows = sorted({(row_label(run), row) for (row, _), run in cells.items()}, key=lambda item: item[1])
+        if len(columns) < 2:
             raise gr.Error("This comparison has a single column: nothing to diff")
-        return (gr.update(choices=variants, value=variants[0][1]), gr.update(choices=variants, value=variants[1][1]),
-                gr.update(choices=rows, value=rows[0][1]))
+        return {v.left: gr.update(choices=columns, value=columns[0][1]),
+                v.right: gr.update(choices=columns, value=columns[1][1]),
+                v.row: gr.update(choices=rows, value=rows[0][1])}
 
-    def on_show(comparison_id, left_col, right_col, row_index, request: gr.Request):
-        if None in (comparison_id, left_col, right_col, row_index):
+    def show(self, values: dict, request: gr.Request) -> dict:
+        """HTML diff, slider value, spectrogram images and audio players for one row and two columns."""
+        v = self.view
+        if None in (values[v.left], values[v.right], values[v.row]):
             raise gr.Error("Load a comparison and pick two columns and a row first")
-        try:
-            return diff_view(services, comparison_id, left_col, right_col, row_index,
-                             services.visitors.owner(request))
-        except KeyError:
-            raise gr.Error(f"No comparison #{comparison_id} in the log: give the number shown in History") from None
+        comparison = self._comparison(values, request)
+        cells = latest_per_cell(comparison.runs)
+        left, right = (cells.get((int(values[v.row]), int(values[side]))) for side in (v.left, v.right))
+        if left is None or right is None:
+            raise gr.Error("That row has no output in one of the two columns")
+        paths = [self.services.log.artifact_path(run) for run in (left, right)]
+        have_files = all(p is not None and p.is_file() for p in paths)
+        updates = {v.text: self._text_diff(comparison.modality, left, right, missing=not have_files),
+                   v.slider: gr.update(visible=False, value=None)}
+        updates |= {c: gr.update(visible=False, value=None) for c in v.spectrograms + v.audio}
+        if comparison.modality == "image" and have_files:
+            updates[v.slider] = gr.update(visible=True, value=(str(paths[0]), str(paths[1])))
+        elif comparison.modality == "music" and have_files:
+            from PIL import Image
 
-    outputs = [text_diff, slider, spec_left, spec_right, audio_left, audio_right]
-    load.click(on_load, comparison, [left, right, row], api_visibility="private").then(
-        on_show, [comparison, left, right, row], outputs, api_visibility="private")
-    comparison.submit(on_load, comparison, [left, right, row], api_visibility="private")
-    show.click(on_show, [comparison, left, right, row], outputs, api_visibility="private")
+            for image, audio, path in zip(v.spectrograms, v.audio, paths):
+                updates[image] = gr.update(visible=True, value=Image.open(io.BytesIO(spectrogram_of_file(path))))
+                updates[audio] = gr.update(visible=True, value=str(path))
+        return updates
+
+    @staticmethod
+    def _text_diff(modality: str, left, right, missing: bool) -> str:
+        stats = diff_stats(left.prompt, right.prompt)
+        blocks = [{"title": f"Prompt · {stats['similarity']:.0%} alike",
+                   "diff": Markup(word_diff_html(left.prompt, right.prompt))}]
+        if (left.system or right.system) and left.system != right.system:
+            blocks.append({"title": "System prompt", "diff": Markup(word_diff_html(left.system or "",
+                                                                                   right.system or ""))})
+        if modality == "text":
+            old, new = left.output_text or "", right.output_text or ""
+            stats = diff_stats(old, new)
+            blocks.append({"title": f"Output · {stats['similarity']:.0%} alike · {stats['removed']} words removed, "
+                                    f"{stats['added']} added", "diff": Markup(word_diff_html(old, new))})
+        return render("diff.html.j2", blocks=blocks, del_style=DEL_STYLE, ins_style=INS_STYLE,
+                      missing=missing and modality != "text")
+
+
+def build_diff_tab(services: Services) -> DiffHandlers:
+    view = lay_out()
+    handlers = DiffHandlers(view, services)
+    boundary = at_boundary(services.settings.data_dir)
+    picked = [view.left, view.right, view.row]
+    view.load.click(boundary(handlers.load), {view.comparison}, picked, api_visibility="private").then(
+        boundary(handlers.show), view.picks(), view.outputs(), api_visibility="private")
+    view.comparison.submit(boundary(handlers.load), {view.comparison}, picked, api_visibility="private")
+    view.show.click(boundary(handlers.show), view.picks(), view.outputs(), api_visibility="private")
+    return handlers

@@ -19,7 +19,6 @@ import gradio as gr
 
 from ..registry import InvalidInput
 from ..templates import TemplateError
-from .validate import BadInput
 
 logger = logging.getLogger("playground.ui")
 
@@ -82,8 +81,21 @@ def scrub(message: str, data_dir: Path | None = None) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(2) or "<folder>", message)
 
 
-def user_error(error: BaseException, data_dir: Path) -> gr.Error:
-    """The gr.Error a caller sees for an exception raised while serving them."""
+def user_error(error: BaseException, data_dir: Path, where: str = "request") -> gr.Error:
+    """The gr.Error a caller sees for an exception raised while serving them. The server log gets one line for a
+    request it refused (bad input, a missing id) and the traceback only for its own faults; Gradio prints none."""
+    answer = _answer(error, data_dir)
+    if answer is None:
+        logger.error("unexpected error in %s", where, exc_info=error)
+        answer = gr.Error(f"Something went wrong ({type(error).__name__}); the details are in the server log.")
+    elif not isinstance(error, (OSError, sqlite3.Error)):
+        logger.info("%s refused: %s", where, " ".join(str(answer.message).split())[:300])
+    answer.print_exception = False
+    return answer
+
+
+def _answer(error: BaseException, data_dir: Path) -> gr.Error | None:
+    """What to tell the caller, or None for a fault of the server's own."""
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, (OSError, sqlite3.Error)):
@@ -91,13 +103,12 @@ def user_error(error: BaseException, data_dir: Path) -> gr.Error:
         return gr.Error(storage_message(error, data_dir), title="Storage problem")
     if isinstance(error, TemplateError):
         return gr.Error(scrub(error.public, data_dir), title="Fix the template")
-    if isinstance(error, (BadInput, InvalidInput, ValueError)):
+    if isinstance(error, (InvalidInput, ValueError)):
         return gr.Error(scrub(str(error), data_dir), title="Fix the input")
     if isinstance(error, (KeyError, LookupError)):
         message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
         return gr.Error(scrub(message, data_dir), title="Not found")
-    logger.exception("unexpected error", exc_info=error)
-    return gr.Error(f"Something went wrong ({type(error).__name__}); the details are in the server log.")
+    return None
 
 
 def at_boundary(data_dir: Path):
@@ -111,7 +122,7 @@ def at_boundary(data_dir: Path):
                 try:
                     yield from fn(*args, **kwargs)
                 except Exception as error:            # the boundary: every failure gets a readable message
-                    raise user_error(error, data_dir) from None
+                    raise user_error(error, data_dir, fn.__name__) from None
             return generator
 
         @functools.wraps(fn)
@@ -119,7 +130,7 @@ def at_boundary(data_dir: Path):
             try:
                 return fn(*args, **kwargs)
             except Exception as error:                # the boundary: every failure gets a readable message
-                raise user_error(error, data_dir) from None
+                raise user_error(error, data_dir, fn.__name__) from None
         return plain
 
     return decorate

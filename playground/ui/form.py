@@ -5,28 +5,15 @@ from __future__ import annotations
 
 import re
 
-import gradio as gr
-
-from ..registry import InvalidInput
-from ..templates import (Template, TemplateError, Variable, make_template, safe_notes, variables_used,
-                         with_changes)
+from ..requests import InvalidInput
+from ..templates import Template, TemplateError, Variable, make_template, variables_used, with_changes
 
 
-def parse_seeds(raw: str) -> list[int]:
-    seeds = []
-    for part in str(raw or "").replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            seed = int(part)
-        except ValueError:
-            raise InvalidInput("seeds", f"{part!r} is not a whole number; write seeds like 1, 2, 3") from None
-        if not 0 <= seed < 2**32:
-            raise InvalidInput("seeds", f"{seed} is out of range; seeds go from 0 to {2**32 - 1}")
-        seeds.append(seed)
-    if not seeds:
-        raise InvalidInput("seeds", "give at least one seed, e.g. 1 or 1, 2, 3")
-    return seeds
+def parse_seeds(raw: str) -> list:
+    """Seeds as a person types them ("1, 2 3"): whole numbers become numbers, anything else stays as typed, so the
+    request layer refuses it by name and range like any other seed."""
+    return [int(part) if re.fullmatch(r"[+-]?\d{1,30}", part) else part
+            for part in re.split(r"[\s,;]+", str(raw or "")) if part]
 
 
 def fresh_name(base: str, taken: list[str]) -> str:
@@ -98,40 +85,14 @@ def remembered_form(template: str | None, names: list[str], raw_values: list, va
             "seeds": str(seeds or ""), "extras": {k: v or "" for k, v in extras.items()}}
 
 
-def template_info(template: Template) -> str:
-    return (f"**{template.description}**\n\nTechnique: {', '.join(template.techniques) or '—'}"
-            + (f"\n\n<details><summary>What to look for</summary>\n\n{safe_notes(template.notes)}\n</details>"
-               if template.notes.strip() else ""))
-
-
-def apply_remembered(updates: list, form: dict, template: Template, max_variables: int, max_variants: int,
-                     extra_names: list[str]) -> list:
-    """Overlay a remembered form on the updates that fill the form from its template. The layout of `updates`:
-    [info, variable names, variant count] + variable boxes + variant names + variant texts + variant columns
-    + extra prompt boxes + parameters."""
-    variables = [(str(n), str(v)) for n, v in (form.get("variables") or [])][:max_variables]
-    variants = [(str(n), str(t)) for n, t in (form.get("variants") or [])][:max_variants]
-    extras = form.get("extras") if isinstance(form.get("extras"), dict) else {}
-    var_start, names_start = 3, 3 + max_variables
-    texts_start, cols_start = names_start + max_variants, names_start + 2 * max_variants
-    extras_start = cols_start + max_variants
-    if variables:
-        updates[1] = [n for n, _ in variables]
-        for i in range(max_variables):
-            if i < len(variables):
-                known = template.variables.get(variables[i][0])
-                updates[var_start + i] = gr.update(visible=True, label=variables[i][0], value=variables[i][1],
-                                                   info=(known.description if known and known.description
-                                                         else "Several values: one per line"))
-            else:
-                updates[var_start + i] = gr.update(visible=False, value="")
-    if variants:
-        updates[2] = len(variants)
-        for i in range(max_variants):
-            updates[names_start + i] = gr.update(value=variants[i][0] if i < len(variants) else "")
-            updates[texts_start + i] = gr.update(value=variants[i][1] if i < len(variants) else "")
-            updates[cols_start + i] = gr.update(visible=i < len(variants))
-    for j, extra in enumerate(extra_names):
-        if extra in extras:
-            updates[extras_start + j] = gr.update(value=str(extras[extra]))
-    return updates
+def named_variants(pairs) -> dict[str, str]:
+    """(name, prompt) pairs as typed -> variants; a blank name becomes variant-N, two alike are refused."""
+    variants: dict[str, str] = {}
+    for index, (name, text) in enumerate(pairs):
+        name = (name or "").strip() or f"variant-{index + 1}"
+        if name in variants:
+            raise InvalidInput("variants", f"two variants are named {name!r}; give each a different name")
+        variants[name] = text or ""
+    if not variants:
+        raise InvalidInput("variants", "add at least one variant")
+    return variants

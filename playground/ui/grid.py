@@ -7,13 +7,14 @@ Rendered as one HTML block so a streaming run can redraw it cheaply; per-cell bu
 from __future__ import annotations
 
 import functools
-import html
 import wave
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import gradio as gr
 import numpy as np
+from markupsafe import Markup
+
+from ..render import render
 
 STATUS_TEXT = {"pending": "waiting…", "running": "generating…", "cancelled": "stopped"}
 
@@ -83,78 +84,35 @@ def file_url(path: str) -> str:
     return "/gradio_api/file=" + quote(path)
 
 
-def _badge(wins: list[str] | None) -> str:
-    if not wins:
-        return ""
-    return (f' <span class="pp-win-badge" title="clear win across seeds on {html.escape(", ".join(wins))}">'
-            f'wins on {html.escape(", ".join(wins))}</span>')
-
-
 def render_grid(views: list[CellView], modality: str, *, done: int | None = None, total: int | None = None,
                 comparison_id: int | None = None, winner_run_id: int | None = None, message: str = "",
-                cell_reruns: bool = True, badges: dict[str, list[str]] | None = None) -> str:
+                cell_reruns: bool = True, badges: dict[str, list[str]] | None = None, key: str = "") -> str:
     """`cell_reruns`: show the per-cell re-run buttons (the comparison tabs handle them; History re-runs whole
-    comparisons instead). `badges`: variant -> the scores it clearly wins (statistics), shown on its column."""
-    if not views:
-        return ('<div class="pp-empty">Pick a template, edit the variants, and press <b>Run</b>. '
-                'Outputs appear here side by side, one column per variant.</div>')
+    comparisons instead). `badges`: variant -> the scores it clearly wins (statistics), shown on its column.
+    `key`: the grid key of the visitor it is drawn for (Visitors.grid_key), sent back with its ratings."""
     columns = sorted({(v.col, v.variant) for v in views})
-    col_index = {col: i for i, (col, _) in enumerate(columns)}
     labels: dict[int, str] = {}
     for view in sorted(views, key=lambda v: (v.row, v.col)):
         if view.badge is None:
             labels.setdefault(view.row, view.row_label)
     for view in views:
         labels.setdefault(view.row, view.row_label)
-    rows = sorted(labels.items())
-    header = "".join(f'<div class="pp-colhead">{html.escape(name)}{_badge((badges or {}).get(name))}</div>'
-                     for _, name in columns)
-    body = []
     by_pos = {(v.row, v.col): v for v in views}
-    for row, label in rows:
-        body.append(f'<div class="pp-rowhead" style="grid-column: 1 / -1">{html.escape(label)}</div>')
-        for col, _ in columns:
-            view = by_pos.get((row, col))
-            body.append(_cell(view, modality, comparison_id, winner_run_id, cell_reruns) if view else '<div></div>')
-    progress = ""
-    if total:
-        state = "done" if done == total else "running"
-        progress = (f'<div class="pp-progress pp-{state}"><progress value="{done}" max="{total}"></progress>'
-                    f'<span>{done} / {total} cells{" · " + html.escape(message) if message else ""}</span></div>')
-    elif message:
-        progress = f'<div class="pp-progress"><span>{html.escape(message)}</span></div>'
-    cid = f' data-comparison="{comparison_id}"' if comparison_id else ""
-    return (f'<div class="pp-grid-wrap"{cid}>{progress}'
-            f'<div class="pp-grid" style="grid-template-columns: repeat({len(col_index)}, minmax(220px, 1fr))">'
-            f'{header}{"".join(body)}</div></div>')
+    rows = [{"label": label, "cells": [_cell(by_pos.get((row, col)), modality, winner_run_id) for col, _ in columns]}
+            for row, label in sorted(labels.items())]
+    return render("grid.html.j2", rows=rows, modality=modality, done=done, total=total, message=message,
+                  comparison_id=comparison_id, cell_reruns=cell_reruns, key=key,
+                  columns=[{"name": name, "wins": (badges or {}).get(name)} for _, name in columns])
 
 
-def _cell(view: CellView, modality: str, comparison_id: int | None, winner_run_id: int | None,
-          cell_reruns: bool) -> str:
-    classes = f"pp-cell pp-{view.status}" + (" pp-winner" if view.run_id and view.run_id == winner_run_id else "")
-    label = html.escape(f"{view.variant} · {view.row_label}")
-    parts = [f'<div class="{classes}" data-index="{view.index}" data-run="{view.run_id or ""}" '
-             f'aria-label="{label}"><div class="pp-label">{label}</div>']
-    if view.badge:
-        parts.append(f'<div class="pp-badge">{html.escape(view.badge)}</div>')
-    if view.status == "error":
-        parts.append(f'<div class="pp-error">{html.escape(view.error or "failed")}</div>')
-    elif view.text is not None:
-        parts.append(f'<div class="pp-text">{html.escape(view.text.strip()) or "<i>(empty output)</i>"}</div>')
-    elif view.media and modality == "image":
-        parts.append(f'<img class="pp-image" src="{file_url(view.media)}" alt="{label}">')
-    elif view.media and modality == "music":
-        parts.append(_waveform_svg(view.media))
-        parts.append(f'<audio class="pp-audio" controls preload="metadata" src="{file_url(view.media)}"></audio>')
-    else:
-        parts.append(f'<div class="pp-placeholder">{STATUS_TEXT.get(view.status, "")}</div>')
-    if view.status == "ok" and view.run_id:
-        parts.append(f'<div class="pp-meta">{html.escape(_metrics_text(view))}</div>')
-        parts.append(_actions(view, comparison_id, cell_reruns))
-        if view.note:
-            parts.append(f'<div class="pp-note">{html.escape(view.note)}</div>')
-    parts.append("</div>")
-    return "".join(parts)
+def _cell(view: CellView | None, modality: str, winner_run_id: int | None) -> dict | None:
+    if view is None:
+        return None
+    media = file_url(view.media) if view.media else None
+    return {"view": view, "label": f"{view.variant} · {view.row_label}", "media_url": media,
+            "winner": bool(view.run_id and view.run_id == winner_run_id), "metrics": _metrics_text(view),
+            "placeholder": STATUS_TEXT.get(view.status, ""),
+            "wave": _waveform(view.media) if media and modality == "music" else None}
 
 
 def _metrics_text(view: CellView) -> str:
@@ -198,74 +156,32 @@ _ICON_PATHS = {
 }
 
 
-# Drawn once per page (app.py puts it in the header); each button refers to its symbol, which keeps a big grid's
-# HTML small.
-ICON_SPRITE = ('<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0" style="position:absolute" '
-               'aria-hidden="true">' + "".join(
-                   f'<symbol id="pp-i-{name}" viewBox="0 0 24 24">{path}</symbol>' for name, path in _ICON_PATHS.items())
-               + '</svg>')
-
-
-def icon(name: str) -> str:
-    return (f'<svg class="pp-icon" width="16" height="16" fill="none" stroke="currentColor" stroke-width="1.8" '
-            f'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><use href="#pp-i-{name}"/></svg>')
-
-
-def _button(action: str, icon_name: str, title: str, attrs: str, text: str = "", classes: str = "") -> str:
-    label = f'<span class="pp-btn-text">{html.escape(text)}</span>' if text else ""
-    return (f'<button type="button" class="pp-act {classes}" data-action="{action}" {attrs} '
-            f'title="{html.escape(title)}" aria-label="{html.escape(title)}">{icon(icon_name)}{label}</button>')
-
-
-def _actions(view: CellView, comparison_id: int | None, cell_reruns: bool) -> str:
-    run = view.run_id
-    stars = "".join(_button("rate", "star", f"{s} star{'s' if s > 1 else ''}", f'data-run="{run}" data-stars="{s}"',
-                            classes="pp-star" + (" on" if view.stars and s <= view.stars else ""))
-                    for s in range(1, 6))
-    thumbs = (_button("thumb", "up", "Good output", f'data-run="{run}" data-value="1"',
-                      classes="pp-thumb" + (" on" if view.thumbs == 1 else ""))
-              + _button("thumb", "down", "Bad output", f'data-run="{run}" data-value="-1"',
-                        classes="pp-thumb" + (" on" if view.thumbs == -1 else "")))
-    tools = [_button("note", "note", "Add a note", f'data-run="{run}"', "Note")]
-    if view.text is not None:
-        tools.append(_button("copy", "copy", "Copy the text", f'data-run="{run}"', "Copy"))
-    if view.media:
-        tools.append(f'<a class="pp-act pp-download" href="{file_url(view.media)}" download title="Download the file" '
-                     f'aria-label="Download the file">{icon("download")}<span class="pp-btn-text">Save</span></a>')
-    if cell_reruns:
-        tools.append(_button("rerun", "rerun", "Re-run this cell with the same seed", f'data-index="{view.index}"',
-                             "Re-run"))
-        tools.append(_button("reseed", "dice", "Re-run this cell with a new random seed",
-                             f'data-index="{view.index}"', "New seed"))
-    if comparison_id:
-        tools.append(_button("winner", "trophy", "Pick as the winner of this comparison",
-                             f'data-run="{run}" data-comparison="{comparison_id}"', "Winner"))
-    return (f'<div class="pp-actions"><span class="pp-stars" role="group" aria-label="Stars">{stars}</span>'
-            f'<span class="pp-thumbs">{thumbs}</span><span class="pp-tools">{"".join(tools)}</span></div>')
+# Drawn once per page (app.py puts it in the header).
+ICON_SPRITE = render("icons.html.j2", icons={name: Markup(path) for name, path in _ICON_PATHS.items()})
 
 
 @functools.lru_cache(maxsize=256)       # a clip's file never changes, and the grid is redrawn several times a second
-def _waveform_svg(path: str, bars: int = 96) -> str:
+def _waveform(path: str, bars: int = 96) -> dict | None:
     """A small peak-envelope picture of the clip, drawn server-side so the page needs no audio decoding."""
     try:
         with wave.open(path) as clip:
             frames = np.frombuffer(clip.readframes(clip.getnframes()), dtype="<i2").astype(np.float32) / 32768
             frames = frames.reshape(-1, clip.getnchannels()).mean(axis=1)
     except (OSError, wave.Error, ValueError):
-        return ""
+        return None
     if frames.size == 0:
-        return ""
+        return None
     chunks = np.array_split(np.abs(frames), bars)
     peaks = np.array([c.max() if c.size else 0.0 for c in chunks])
     peaks = peaks / max(peaks.max(), 1e-6)
-    rects = "".join(f'<rect x="{i * 3}" y="{20 - p * 19:.1f}" width="2" height="{max(p * 38, 1):.1f}" rx="1"/>'
-                    for i, p in enumerate(peaks))
-    return f'<svg class="pp-wave" viewBox="0 0 {bars * 3} 40" preserveAspectRatio="none">{rects}</svg>'
+    return {"width": bars * 3, "bars": [{"x": i * 3, "y": f"{20 - p * 19:.1f}", "height": f"{max(p * 38, 1):.1f}"}
+                                        for i, p in enumerate(peaks)]}
 
 
 # Delegated listener: survives every redraw of the grid's inner HTML. Server answers are {ok, error}.
 GRID_JS = """
 const cellOf = (el) => el.closest('.pp-cell');
+const key = () => element.querySelector('.pp-grid-wrap')?.dataset.key || '';
 const say = (cell, message) => {
   let box = cell.querySelector('.pp-cell-msg');
   if (!box) { box = document.createElement('div'); box.className = 'pp-cell-msg'; cell.appendChild(box); }
@@ -284,17 +200,17 @@ element.addEventListener('click', async (event) => {
   const cell = cellOf(button);
   if (action === 'rate') {
     const stars = Number(button.dataset.stars);
-    if (!ok(cell, await server.rate_cell({run: run, stars: stars}))) return;
+    if (!ok(cell, await server.rate_cell({run_id: run, stars: stars, key: key()}))) return;
     cell.querySelectorAll('.pp-star').forEach((s) => s.classList.toggle('on', Number(s.dataset.stars) <= stars));
   } else if (action === 'thumb') {
     const value = Number(button.dataset.value);
-    if (!ok(cell, await server.rate_cell({run: run, thumbs: value}))) return;
+    if (!ok(cell, await server.rate_cell({run_id: run, thumbs: value, key: key()}))) return;
     cell.querySelectorAll('.pp-thumb').forEach((t) => t.classList.toggle('on', t === button));
   } else if (action === 'note') {
     const current = cell.querySelector('.pp-note');
     const note = window.prompt('Note for this output', current ? current.innerText : '');
     if (note === null) return;
-    if (!ok(cell, await server.rate_cell({run: run, note: note}))) return;
+    if (!ok(cell, await server.rate_cell({run_id: run, note: note, key: key()}))) return;
     let box = current;
     if (!box) { box = document.createElement('div'); box.className = 'pp-note'; cell.appendChild(box); }
     box.innerText = note;
@@ -304,7 +220,7 @@ element.addEventListener('click', async (event) => {
     const label = button.querySelector('.pp-btn-text');
     if (label) { label.innerText = 'Copied'; setTimeout(() => { label.innerText = 'Copy'; }, 1200); }
   } else if (action === 'winner') {
-    if (!ok(cell, await server.pick_winner({comparison: Number(button.dataset.comparison), run: run}))) return;
+    if (!ok(cell, await server.pick_winner({comparison_id: Number(button.dataset.comparison), run_id: run, key: key()}))) return;
     element.querySelectorAll('.pp-cell').forEach((c) => c.classList.toggle('pp-winner', c === cell));
   } else if (action === 'rerun' || action === 'reseed') {
     trigger('rerun', {index: Number(button.dataset.index), new_seed: action === 'reseed'});
@@ -313,36 +229,27 @@ element.addEventListener('click', async (event) => {
 """
 
 
-def server_functions(log, owner_of=lambda request: None):
+def server_functions(log, visitors):
     """The functions GRID_JS calls; each takes one payload dict from the page and answers {ok, error}: a bad
-    payload (any JSON a client can send) gets a readable refusal, never a server error."""
-    from . import validate as v
+    payload (any JSON a client can send) gets a readable refusal, never a server error. The payload's `key` is the
+    grid's (Visitors.grid_key): it says whose page asks, where visitors are kept apart."""
+    from ..requests import Rating, Winner, check
     from .errors import user_error
 
-    def answer(work) -> dict:
+    def answer(model, payload, act) -> dict:
         try:
-            work()
+            fields = dict(payload) if isinstance(payload, dict) else payload
+            owner = visitors.owner_of_grid_key(fields.pop("key", "") if isinstance(fields, dict) else "")
+            act(check(model, fields, visitors.settings, root="payload"), owner)
         except Exception as error:          # the boundary of the page's own calls: always answer in words
             return {"ok": False, "error": user_error(error, log.data_dir).message}
         return {"ok": True}
 
-    def rate_cell(payload: dict, request: gr.Request) -> dict:
-        def work():
-            if not isinstance(payload, dict):
-                raise v.BadInput("expected {run, stars | thumbs | note}")
-            log.rate(v.record_id(payload.get("run"), "run"),
-                     stars=v.optional_int(payload.get("stars"), "stars", low=1, high=5),
-                     thumbs=v.optional_int(payload.get("thumbs"), "thumbs", low=-1, high=1),
-                     note=v.optional_text(payload.get("note"), "note", max_chars=v.MAX_NOTE_CHARS),
-                     owner=owner_of(request))
-        return answer(work)
+    def rate_cell(payload: dict) -> dict:
+        return answer(Rating, payload, lambda r, owner: log.rate(r.run_id, stars=r.stars, thumbs=r.thumbs,
+                                                                 note=r.note, owner=owner))
 
-    def pick_winner(payload: dict, request: gr.Request) -> dict:
-        def work():
-            if not isinstance(payload, dict):
-                raise v.BadInput("expected {comparison, run}")
-            log.set_winner(v.record_id(payload.get("comparison"), "comparison"), v.record_id(payload.get("run"), "run"),
-                           owner=owner_of(request))
-        return answer(work)
+    def pick_winner(payload: dict) -> dict:
+        return answer(Winner, payload, lambda w, owner: log.set_winner(w.comparison_id, w.run_id, owner=owner))
 
     return [rate_cell, pick_winner]

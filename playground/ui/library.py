@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -11,6 +12,7 @@ from ..templates import TemplateError, expand, import_template, template_to_text
 from . import exports
 from .compare import CompareTab
 from .errors import at_boundary, scrub
+from .views import message_html, prompts_html, template_choices
 
 ALL = "all"
 HEADERS = ["name", "modality", "technique", "variants", "source", "description"]
@@ -50,134 +52,167 @@ def _techniques(services: Services) -> list[str]:
     return [ALL] + sorted({tech for t in services.library.templates.values() for tech in t.techniques})
 
 
-def _errors_md(services: Services) -> str:
+def _errors_html(services: Services) -> str:
     errors = services.library.errors
     if not errors:
         return ""
     # File names only: the server's folders are nobody's business on a public deployment.
     lines = [f"- `{Path(e.path).name}`: {scrub(str(e.message), services.settings.data_dir)}" for e in errors]
-    return "**Templates that did not load** (fix these files; the rest of the library works):\n" + "\n".join(lines)
+    return message_html("**Templates that did not load** (fix these files; the rest of the library works):\n"
+                        + "\n".join(lines))
 
 
-def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str, CompareTab]):
+@dataclass
+class LibraryView:
+    modality: gr.Dropdown
+    technique: gr.Dropdown
+    query: gr.Textbox
+    table: gr.Dataframe
+    errors: gr.HTML
+    selected: gr.State                # the name of the template being read
+    empty: gr.Markdown
+    source: gr.Code
+    preview: gr.HTML
+    open: gr.Button
+    export: gr.Button
+    export_file: gr.File
+    new: gr.Code
+    overwrite: gr.Checkbox
+    save: gr.Button
+    upload: gr.File
+    status: gr.HTML
+
+    def filters(self) -> set:
+        return {self.modality, self.technique, self.query}
+
+
+def lay_out(services: Services) -> LibraryView:
     with gr.Row():
-        modality_dd = gr.Dropdown([ALL, "text", "image", "music"], value=ALL, label="Modality", scale=1,
-                                  elem_id="library-modality")
-        technique_dd = gr.Dropdown(_techniques(services), value=ALL, label="Technique", scale=1,
-                                   elem_id="library-technique")
-        query_box = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2,
-                               elem_id="library-query")
+        modality = gr.Dropdown([ALL, "text", "image", "music"], value=ALL, label="Modality", scale=1,
+                               elem_id="library-modality")
+        technique = gr.Dropdown(_techniques(services), value=ALL, label="Technique", scale=1,
+                                elem_id="library-technique")
+        query = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2, elem_id="library-query")
     table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=360, wrap=True,
                          column_widths=["20%", "9%", "15%", "8%", "8%", "40%"],
                          label="Templates (click one to read it)", elem_id="library-table")
-    errors_md = gr.Markdown(_errors_md(services), elem_id="library-errors")
-    selected = gr.State(None)
+    errors = gr.HTML(_errors_html(services), elem_id="library-errors", elem_classes="pp-md")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            empty_md = gr.Markdown("**Click a template in the table** to read its file here, see its prompts "
-                                   "rendered, open it in its tab or export it.", elem_classes="pp-empty",
-                                   elem_id="library-empty")
-            source_code = gr.Code(language="markdown", label="Template file", interactive=False, visible=False,
-                                  wrap_lines=True, elem_id="library-source")
+            empty = gr.Markdown("**Click a template in the table** to read its file here, see its prompts "
+                                "rendered, open it in its tab or export it.", elem_classes="pp-empty",
+                                elem_id="library-empty")
+            source = gr.Code(language="markdown", label="Template file", interactive=False, visible=False,
+                             wrap_lines=True, elem_id="library-source")
         with gr.Column(scale=2):
-            preview_md = gr.Markdown(elem_id="library-preview", elem_classes="pp-preview")
+            preview = gr.HTML(elem_id="library-preview", elem_classes=["pp-preview", "pp-md"])
             with gr.Row():
-                open_btn = gr.Button("Open in its tab", variant="primary", elem_id="library-open")
-                export_btn = gr.Button("Export file", elem_id="library-export")
+                open_ = gr.Button("Open in its tab", variant="primary", elem_id="library-open")
+                export = gr.Button("Export file", elem_id="library-export")
             export_file = gr.File(label="Exported template", interactive=False, visible=False,
                                   elem_id="library-export-file")
     with gr.Accordion("New template or import", open=False):
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                new_code = gr.Code(NEW_TEMPLATE, language="markdown", interactive=True, label="Template text",
-                                   elem_id="library-new")
+                new = gr.Code(NEW_TEMPLATE, language="markdown", interactive=True, label="Template text",
+                              elem_id="library-new")
                 with gr.Row():
-                    overwrite_cb = gr.Checkbox(False, label="Replace my template of the same name",
-                                               elem_id="library-overwrite")
-                    save_btn = gr.Button("Save to my templates", elem_id="library-save")
+                    overwrite = gr.Checkbox(False, label="Replace my template of the same name",
+                                            elem_id="library-overwrite")
+                    save = gr.Button("Save to my templates", elem_id="library-save")
             with gr.Column(scale=2):
                 upload = gr.File(label="Import a template file (.md)", file_types=[".md"], type="filepath",
                                  elem_id="library-import")
-                status_md = gr.Markdown(elem_id="library-status")
+                status = gr.HTML(elem_id="library-status", elem_classes="pp-md")
+    return LibraryView(modality, technique, query, table, errors, gr.State(None), empty, source, preview, open_,
+                       export, export_file, new, overwrite, save, upload, status)
 
-    filter_inputs = [modality_dd, technique_dd, query_box]
 
-    def refresh(modality, technique, query):
-        return template_rows(services, modality, technique, query)
+class LibraryHandlers:
+    def __init__(self, view: LibraryView, services: Services, tabs: gr.Tabs, compare_tabs: dict[str, CompareTab]):
+        self.view, self.services, self.tabs, self.compare_tabs = view, services, tabs, compare_tabs
 
-    for control in (modality_dd, technique_dd):
-        control.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
-    query_box.change(refresh, filter_inputs, table, api_visibility="private", queue=False)
+    def rows(self, values: dict) -> list[list]:
+        v = self.view
+        return template_rows(self.services, values[v.modality], values[v.technique], values[v.query])
 
+    def show(self, name: str) -> dict:
+        """A template's file, and the prompts it renders to."""
+        v, template = self.view, self.services.library.get(name)
+        cells = expand(template, max_cells=self.services.settings.max_cells)
+        heading = {"name": template.name, "description": template.description,
+                   "details": f"{template.modality} · {', '.join(template.techniques)} · {template.source}"}
+        return {v.source: gr.update(value=template.text, visible=True), v.preview: prompts_html(cells, heading),
+                v.selected: name, v.empty: gr.update(visible=False)}
+
+    def pick(self, event: gr.SelectData) -> dict:
+        return self.show(event.row_value[0])
+
+    def open_in_tab(self, name) -> dict:
+        """The template's own tab, with the template picked there (the tab then fills its form)."""
+        if not name:
+            raise gr.Error("Select a template first")
+        template = self.services.library.get(name)
+        tab = self.compare_tabs[template.modality]
+        return {self.tabs: gr.Tabs(selected=template.modality),
+                tab.template: gr.update(choices=template_choices(self.services, template.modality), value=name)}
+
+    def export(self, name) -> dict:
+        if not name:
+            raise gr.Error("Select a template first")
+        template = self.services.library.get(name)
+        return {self.view.export_file: gr.update(value=exports.export_text(template_to_text(template),
+                                                                           template.name, "md"), visible=True)}
+
+    def changed(self, message: str, values: dict) -> dict:
+        """After a save or an import: the library again, in the table and in every tab's template list."""
+        v = self.view
+        self.services.reload_library()
+        return {v.status: message_html(message), v.table: self.rows(values), v.errors: _errors_html(self.services),
+                v.technique: gr.update(choices=_techniques(self.services))} | {
+            tab.template: tab.handlers.template_choices() for tab in self.compare_tabs.values()}
+
+    def save(self, values: dict) -> dict:
+        v = self.view
+        try:
+            template = import_template(values[v.new], self.services.settings.user_templates_dir,
+                                       self.services.library, overwrite=bool(values[v.overwrite]))
+        except TemplateError as error:
+            return {v.status: message_html(f"⚠️ {error}")}
+        return self.changed(f"Saved **{template.name}** to your templates.", values)
+
+    def import_file(self, values: dict) -> dict:
+        v = self.view
+        if not values[v.upload]:
+            return {}
+        try:
+            template = import_template(Path(values[v.upload]), self.services.settings.user_templates_dir,
+                                       self.services.library)
+        except TemplateError as error:
+            return {v.status: message_html(f"⚠️ {error}")}
+        return self.changed(f"Imported **{template.name}**.", values)
+
+    def change_outputs(self) -> list:
+        v = self.view
+        return [v.status, v.table, v.errors, v.technique] + [t.template for t in self.compare_tabs.values()]
+
+
+def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str, CompareTab]) -> LibraryHandlers:
+    view = lay_out(services)
+    handlers = LibraryHandlers(view, services, tabs, compare_tabs)
     boundary = at_boundary(services.settings.data_dir)
-
-    @boundary
-    def show(name):
-        template = services.library.get(name)
-        cells = expand(template, max_cells=services.settings.max_cells)
-        rendered = "\n\n".join(f"**{c.variant}**\n```text\n{c.prompt}\n```" for c in cells)
-        header = f"### {template.name}\n{template.description}\n\n*{template.modality} · " \
-                 f"{', '.join(template.techniques)} · {template.source}*"
-        return gr.update(value=template.text, visible=True), f"{header}\n\n{rendered}", name, gr.update(visible=False)
-
-    def select(event: gr.SelectData):
-        return show(event.row_value[0])
-
-    table.select(select, None, [source_code, preview_md, selected, empty_md], api_visibility="private")
-
-    def open_in_tab(name):
-        if not name:
-            raise gr.Error("Select a template first")
-        template = services.library.get(name)
-        updates = [gr.update() for _ in compare_tabs]
-        index = list(compare_tabs).index(template.modality)
-        updates[index] = gr.update(choices=compare_tabs[template.modality].refresh()["choices"], value=name)
-        return [gr.Tabs(selected=template.modality)] + updates
-
-    opened = open_btn.click(open_in_tab, selected, [tabs] + [t.template for t in compare_tabs.values()],
-                            api_visibility="private")
+    for control in (view.modality, view.technique, view.query):
+        control.change(handlers.rows, view.filters(), view.table, api_visibility="private", queue=False)
+    view.table.select(boundary(handlers.pick), None, [view.source, view.preview, view.selected, view.empty],
+                      api_visibility="private")
+    opened = view.open.click(boundary(handlers.open_in_tab), view.selected,
+                             [tabs] + [t.template for t in compare_tabs.values()], api_visibility="private")
     for tab in compare_tabs.values():
-        opened.then(tab.open_template, selected, tab.fill_outputs, api_visibility="private", show_progress="hidden")
-
-    @boundary
-    def export(name):
-        if not name:
-            raise gr.Error("Select a template first")
-        template = services.library.get(name)
-        return gr.update(value=exports.export_text(template_to_text(template), template.name, "md"), visible=True)
-
-    export_btn.click(export, selected, export_file, api_visibility="private")
-
-    def after_change(message: str, name: str | None, filters):
-        services.reload_library()
-        choice_updates = [t.refresh() for t in compare_tabs.values()]
-        return ([message, template_rows(services, *filters), _errors_md(services),
-                 gr.update(choices=_techniques(services))] + choice_updates)
-
-    change_outputs = [status_md, table, errors_md, technique_dd] + [t.template for t in compare_tabs.values()]
-
-    @boundary
-    def save(text, overwrite, modality, technique, query):
-        try:
-            template = import_template(text, services.settings.user_templates_dir, services.library,
-                                       overwrite=bool(overwrite))
-        except TemplateError as error:
-            return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
-        return after_change(f"Saved **{template.name}** to your templates.", template.name,
-                            (modality, technique, query))
-
-    save_btn.click(save, [new_code, overwrite_cb] + filter_inputs, change_outputs, api_visibility="private")
-
-    @boundary
-    def do_import(path, modality, technique, query):
-        if not path:
-            return [gr.update()] * len(change_outputs)
-        try:
-            template = import_template(Path(path), services.settings.user_templates_dir, services.library)
-        except TemplateError as error:
-            return [f"⚠️ {error}"] + [gr.update()] * (len(change_outputs) - 1)
-        return after_change(f"Imported **{template.name}**.", template.name, (modality, technique, query))
-
-    upload.upload(do_import, [upload] + filter_inputs, change_outputs, api_visibility="private")
-    return table
-
+        opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(), api_visibility="private",
+                    show_progress="hidden")
+    view.export.click(boundary(handlers.export), view.selected, view.export_file, api_visibility="private")
+    view.save.click(boundary(handlers.save), {view.new, view.overwrite} | view.filters(), handlers.change_outputs(),
+                    api_visibility="private")
+    view.upload.upload(boundary(handlers.import_file), {view.upload} | view.filters(), handlers.change_outputs(),
+                       api_visibility="private")
+    return handlers

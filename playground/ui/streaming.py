@@ -92,9 +92,12 @@ def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel:
     state = {"spec": spec, "views": views, "comparison_id": None}
     comparison_id, done, stage, last = None, 0, _first_stage(spec), 0.0
 
+    key = services.visitors.grid_key(owner)
+
     def frame(message: str, panel: str = "", badges: dict | None = None):
         return (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
-                                 message=message, cell_reruns=cell_reruns, badges=badges) + panel, state, remembered)
+                                 message=message, cell_reruns=cell_reruns, badges=badges, key=key) + panel, state,
+                remembered)
 
     yield frame(f"{stage} · {time.perf_counter() - started:.1f} s")
     for progress in _events(services, spec, cancel, owner, into):

@@ -154,7 +154,7 @@ def test_a_truncated_wav_is_refused_with_its_line(log, tmp_path):
     ("modality", "video", "'modality'"),
     ("model_id", "m" * 10_000, "'model_id'"),
     ("uid", "../x", "'uid'"),
-    ("seed", True, "'seed' must be int"),
+    ("seed", True, "'seed' must be a whole number"),
     ("metrics", {"deep": {"er": [1, 2]}}, "plain value"),
     ("metrics", {f"k{i}": i for i in range(100)}, "'metrics' has 100 keys"),
     ("ttft_s", -1.0, "'ttft_s'"),

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from playground.templates import (TemplateError, load_library, make_template, parse_template, safe_notes,
-                                  save_user_template, template_to_text)
+from playground.render import markdown_html
+from playground.templates import (TemplateError, load_library, make_template, parse_template, save_user_template,
+                                  template_to_text)
 
 GOOD = """---
 name: {name}
@@ -107,18 +108,22 @@ def test_checks_round_trip_and_are_validated_for_shape_only(tmp_path):
     assert path.read_text().count("type:") == 3
     for bad, message in (([{"type": "x", "value": [1]}], "plain value"), ({"type": "x"}, "must be a list"),
                          ([{"type": "Bad Type"}], "'type' must be a word"), ([1], "must be a mapping"),
-                         ([{"type": "x"}] * 33, "at most 32")):
+                         ([{"type": "x"}] * 21, "21 checks; at most 20")):
         with pytest.raises(TemplateError, match=message):
             make_template("c", "text", {"a": "b"}, checks=bad)
 
 
 def test_notes_show_no_remote_images():
+    """Notes (and any Markdown of user origin) load nothing: no image, no raw HTML, no iframe; links http(s) only."""
     notes = ('Look ![chart](https://tracker.example/p.png "t") and ![ref][r] and <img src="http://x.example/a.png">'
-             ' <IMG SRC=//x.example/b.png> and `![kept](http://code.example)`\n\n'
+             ' <IMG SRC=//x.example/b.png> <iframe src="http://frame.example"></iframe> and'
+             ' `![kept](http://code.example)` [run](javascript:alert(1)) [ok](https://a.example)\n\n'
              '```\n<img src="http://fenced.example">\n```\n[r]: http://ref.example/c.png')
-    safe = safe_notes(notes)
-    assert "![" not in safe.replace("`![kept](http://code.example)`", "")
-    assert "<img" not in safe.lower().replace('```\n<img src="http://fenced.example">', "")
-    assert "[image: chart](https://tracker.example/p.png)" in safe
-    assert "`![kept](http://code.example)`" in safe and '<img src="http://fenced.example">' in safe
-    assert safe_notes("plain **bold** [link](http://a.example)") == "plain **bold** [link](http://a.example)"
+    safe = markdown_html(notes)
+    assert "<img" not in safe.lower() and "<iframe" not in safe and "javascript:" not in safe.replace(
+        "[run](javascript:alert(1))", "")
+    assert '<a href="https://tracker.example/p.png"' in safe and ">chart</a>" in safe      # a plain link
+    assert "<code>![kept](http://code.example)</code>" in safe
+    assert "&lt;img src=&quot;http://fenced.example&quot;&gt;" in safe and "&lt;iframe" in safe
+    assert '<a href="https://a.example" rel="nofollow noopener noreferrer" target="_blank">ok</a>' in safe
+    assert markdown_html("plain **bold**") == "<p>plain <strong>bold</strong></p>\n"

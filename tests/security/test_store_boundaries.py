@@ -166,7 +166,7 @@ def test_csv_cells_cannot_start_a_formula(log, tmp_path, column):
     assert cells == ["'" + payload for payload in DANGEROUS]
 
 
-@pytest.mark.parametrize("bad", [10**20, -1, 0, "abc", True, 1.5, None, float("nan"), "1e3", [1], 2**63])
+@pytest.mark.parametrize("bad", [10**20, -1, 0, "abc", "7", True, 1.5, None, float("nan"), "1e3", [1], 2**63])
 def test_ids_are_validated_at_the_store_boundary(log, bad):
     comparison = log.start_comparison("text", "ids")
     run_id = log.add_run(record(1, comparison_id=comparison))
@@ -193,4 +193,4 @@ def test_missing_rows_are_not_found_with_a_clean_message(log):
     assert str(caught.value) == f"no run #{2**62} in the log" and isinstance(caught.value, KeyError)
     with pytest.raises(NotFound):
         log.rate(12345, stars=1)
-    assert log.list_runs(comparison_id="7") == []              # a decimal string is a whole number
+    assert log.list_runs(comparison_id=7.0) == []              # JSON's 7.0 is the whole number 7; "7" is text
