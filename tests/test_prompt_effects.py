@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,19 @@ def test_colour_words_reach_the_image_and_the_hue_check_separates_them(lab):
         hue = metric(summary, f"hue={colour}")
         assert hue.winner == variant, hue.verdict
     assert mean(metric(summary, "right-shape"), "red-circle") >= 0.5
+
+
+# ---- music --------------------------------------------------------------------------------------------------------
+
+def test_mood_words_move_the_register_of_the_music(lab):
+    """Happy is bright, melancholic is dark: the pitch follows the words in every pair (one-second clips suffice)."""
+    experiment = next(e for e in measure.EXPERIMENTS["music"]() if e.name == "mood")
+    summary, records = measure.run_experiment(replace(experiment, params={"duration_s": 1.0}), *lab)
+    assert len(records) == 24
+    pitch = metric(summary, "pitch-hz")
+    high_low = pair(pitch, "happy", "melancholic")
+    assert high_low.a == "happy" and high_low.wins == high_low.n == 8 and high_low.p_value < 0.01
+    assert mean(pitch, "happy") >= 3 * mean(pitch, "melancholic")      # 1,000 Hz against 250 Hz
 
 
 # ---- the shipped files --------------------------------------------------------------------------------------------

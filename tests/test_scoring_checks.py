@@ -187,7 +187,7 @@ def test_hue_is_circular_and_says_when_there_is_no_colour():
     assert hue({"type": "hue", "colour": "120"}, picture((30, 170, 60))).passed is True
 
 
-@pytest.mark.parametrize("spec, message", [({"type": "hue", "colour": "teal-ish"}, "colour must be one of"),
+@pytest.mark.parametrize("spec, message", [({"type": "hue", "colour": "teal-ish"}, "'colour' must be one of"),
                                            ({"type": "hue", "colour": "400"}, "between 0 and 360"),
                                            ({"type": "hue", "colour": "red", "tolerance": 0}, "tolerance"),
                                            ({"type": "hue"}, "required")])
