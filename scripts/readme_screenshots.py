@@ -1,7 +1,7 @@
 """Take the README's screenshots: the app offline on the shipped tiny models, driven by Debian's Chromium through
 Playwright at 1440x900, into assets/screenshot-text.png and assets/screenshot-image.png.
 
-    python scripts/readme_screenshots.py [text] [image] [--out assets]
+    python scripts/readme_screenshots.py [text] [image] [--out assets] [--port N]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def shoot(page, modality, template, values, seeds, path: Path) -> None:
     page.locator(f"#{modality}-var-0 textarea, #{modality}-var-0 input").first.fill("\n".join(values))
     page.locator(f"#{modality}-seeds textarea, #{modality}-seeds input").first.fill(seeds)
     page.click(f"#{modality}-run")
-    panel = page.locator(f"#{modality}-grid .pp-summary")
+    panel = page.locator(f"#{modality}-grid .pp-summary", has_text="cells,")      # a finished comparison
     panel.wait_for(timeout=600_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(path), full_page=True)
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tabs", nargs="*", metavar="tab", help="text, image (default: both)")
     parser.add_argument("--out", type=Path, default=ROOT / "assets")
+    parser.add_argument("--port", type=int, default=0, help="serve the app on this port (default: a free one)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as data:
         settings = Settings(data_dir=Path(data), offline=True, device="cpu")
         demo = build_app(settings, Services.create(settings))
-        demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-                    **launch_kwargs(settings))
+        demo.launch(server_name="127.0.0.1", server_port=args.port or _free_port(), prevent_thread_lock=True,
+                    quiet=True, **launch_kwargs(settings))
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
