@@ -47,7 +47,8 @@ def serve(folder: Path, continuous: bool) -> tuple[subprocess.Popen, str]:
     (home / "hub").mkdir()
     command = ["transformers", "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)]
     if continuous:
-        command.append("--continuous-batching")
+        # a fixed cache: left to itself on a CPU it sizes the cache from the machine's free memory
+        command += ["--continuous-batching", "--cb-block-size", "32", "--cb-num-blocks", "1024"]
     process = subprocess.Popen(command, env={**os.environ, "HF_HOME": str(home)}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(240):

@@ -17,33 +17,65 @@ SMOL_TEMPLATE = (
 
 
 def build_smollm2_360m(folder: Path) -> None:
-    """SmolLM2-360M (hidden 960, 32 layers, 15 heads, 5 kv heads, intermediate 2560, vocab 49152), random weights,
-    with a byte-level BPE tokenizer from the tokenizers library and SmolLM2's chat template."""
+    """SmolLM2-360M (hidden 960, 32 layers, 15 heads, 5 kv heads, intermediate 2560, vocab 49152), random weights
+    saved in bfloat16 as the real checkpoint is, with a byte-level BPE tokenizer of 49152 tokens (trained on a
+    fixed corpus, so it loads like the real one rather than as tens of thousands of added tokens) and SmolLM2's
+    chat template."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from tokenizers import Tokenizer
-
-    from playground.engines.tiny import shipped_model
-
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    backend = Tokenizer.from_file(str(shipped_model("tiny-text")[0] / "tokenizer.json"))   # tiny-text's 2,048-token BPE
-    backend.add_special_tokens(specials)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_bpe_49152(specials), bos_token="<|im_start|>",
                                         eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
     tokenizer.chat_template = SMOL_TEMPLATE
-    # Fill the vocabulary to the model's 49152 ids, so every id the model picks decodes to text.
-    tokenizer.add_tokens([f" w{i}" for i in range(49152 - len(tokenizer))])
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
                          num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
                          rope_theta=100000.0, tie_word_embeddings=True, rms_norm_eps=1e-5,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+# A fixed corpus, so the tokenizer (and with it the model) comes out the same on every machine.
+_CORPUS = """
+Write a short tagline for a solar powered lantern. You are a helpful assistant. Answer in one sentence.
+Summarize the following text in three bullet points. Classify the review as positive, negative or neutral.
+Extract the names, dates and places as JSON. Think step by step, then give the final answer.
+A photograph of a red fox in a snowy forest at golden hour, soft light, shallow depth of field, 35mm.
+An oil painting of a lighthouse on a cliff, dramatic clouds, wide angle, highly detailed, cinematic lighting.
+A watercolor illustration of a city street in the rain, people with umbrellas, reflections, muted colors.
+Lo-fi hip hop beat with mellow piano chords, vinyl crackle and a slow relaxed groove at 80 BPM.
+Upbeat electronic dance track with a driving four on the floor kick, bright synth leads and a big drop.
+Calm acoustic guitar ballad, warm and intimate, recorded in a small room, gentle strings in the chorus.
+The quick brown fox jumps over the lazy dog. The weather today is sunny with a light breeze from the west.
+Customers love the long battery life, but some say the screen is too dim outside in bright sunlight.
+Please rewrite this email in a friendly, professional tone and keep it under one hundred words.
+"""
+
+
+def _bpe_49152(specials: list[str]):
+    """A byte-level BPE tokenizer of exactly 49152 tokens, trained on English sentences and made-up words drawn from
+    a fixed seed."""
+    import random
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    draw = random.Random(0)
+    syllables = [a + b for a in "bcdfghjklmnprstvwz" for b in "aeiouy"] + list("aeiou")
+    words = [" ".join("".join(draw.choice(syllables) for _ in range(draw.randint(1, 5))) for _ in range(20))
+             for _ in range(20000)]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=49152, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    english = _CORPUS.splitlines() + ["You are a helpful AI assistant named SmolLM, trained by Hugging Face"]
+    tokenizer.train_from_iterator(english * 50 + words, trainer=trainer)
+    return tokenizer
 
 
 def build_sd_turbo(folder: Path, tiny_image: Path) -> None:

@@ -123,7 +123,7 @@ def _execute(spec, services: Services, args) -> int:
         fmt = dest.suffix.lstrip(".").lower()
         if fmt not in ("jsonl", "csv", "zip"):
             raise UsageError(f"--export {dest}: the file must end in .jsonl, .csv or .zip")
-        services.log.export(dest, fmt, runs=services.log.get_comparison(comparison_id).runs)
+        services.log.export(dest, fmt, runs=services.log.get_comparison(comparison_id, live_only=False).runs)
         print(f"exported to {dest}")
     return 1 if failures else 0
 
@@ -141,7 +141,7 @@ def cmd_export(args, services: Services) -> int:
     fmt = dest.suffix.lstrip(".").lower()
     if fmt not in ("jsonl", "csv", "zip"):
         raise UsageError(f"{dest}: the file must end in .jsonl, .csv or .zip")
-    runs = (services.log.get_comparison(args.comparison).runs if args.comparison is not None
+    runs = (services.log.get_comparison(args.comparison, live_only=False).runs if args.comparison is not None
             else services.log.list_runs(limit=10**9))
     services.log.export(dest, fmt, runs=runs)
     print(f"exported {len(runs)} runs to {dest}")
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_parser(commands)
     from .experiments.cli import add_parser as add_experiment_commands
     add_experiment_commands(commands, common)
+    from .improve.cli import add_parser as add_improve_command
+    add_improve_command(commands)
     add_stakeholder_commands(commands)
     return parser
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+import typing
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -65,6 +66,16 @@ class Options(BaseModel):
     multiple_of: ClassVar[dict[str, int]] = {}
 
 
+def value_type(annotation) -> Any:
+    """The type an option's value has when set: `float | None` (None: the model's own default) is float."""
+    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if type(None) in typing.get_args(annotation) and len(arguments) == 1:
+        annotation = arguments[0]
+    if typing.get_origin(annotation) is Annotated:         # WholeNumber: an int with pydantic's strictness
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
 def _bounds(field) -> tuple[float | None, float | None]:
     low = high = None
     for item in field.metadata:
@@ -93,8 +104,8 @@ def option_specs(options: type[Options], limits=None) -> list[OptionSpec]:
         cap = getattr(limits, CAPS[name], None) if limits is not None and name in CAPS else None
         if cap is not None:
             high = cap if high is None else min(high, cap)
-        specs.append(OptionSpec(name, field.annotation, field.default, low, high, field.description or "",
-                                options.multiple_of.get(name)))
+        specs.append(OptionSpec(name, value_type(field.annotation), field.default, low, high,
+                                field.description or "", options.multiple_of.get(name)))
     return specs
 
 
@@ -103,7 +114,8 @@ def validate_options(options: type[Options], values: dict | None, limits=None) -
     if values is not None and not isinstance(values, dict):
         raise InvalidInput("params", f"must be an object of option names to values, got {type(values).__name__}")
     try:
-        checked = options.model_validate(dict(values or {})).model_dump()
+        # None means "not set": the option's default (for some, the model's own value, decided by the engine).
+        checked = options.model_validate({k: v for k, v in (values or {}).items() if v is not None}).model_dump()
     except ValidationError as error:
         raise explain(error, options, root="params", noun="option") from None
     for spec in option_specs(options, limits):
@@ -134,12 +146,20 @@ PRECISION_HELP = ("weights' dtype; auto: bfloat16 on CPUs with native bf16 and o
                   "float16 on GPU, float32 on CPU); float32 for exact work; the dtype used is logged")
 
 
+MODEL_DEFAULT = "; unset: the model's own (its generation_config), else "
+
+
 class LocalTextOptions(Options):
+    """Sampling values left unset (None) take the model's own generation_config values, else the playground's; the
+    values used are logged with each cell (metrics: sampling)."""
+
     max_new_tokens: WholeNumber = Field(128, ge=1, le=8192, description="tokens to generate per cell")
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 picks the most likely token (greedy)")
-    top_p: float = Field(0.95, ge=0.01, le=1.0, description="nucleus sampling mass")
-    top_k: WholeNumber = Field(50, ge=0, le=1000, description="0 turns top-k off")
-    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0, description="above 1 discourages repeats")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 picks the most likely token (greedy)"
+                                      + MODEL_DEFAULT + "0.7")
+    top_p: float | None = Field(None, ge=0.01, le=1.0, description="nucleus sampling mass" + MODEL_DEFAULT + "0.95")
+    top_k: WholeNumber | None = Field(None, ge=0, le=1000, description="0 turns top-k off" + MODEL_DEFAULT + "50")
+    repetition_penalty: float | None = Field(None, ge=0.5, le=2.0, description="above 1 discourages repeats"
+                                             + MODEL_DEFAULT + "1")
     do_sample: bool = Field(True, description="off: greedy decoding")
     precision: Precision = Field("auto", description=PRECISION_HELP)
 

@@ -1,47 +1,36 @@
 """Runs a comparison grid: cells grouped by model, one batched backend call per group, results logged as they come.
 
 Comparisons may run side by side (the app serves several at once). Local model work takes turns: a comparison
-holds the model turn while it loads and runs one local model's cells, so models are never loaded, evicted or run
-under one another; remote cells need no turn and run beside it. No gradio here, and no model library at import
+holds the model turn while it loads a local model and while the model streams a batch, so models are never loaded,
+evicted or run under one another; checks run on a thread beside it, outside the turn; remote cells need no turn
+and run beside it. What is written for each cell is in cell_log.py. No gradio here, and no model library at import
 time: the UI, the CLI and the tests all drive this same code.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from . import __version__
-from .outputs import artifact_bytes, fill_metrics
+from .cell_log import CellLogging, CellResult, Checked
 from .engines import gpu
-from .engines.base import Failed, Finished, GenerationRequest, LocalModel, Output, Partial, Step, library_versions
+from .engines.base import Failed, Finished, GenerationRequest, Partial, Step
 from .engines.catalog import Catalog, Resolved
 from .registry import InvalidInput, engine_for, engine_options, modality, validate_options
-from .scoring import CheckError, Score, ScorerContext, make_checks, score_and_save
+from .scoring import CheckError, ScorerContext, make_checks
+from .scoring.models import check_scorer_model
 from .settings import Settings
-from .store import AlreadyLogged, RunLog, RunRecord
-from .spec import Cell, ComparisonSpec, check_cells
-from .templates import TemplateError
+from .store import RunLog
+from .spec import ComparisonSpec, check_cells
+
+__all__ = ["Cancelled", "CellResult", "Checked", "Progress", "Runner"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CellResult:
-    index: int                   # position in spec.cells
-    cell: Cell
-    record: RunRecord
-    output: Output | None = None     # in-memory output (None when served from the log)
-    cached: bool = False
-    scores: list[Score] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.record.status == "ok"
 
 
 @dataclass
@@ -61,27 +50,16 @@ class Cancelled(Exception):
     pass
 
 
-@dataclass
-class Checked:
-    """A spec that passed every check: each model resolved once, each engine's options validated."""
-
-    models: dict[tuple[str, str | None], Resolved]     # (model id, logged revision) -> resolved
-    options: dict[str, dict]                            # engine name -> validated options
-    checks: list = field(default_factory=list)          # the comparison's checks, built once for every cell
-    local_judge: bool = False                           # a judge check runs a local model: scoring takes the turn
-
-    def resolved(self, cell: Cell) -> Resolved:
-        return self.models[(cell.model_id, cell.revision)]
-
-
-class Runner:
+class Runner(CellLogging):
     def __init__(self, catalog: Catalog, log: RunLog, settings: Settings):
         self.catalog = catalog
         self.log = log
         self.settings = settings
         self._judges: dict[str, tuple[Resolved, dict]] = {}
         self._judges_lock = threading.Lock()
-        self._turn = threading.Lock()       # local model work, one comparison's model group at a time
+        # Local model work (a load, a batch's generation) takes turns here; checks run outside the turn, so one
+        # comparison's slow check never holds up another visitor's generation.
+        self._turn = threading.Lock()
         self.scoring = ScorerContext.from_settings(settings, generate=self._judge_with(None),
                                                    generate_for=self._judge_with)
 
@@ -130,9 +108,14 @@ class Runner:
         except CheckError as error:
             raise InvalidInput("checks", str(error)) from None
         local_judge = False
-        for check in checks:        # a judge model is checked like any other model id, before anything runs
+        for check in checks:        # a judge or scorer model is checked like any other model id, before anything runs
             if check.type == "llm_judge" and check.options.get("model"):
                 self._judge_model(check.options["model"])
+            elif getattr(check, "runs_torch", False) and check.options.get("model"):
+                try:
+                    check_scorer_model(self.scoring, check.options["model"])
+                except ValueError as error:
+                    raise InvalidInput("checks", str(error)) from None
             if check.type == "llm_judge":
                 judge = check.options.get("model") or self.catalog.default_model("text")
                 local_judge = local_judge or not engine_for("text", judge, self.catalog.endpoints).remote
@@ -171,12 +154,12 @@ class Runner:
             pending: dict[tuple[str, str | None], list[int]] = {}
             for index, cell in enumerate(spec.cells):
                 record = self._record(spec, cell, comparison_id, checked)
-                cached = None if spec.rerun else self.log.find_cached(record)
+                cached = None if spec.rerun else self.log.find_cached(record, owner=owner)
                 if cached is not None:
                     record = self._log_cache_hit(cached, record)
                     counts["ok"] += 1
                     yield Progress(sum(counts.values()), total, comparison_id, CellResult(
-                        index, cell, record, cached=True, scores=self._score(checked, record, None, holding=False)))
+                        index, cell, record, cached=True, scores=self._score(checked, record, None)))
                 else:
                     pending.setdefault((cell.model_id, cell.revision), []).append(index)
             for key, indices in pending.items():
@@ -210,11 +193,7 @@ class Runner:
             yield from self._run_batches(spec, checked, self.catalog.remote(resolved), resolved, indices,
                                          comparison_id, cancel, 0.0, batch_size)
             return
-        yield from self._take_turn(comparison_id, cancel)
-        try:
-            yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel, batch_size)
-        finally:
-            self._turn.release()
+        yield from self._run_local(spec, checked, resolved, indices, comparison_id, cancel, batch_size)
 
     def _take_turn(self, comparison_id, cancel) -> Iterator[Progress]:
         """Wait for the model turn, saying so while another comparison holds it; Stop ends the wait."""
@@ -227,6 +206,7 @@ class Runner:
         warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
         if not warm:
             yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
+        yield from self._take_turn(comparison_id, cancel)
         try:
             model = self.catalog.get(resolved)
         except Exception as error:       # a model that will not load fails its cells, not the comparison
@@ -234,19 +214,74 @@ class Runner:
             for index in indices:
                 yield self._log_failure(spec, index, comparison_id, checked, error)
             return
+        finally:
+            self._turn.release()
         load_s = 0.0 if warm else model.load_s     # the load is charged to the first batch only
         yield from self._run_batches(spec, checked, model, resolved, indices, comparison_id, cancel, load_s, batch_size)
 
     def _run_batches(self, spec, checked, model, resolved: Resolved, indices, comparison_id, cancel, load_s,
                      batch_size=None):
+        """A local model's batches each run in the model turn, held while the model streams: with continuous
+        batching it is still generating other cells after the first is out, so neither an eviction nor another
+        comparison may touch it then. Its cells are scored on a thread of their own meanwhile, outside the turn,
+        so one comparison's slow checks hold up no other comparison's generation (a local judge waits for the
+        turn like any model work)."""
         options = checked.options[resolved.engine.name]
         for batch in _chunks(indices, batch_size or resolved.engine.batch_size):
             if cancel.is_set():
                 raise Cancelled
-            yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
-            yield from self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
-                                       load_s)
+            if resolved.engine.remote:
+                yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
+                for event in self._run_batch(spec, checked, model, resolved, batch, options, comparison_id,
+                                             cancel, load_s):
+                    if isinstance(event, CellResult) and event.output is not None:
+                        event.scores = self._score(checked, event.record, event.output)
+                    yield event
+            else:
+                yield from self._take_turn(comparison_id, cancel)
+                try:
+                    model = self.catalog.get(resolved)     # the same one, unless another comparison evicted it
+                except Exception as error:
+                    self._turn.release()
+                    for index in batch:
+                        yield self._log_failure(spec, index, comparison_id, checked, error)
+                    continue
+                yield from self._run_local_batch(spec, checked, model, resolved, batch, options, comparison_id,
+                                                 cancel, load_s)
             load_s = 0.0
+
+    def _run_local_batch(self, spec, checked, model, resolved, batch, options, comparison_id, cancel, load_s):
+        """One local batch, entered holding the turn, which it hands on when the model's stream ends. Cells are
+        passed on in order as their scores come in."""
+        scorer = ThreadPoolExecutor(1, thread_name_prefix="checks") if checked.checks else None
+        scoring: deque[tuple[CellResult, Future]] = deque()
+
+        def scored(wait: bool) -> Iterator[CellResult]:
+            while scoring and (wait or scoring[0][1].done()):
+                result, future = scoring.popleft()
+                result.scores = future.result()
+                yield result
+
+        holding = True
+        try:
+            yield Progress(0, 0, comparison_id, stage=f"generating with {resolved.model_id}")
+            for event in self._run_batch(spec, checked, model, resolved, batch, options, comparison_id, cancel,
+                                         load_s):
+                if scorer is not None and isinstance(event, CellResult) and event.output is not None:
+                    scoring.append((event, scorer.submit(self._score, checked, event.record, event.output)))
+                elif scorer is not None and isinstance(event, CellResult):
+                    scoring.append((event, _done([])))         # a failed cell keeps its place in the order
+                else:
+                    yield event
+                yield from scored(wait=False)
+            self._turn.release()
+            holding = False
+            yield from scored(wait=True)
+        finally:
+            if holding:
+                self._turn.release()
+            if scorer is not None:      # stopped midway: the cells already logged are still scored
+                scorer.shutdown(wait=False)
 
     def _stream(self, model, resolved: Resolved, requests, options):
         if resolved.engine.remote:
@@ -272,7 +307,7 @@ class Runner:
                 elif isinstance(event, Finished):
                     finished.add(event.index)
                     yield self._log_output(spec, checked, batch[event.index], comparison_id, model, event.output,
-                                           load_s, holding=not resolved.engine.remote)
+                                           load_s)
                 elif isinstance(event, Failed):
                     finished.add(event.index)
                     yield self._log_failure(spec, batch[event.index], comparison_id, checked, event.error, model,
@@ -292,106 +327,10 @@ class Runner:
         finally:
             stream.close()          # stops the model within one step if it is still running
 
-    # -- records ----------------------------------------------------------------------------------------------------
-
-    def _record(self, spec, cell, comparison_id, checked: Checked, model=None) -> RunRecord:
-        resolved = checked.resolved(cell)
-        if model is not None:
-            versions = {"playground": __version__, **model.versions}
-        else:                       # failed or cached before a model was at hand
-            versions = {"playground": __version__} if resolved.engine.remote else library_versions()
-        return RunRecord(
-            modality=spec.modality, model_id=cell.model_id, prompt=cell.prompt, seed=cell.seed,
-            params=checked.options[resolved.engine.name], comparison_id=comparison_id, row=cell.row, col=cell.col,
-            template_name=spec.template_name, template_hash=spec.template_hash, variant=cell.variant,
-            variables=dict(cell.values), system=cell.system, negative_prompt=cell.negative_prompt,
-            model_revision=resolved.revision, backend=resolved.engine.name,
-            endpoint=resolved.endpoint.host if resolved.endpoint else None,
-            device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions, cell_key=cell.key, reference=cell.reference)
-
-    def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
-                    holding: bool = True, imported: bool = False) -> CellResult:
-        cell = spec.cells[index]
-        record = self._record(spec, cell, comparison_id, checked, model)
-        fill_metrics(record, output, load_s)
-        record.imported = imported
-        if isinstance(model, LocalModel) and record.wall_s:
-            # wall_s is the whole batch's: the next GPU lease is sized per cell
-            model.seconds_per_cell = record.wall_s / max(int((record.metrics or {}).get("batch_rows") or 1), 1)
-        try:
-            artifact, ext = artifact_bytes(output)
-            self.log.add_run(record, artifact=artifact, artifact_ext=ext)
-        except AlreadyLogged as logged:
-            return self._logged_before(index, cell, logged)
-        except OSError as error:       # disk full, permissions: this cell fails, the grid goes on
-            record.status, record.artifact = "error", None
-            record.error = f"could not save the output in the data dir ({error.strerror or error}): free some " \
-                           "space there or fix its permissions"
-            self.log.add_run(record)
-            return CellResult(index, cell, record)
-        return CellResult(index, cell, record, output=output,
-                          scores=self._score(checked, record, output, holding=holding))
-
-    def _score(self, checked: Checked, record: RunRecord, output, holding: bool) -> list[Score]:
-        """The comparison's checks on one logged cell; a scorer that breaks never loses the cell. A local judge
-        model is used in the model turn (`holding`: the caller has it already)."""
-        if not checked.checks:
-            return []
-        turn = self._turn if checked.local_judge and not holding else contextlib.nullcontext()
-        try:
-            with turn:
-                return score_and_save(self.log, record, output, checked.checks, self.scoring)
-        except Exception as error:          # e.g. a scorer model that will not load: the cell stays logged
-            log.warning("scoring run %s failed: %s", record.id, error)
-            return []
-
-    def _log_cache_hit(self, cached: RunRecord, fresh: RunRecord) -> RunRecord:
-        """A cached cell becomes a run of this comparison that points at the original output."""
-        fresh.status, fresh.cached_from = "ok", cached.id
-        for name in ("output_text", "device", "dtype", "tokens_per_s", "realtime_factor", "prompt_tokens",
-                     "completion_tokens", "formatted_prompt", "endpoint", "model_revision"):
-            setattr(fresh, name, getattr(cached, name))
-        fresh.wall_s = fresh.load_s = 0.0
-        fresh.artifact = cached.artifact         # shares the original file rather than copying it
-        try:
-            self.log.add_run(fresh)
-        except AlreadyLogged as logged:
-            return self.log.get_run(logged.run_id)
-        return fresh
-
-    def _log_failure(self, spec, index, comparison_id, checked, error, model=None, text: str | None = None
-                     ) -> CellResult:
-        """`text`: what the cell produced before it failed (a stream cut off mid-answer), kept in its record."""
-        cell = spec.cells[index]
-        record = self._record(spec, cell, comparison_id, checked, model)
-        record.status, record.output_text = "error", text
-        record.error = error if isinstance(error, str) else str(error) if isinstance(
-            error, (InvalidInput, TemplateError)) else f"{type(error).__name__}: {error}"
-        try:
-            self.log.add_run(record)
-        except AlreadyLogged as logged:
-            return self._logged_before(index, cell, logged)
-        return CellResult(index, cell, record)
-
-    def _logged_before(self, index: int, cell: Cell, logged: AlreadyLogged) -> CellResult:
-        """An experiment's cell that another attempt logged first: its run, not a second one."""
-        log.warning("%s", logged)
-        return CellResult(index, cell, self.log.get_run(logged.run_id), cached=True)
-
-    # -- cells that come from elsewhere (a batch engine's answers, rows that cannot be rendered) ----------------------
-
-    def log_output(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
-                   output: Output) -> CellResult:
-        """Log (and score) an output made outside this process (a batch engine's answer), as the cell
-        `spec.cells[index]` of a comparison. It is marked imported: never served from the cache to other cells."""
-        return self._log_output(spec, checked, index, comparison_id, None, output, 0.0, holding=False,
-                                imported=True)
-
-    def log_failure(self, spec: ComparisonSpec, index: int, comparison_id: int, checked: Checked,
-                    error: str | Exception) -> CellResult:
-        """Log `spec.cells[index]` as failed with `error` (what to change), without running it."""
-        return self._log_failure(spec, index, comparison_id, checked, error)
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import hub_sync
 from .datasets import Datasets
@@ -16,7 +15,8 @@ from .engines.catalog import Catalog
 from .runner import Runner
 from .settings import Settings
 from .store import RunLog
-from .templates import LIBRARY_DIR, Library, load_library
+from .templates import Library
+from .templates.owned import Libraries
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,10 @@ class Services:
     runner: Runner
     visitors: Visitors = None           # who owns each request (public deployments keep visitors apart)
     mirror: object = None               # the Dataset mirror of the run log (a CommitScheduler), when configured
+    libraries: Libraries = None         # the shared template library and each visitor's own templates
     jobs: JobQueue = None               # server-side jobs (experiments) in the run log
     datasets: Datasets = None           # datasets kept in the data dir
     worker: JobWorker | None = None     # this process's job threads, once started
-    _library: Library | None = None
-    _library_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, settings: Settings, catalog: Catalog | None = None) -> "Services":
@@ -51,9 +50,15 @@ class Services:
             services.preload()
         return services
 
+    def __post_init__(self):
+        if self.libraries is None:
+            self.libraries = Libraries(self.settings.user_templates_dir, self.settings.visitor_templates_dir)
+
     def start_jobs(self) -> JobWorker:
         """Run server-side jobs in this process (the app does at start-up): jobs left running by a stopped process
         continue by themselves."""
+        from . import improve  # noqa: F401  (registers the improve job kind, so its jobs resume here too)
+
         if self.worker is None:
             self.worker = JobWorker(self, self.jobs, threads=self.settings.job_workers).start()
         return self.worker
@@ -65,15 +70,16 @@ class Services:
 
     @property
     def library(self) -> Library:
-        """The template library (repo prompts/ plus the user's own), loaded on first use."""
-        with self._library_lock:
-            if self._library is None:
-                self._library = load_library(LIBRARY_DIR, self.settings.user_templates_dir)
-            return self._library
+        """The shared template library (repo prompts/ plus the user's own folder), loaded on first use."""
+        return self.libraries.shared()
+
+    def library_for(self, owner: str | None) -> Library:
+        """What one visitor may list and read: the shared library plus their own saved templates (owner None:
+        the shared library, where everyone is one user)."""
+        return self.libraries.for_owner(owner)
 
     def reload_library(self) -> Library:
-        with self._library_lock:
-            self._library = None
+        self.libraries.reload()
         return self.library
 
     def preload(self, modalities=("text", "image", "music")) -> None:

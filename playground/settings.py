@@ -87,6 +87,10 @@ class Settings(BaseModel):
     max_import_expanded_bytes: int = Field(1 * 2**30, ge=1)    # all members of a zip together, expanded
     max_import_members: int = Field(20_000, ge=1)              # files in a zip
     max_import_rows: int = Field(20_000, ge=1)                 # rows (lines) of an export
+    # Every request: a body past its cap is refused before it is parsed; uploads may be as large as an import.
+    max_request_bytes: int = Field(4 * 2**20, ge=64 * 1024)    # one request's body (JSON or a form), not an upload
+    cache_max_age_s: int = Field(3600, ge=60, le=7 * 86_400)   # uploads and exports in Gradio's cache are deleted
+                                                               # when older than this, checked as often
     # Experiments (a template's variants x a dataset's rows x seeds x models) run as server-side jobs.
     max_experiment_cells: int = Field(100_000, ge=1, le=10_000_000)  # cells in one experiment
     max_experiment_cells_per_visitor: int = Field(2_000, ge=1)  # public deployments: cells of one visitor's experiment
@@ -97,7 +101,16 @@ class Settings(BaseModel):
     job_workers: int = Field(2, ge=1, le=64)            # jobs one process runs at once
     job_stale_after_s: float = Field(60.0, ge=1, le=86_400)  # a running job without a heartbeat this long is taken over
     experiment_chunk_cells: int = Field(512, ge=1, le=100_000)  # cells handed to an engine at once (keeps it busy)
+    # Improve: a model proposes better variants of a prompt, each scored as an experiment (candidates per round are
+    # at most max_variants: a round's candidates run side by side as one experiment's variants).
+    max_improve_rounds: int = Field(20, ge=1, le=1000)  # rounds of proposals one search may run
+    max_improve_candidates: int = Field(8, ge=1, le=32)  # candidates per round (and at most max_variants)
+    max_improve_rows: int = Field(1_000, ge=1, le=1_000_000)  # rows each candidate is scored on, and held-out rows
+    max_improve_calls: int = Field(20_000, ge=1)        # projected calls (proposer + generator) one search may spend
     cpu_offload: bool = False      # GPU only: keep weights in CPU RAM, each part on the GPU while it runs (small GPUs)
+    # Text models' packed weights kept in <data dir>/prepared, so later processes load them directly (least recently
+    # used trimmed beyond this size); 0 turns keeping them off.
+    prepared_cache_mb: int = Field(8192, ge=0, le=10_000_000)
 
     @field_validator("data_dir")
     @classmethod
@@ -108,9 +121,25 @@ class Settings(BaseModel):
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    def local_model_roots(self) -> tuple[Path, ...] | None:
+        """The folders local models (and scorer models) may be loaded from: PLAYGROUND_MODEL_ROOTS when set; on a
+        public deployment (PLAYGROUND_PUBLIC, or a Space) without it, only the data dir's models folder, so a
+        stranger can neither load nor probe the server's other folders; None (anywhere) for local use."""
+        roots = tuple(Path(r).expanduser().resolve() for r in self.model_roots.split(",") if r.strip())
+        if roots:
+            return roots
+        if self.public or os.environ.get("SPACE_ID"):
+            return (self.models_dir.resolve(),)
+        return None
+
     @property
     def user_templates_dir(self) -> Path:
         return self.data_dir / "templates"
+
+    @property
+    def visitor_templates_dir(self) -> Path:
+        """Where visitors kept apart on a public deployment save their own templates, one folder each."""
+        return self.data_dir / "visitor-templates"
 
     @property
     def db_path(self) -> Path:

@@ -26,6 +26,7 @@ class Cell:
     negative_prompt: str | None = None
     row: int = 0
     col: int = 0
+    replaces: int | None = None      # a re-run of one cell: the logged run it replaces in the grid
     key: str | None = None           # an experiment's cell key (logged once per comparison); None in a grid
     reference: str | None = None     # the row's reference answer, for checks that compare with one
 

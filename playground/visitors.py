@@ -6,8 +6,8 @@ owner's comparisons; another owner's run reads exactly like a missing one, so id
 An id is one of (the prefix keeps the kinds from ever colliding):
 - `hf:<username>`    signed in with Hugging Face (OAuth: `hf_oauth: true` in the Space's README, `gr.LoginButton`);
 - `user:<username>`  signed in through the app's own `launch(auth=...)`;
-- `anon:<random>`    a random id the browser keeps in `gr.BrowserState` (localStorage): the same browser, the same
-                     history, across reloads and restarts;
+- `anon:<random>`    a random id the server makes and signs, which the browser keeps in `gr.BrowserState`
+                     (localStorage): the same browser, the same history, across reloads and restarts;
 - `session:<hash>`   an API caller with none of the above: its Gradio session, so it sees what it made in it.
 
 No gradio import here: handlers pass in what Gradio gave them (`gr.Request`, `gr.OAuthProfile | None`, the
@@ -16,6 +16,8 @@ BrowserState value).
 
 from __future__ import annotations
 
+import base64
+import errno
 import hashlib
 import hmac
 import os
@@ -54,25 +56,65 @@ def ensure_browser_id(value) -> str:
 
 
 def browser_state_secret(data_dir: Path) -> str:
-    """The key gr.BrowserState encrypts the browser id with. Gradio makes a random one per launch, which would turn
-    every anonymous visitor into a stranger after a restart: PLAYGROUND_BROWSER_SECRET (a Space secret) if set, else
-    one kept in the data dir."""
+    """The server's key for the browser ids it hands out: PLAYGROUND_BROWSER_SECRET (a Space secret) if set, else
+    one kept in the data dir (readable by the server only), so an anonymous visitor is still known after a restart.
+    It never leaves the server: the page gets ids signed with it (`sign_browser_id`), not the key."""
     configured = os.environ.get("PLAYGROUND_BROWSER_SECRET", "").strip()
     if configured:
         return configured
     path = Path(data_dir) / "browser-secret"
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return _read_secret(path)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(32)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:              # another process made it first: use theirs
-            return path.read_text(encoding="utf-8").strip()
+            return _read_secret(path)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(secret)
         return secret
+
+
+def _read_secret(path: Path) -> str:
+    problem = None
+    if path.is_dir():
+        problem = "browser-secret is a folder, not the file that holds the key for visitor ids"
+    else:
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            secret = ""
+        if len(secret) >= 16:
+            return secret
+        problem = "browser-secret holds no usable key (16 characters or more)"
+    error = OSError(errno.EINVAL, problem, path.name)
+    error.advice = f"{problem}: remove it (a new key is made) or set PLAYGROUND_BROWSER_SECRET"
+    raise error
+
+
+def browser_state_key(secret: str) -> str:
+    """What gr.BrowserState gets as its `secret`. Gradio sends that value to every browser in /config, so it is a
+    key derived from the server's (it reveals nothing about it): it only scrambles the local-storage entry. What
+    makes a stored id trustworthy is the server's signature inside it."""
+    return hmac.new(secret.encode("utf-8"), b"gradio BrowserState", hashlib.sha256).hexdigest()[:32]
+
+
+def sign_browser_id(secret: str, browser_id: str) -> str:
+    """`<id>.<signature>`: what the page keeps in local storage; only this server can make one."""
+    mac = hmac.new(secret.encode("utf-8"), browser_id.encode("utf-8"), hashlib.sha256).digest()
+    return f"{browser_id}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
+
+
+def verified_browser_id(secret: str, token) -> str | None:
+    """The browser id inside a signed token, or None (no token, another server's, or altered)."""
+    if not isinstance(token, str) or len(token) > 100:
+        return None
+    browser_id, _, _ = token.partition(".")
+    if not _BROWSER_ID.match(browser_id):
+        return None
+    return browser_id if hmac.compare_digest(sign_browser_id(secret, browser_id), token) else None
 
 
 def _profile_username(profile) -> str | None:
@@ -110,38 +152,65 @@ def owner_for(settings, request=None, profile=None, browser_id=None) -> str | No
 
 
 # ---- the owner of each request ------------------------------------------------------------------------------------
-# The page load sees the browser's anonymous id (gr.BrowserState) and the Hugging Face profile; it records the owner
-# under the page's Gradio session, so later handlers (and the grid's own calls) that only see the request find the
-# same owner. An API caller with none of these is its own session.
+# The page load sees the browser's signed id (gr.BrowserState) and the Hugging Face profile; it records who the
+# page's Gradio session is, so later handlers (and the grid's own calls) that only see the request find the same
+# visitor. An API caller with none of these is its own session. A caller never names an identity: a browser id
+# counts only with this server's signature, and everything else comes from the sign-in or the session.
 
 MAX_SESSIONS = 50_000
 
 
 class Visitors:
-    """Owners by Gradio session, for one app."""
+    """Who each Gradio session is, for one app."""
 
     def __init__(self, settings):
         self.settings = settings
-        self._by_session: OrderedDict[str, str] = OrderedDict()
+        self._by_session: OrderedDict[str, tuple[str, str | None]] = OrderedDict()   # -> (visitor id, browser id)
         self._by_grid_key: OrderedDict[str, str] = OrderedDict()
         self._key_secret = secrets.token_bytes(32)
         self._lock = threading.Lock()
+        self._secret: str | None = None
 
     @property
     def apart(self) -> bool:
         return keeps_visitors_apart(self.settings)
 
-    def register(self, request, profile=None, browser_id=None) -> None:
-        """Page load: remember who this page's session is."""
+    @property
+    def secret(self) -> str:
+        """The key browser ids are signed with (read or made on first use; see browser_state_secret)."""
+        if self._secret is None:
+            self._secret = browser_state_secret(self.settings.data_dir)
+        return self._secret
+
+    def identify(self, request, profile=None, stored=None) -> str:
+        """Page load: find out who this page's session is, remember it, and return the signed browser id for the
+        page to keep. A session already known keeps its identity (several load handlers may ask at once); an
+        unsigned or altered stored value gets a fresh id."""
         session = getattr(request, "session_hash", None)
-        if not self.apart or not session:
-            return
-        owner = visitor_id(request, profile, browser_id)
         with self._lock:
-            self._by_session[session] = owner
-            self._by_session.move_to_end(session)
-            while len(self._by_session) > MAX_SESSIONS:
-                self._by_session.popitem(last=False)
+            known = self._by_session.get(session) if session else None
+            browser_id = (known[1] if known else None) or verified_browser_id(self.secret, stored) or new_browser_id()
+            if session:
+                self._remember(session, visitor_id(request, profile, browser_id), browser_id)
+        return sign_browser_id(self.secret, browser_id)
+
+    def register(self, request, profile=None, browser_id=None) -> None:
+        """Record a session's visitor from an id the server itself made or verified."""
+        session = getattr(request, "session_hash", None)
+        if session:
+            with self._lock:
+                self._remember(session, visitor_id(request, profile, browser_id), browser_id)
+
+    def _remember(self, session: str, visitor: str, browser_id: str | None) -> None:
+        self._by_session[session] = (visitor, browser_id)
+        self._by_session.move_to_end(session)
+        while len(self._by_session) > MAX_SESSIONS:
+            self._by_session.popitem(last=False)
+
+    def _known(self, request) -> str | None:
+        with self._lock:
+            known = self._by_session.get(getattr(request, "session_hash", None) or "")
+        return known[0] if known else None
 
     def owner(self, request, profile=None) -> str | None:
         """The owner to pass to the run log for this request (None: everyone shares the log)."""
@@ -149,9 +218,19 @@ class Visitors:
             return None
         if _profile_username(profile):
             return visitor_id(request, profile)
-        with self._lock:
-            known = self._by_session.get(getattr(request, "session_hash", None) or "")
-        return known or visitor_id(request)
+        return self._known(request) or visitor_id(request)
+
+    def voter(self, request, stored=None) -> str:
+        """Who casts a vote, chosen by the server whatever the mode: the session's visitor (signed in, or the
+        browser's signed id), else the signed id the page sends, else the app's own login, else the Gradio session
+        (an API client). A name the caller types is never an identity."""
+        known = self._known(request)
+        if known:
+            return known
+        browser_id = verified_browser_id(self.secret, stored)
+        if browser_id is not None and getattr(request, "session_hash", None):
+            self.register(request, None, browser_id)
+        return visitor_id(request, None, browser_id)
 
     # The grid's own calls (rate, note, winner) reach the server as component-server requests, which carry no
     # session; the grid holds a key for the owner it was drawn for instead: unguessable, known to this process only.

@@ -249,3 +249,137 @@ def test_prompt_longer_than_the_context_is_refused(text_model, settings):
 def test_tiny_image_tokenizer_knows_the_words(image_model):
     ids = image_model.pipe.tokenizer("a red fox at golden hour")["input_ids"]
     assert image_model.pipe.tokenizer.unk_token_id not in ids[1:-1]
+
+
+# ---- real chat templates, the model's own sampling values, the cache argument ----------------------------------------
+
+# The public chat templates of Qwen2.5 (Qwen/Qwen2.5-*-Instruct tokenizer_config.json, tools branch included) and
+# SmolLM2 (HuggingFaceTB/SmolLM2-*-Instruct): both add a default system prompt when the messages have none.
+QWEN25_TEMPLATE = (
+    "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0]['role'] == 'system' %}\n"
+    "        {{- messages[0]['content'] }}\n    {%- else %}\n"
+    "        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}\n    {%- endif %}\n"
+    "    {{- \"\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are "
+    "provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n"
+    "    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n"
+    "    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n"
+    "    {%- if messages[0]['role'] == 'system' %}\n"
+    "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n    {%- else %}\n"
+    "        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    "<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- for message in messages %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or "
+    "(message.role == \"assistant\" and not message.tool_calls) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- elif message.role == \"assistant\" %}\n        {{- '<|im_start|>' + message.role }}\n"
+    "        {%- if message.content %}\n            {{- '\\n' + message.content }}\n        {%- endif %}\n"
+    "        {%- for tool_call in message.tool_calls %}\n            {%- if tool_call.function is defined %}\n"
+    "                {%- set tool_call = tool_call.function %}\n            {%- endif %}\n"
+    "            {{- '\\n<tool_call>\\n{\"name\": \"' }}\n            {{- tool_call.name }}\n"
+    "            {{- '\", \"arguments\": ' }}\n            {{- tool_call.arguments | tojson }}\n"
+    "            {{- '}\\n</tool_call>' }}\n        {%- endfor %}\n        {{- '<|im_end|>\\n' }}\n"
+    "    {%- elif message.role == \"tool\" %}\n"
+    "        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}\n"
+    "            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n"
+    "        {{- message.content }}\n        {{- '\\n</tool_response>' }}\n"
+    "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n"
+    "            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n")
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+# Qwen2.5-0.5B-Instruct's generation_config.json sampling values.
+QWEN25_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1}
+
+
+def _tiny_copy(text_model, folder: Path, template: str | None = None, sampling: dict | None = None) -> Path:
+    """The tiny text model saved again with a real chat template or real generation_config sampling values."""
+    import shutil
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    shutil.copytree(text_model.source, folder)
+    if template is not None:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer.chat_template = template
+        tokenizer.save_pretrained(folder)
+    if sampling is not None:
+        config = GenerationConfig.from_pretrained(folder)
+        config.update(do_sample=True, **sampling)
+        config.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("template, default", [
+    (QWEN25_TEMPLATE, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."),
+    (SMOLLM2_TEMPLATE, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")])
+def test_an_explicit_empty_system_message_replaces_the_templates_default(text_model, settings, tmp_path, template,
+                                                                         default):
+    from playground.engines.chat import preview
+
+    folder = _tiny_copy(text_model, tmp_path / "chat", template=template)
+    catalog = Catalog(settings.replace(max_models_loaded=1))
+    model = load(catalog, "text", str(folder))
+    user = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    expected = {None: f"<|im_start|>system\n{default}<|im_end|>\n{user}",
+                "": f"<|im_start|>system\n<|im_end|>\n{user}",
+                "Be terse.": f"<|im_start|>system\nBe terse.<|im_end|>\n{user}"}
+    params = options("text", {"max_new_tokens": 2}, settings)
+    for system, text in expected.items():
+        output = collect(model, [GenerationRequest("Hi", seed=1, system=system)], params)[0][0]
+        assert output.metrics["formatted_prompt"] == text, system
+        assert preview(catalog, str(folder), "Hi", system) == text       # what a rendered-prompt preview shows
+    catalog.clear()
+    assert preview(catalog, str(folder), "Hi", "") == expected[""]       # the tokenizer alone, no weights loaded
+
+
+def test_a_template_file_can_switch_the_default_system_prompt_off():
+    from playground.templates import expand, parse_template
+
+    text = "---\nname: t\nmodality: text\nsystem: ''\nvariants: {a: 'Hi {{ x }}'}\nvariables: {x: {default: y}}\n---\n"
+    cells = expand(parse_template(text))
+    assert [cell.system for cell in cells] == [""]
+
+
+def test_sampling_uses_the_models_own_generation_config_unless_set(text_model, settings, tmp_path):
+    folder = _tiny_copy(text_model, tmp_path / "qwen-sampling", sampling=QWEN25_SAMPLING)
+    catalog = Catalog(settings.replace(max_models_loaded=2))
+    own, plain = load(catalog, "text", str(folder)), load(catalog, "text", text_model.source)
+    batch = requests()
+    unset = collect(own, batch, options("text", {"max_new_tokens": 8}, settings))[0]
+    assert unset[0].metrics["sampling"] == \
+        "temperature 0.7 (model), top_k 20 (model), top_p 0.8 (model), repetition_penalty 1.1 (model)"
+    explicit = collect(plain, batch, options("text", {"max_new_tokens": 8, **QWEN25_SAMPLING}, settings))[0]
+    assert [o.text for o in unset] == [o.text for o in explicit]          # the same values, the same tokens
+    assert explicit[0].metrics["sampling"].startswith("temperature 0.7 (set), top_k 20 (set)")
+    mine = collect(own, batch[:1], options("text", {"max_new_tokens": 8, "top_k": 5}, settings))[0][0]
+    assert "top_k 5 (set)" in mine.metrics["sampling"] and "top_p 0.8 (model)" in mine.metrics["sampling"]
+    none_set = collect(plain, batch[:1], options("text", {"max_new_tokens": 2}, settings))[0][0]
+    assert none_set.metrics["sampling"] == \
+        "temperature 0.7 (default), top_k 50 (default), top_p 0.95 (default), repetition_penalty 1 (default)"
+    catalog.clear()
+
+
+def test_unset_sampling_options_stay_unset_until_the_engine_decides(settings):
+    from playground.registry import LocalTextOptions, option_specs
+
+    checked = options("text", {"max_new_tokens": 8, "temperature": None}, settings)
+    assert checked["temperature"] is checked["top_k"] is checked["top_p"] is checked["repetition_penalty"] is None
+    specs = {spec.name: spec for spec in option_specs(LocalTextOptions, settings)}
+    assert specs["temperature"].kind is float and specs["top_k"].kind is int and specs["top_k"].default is None
+    with pytest.raises(InvalidInput, match="must be a whole number"):
+        options("text", {"top_k": True}, settings)
+
+
+def test_a_text_run_passes_the_cache_the_way_transformers_asks(text_model, settings):
+    """No `past_key_values` into forward (removed in transformers 5.40) and so no FutureWarning on every run."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        collect(text_model, [GenerationRequest("A brand new prompt for the head cache", system="Fresh.")],
+                options("text", {"max_new_tokens": 3}, settings))
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

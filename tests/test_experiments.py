@@ -5,6 +5,7 @@ compared, rows re-run, results exported and imported, batch answers taken back."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -103,7 +104,8 @@ def wait_for(predicate, timeout=300.0):
 
 
 def test_a_paused_experiment_resumes_with_only_the_missing_cells(services, rows):
-    experiment = experiments.submit(services, spec(services, rows, seeds=list(range(1, 11))), start=False)
+    # 480 cells: continuous batching finishes 120 faster than the test can press pause
+    experiment = experiments.submit(services, spec(services, rows, seeds=list(range(1, 41))), start=False)
     assert experiment.job.status == "paused"
     services.start_jobs()
     experiments.resume(services, experiment.id)
@@ -111,13 +113,13 @@ def test_a_paused_experiment_resumes_with_only_the_missing_cells(services, rows)
     paused = experiments.pause(services, experiment.id)           # this process runs it: it stops at once
     wait_for(lambda: services.jobs.get(experiment.job.id).worker is None)
     before = runs_of(services, experiment.id)
-    assert paused.status == "paused" and 8 <= len(before) < 120
+    assert paused.status == "paused" and 8 <= len(before) < 480
     time.sleep(0.5)
     assert len(runs_of(services, experiment.id)) == len(before)
     experiments.resume(services, experiment.id)
     wait_for(lambda: services.jobs.get(experiment.job.id).status == "done")
     runs = runs_of(services, experiment.id)
-    assert len(runs) == 120 and len({r.cell_key for r in runs}) == 120
+    assert len(runs) == 480 and len({r.cell_key for r in runs}) == 480
     assert {r.id for r in before} <= {r.id for r in runs}
 
 
@@ -370,7 +372,7 @@ def test_checks_read_the_rows_reference():
     seen = []
     context = type("Context", (), {"judge": lambda self, model: (lambda p: seen.append(p) or "SCORE: 7")})()
     assert judge.score(CellInput("text", "q", text="a", reference="the answer"), context).value == 7
-    assert "<reference>\nthe answer\n</reference>" in seen[0]
+    assert re.search(r"\[REFERENCE (\w+)\]\nthe answer\n\[END REFERENCE \1\]", seen[0])
 
 
 def test_the_summary_of_a_big_experiment_pairs_rows(services, rows):

@@ -19,7 +19,8 @@ from playground.templates import make_template
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ["playground.registry", "playground.runner", "playground.spec", "playground.templates", "playground.store", "playground.engines",
         "playground.engines.catalog", "playground.services", "playground.settings", "playground.cli",
-        "playground.jobs", "playground.datasets", "playground.experiments", "playground.experiments.batch"]
+        "playground.jobs", "playground.datasets", "playground.experiments", "playground.experiments.batch",
+        "playground.improve"]
 
 
 @pytest.mark.parametrize("module", CORE)

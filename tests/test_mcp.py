@@ -79,7 +79,24 @@ async def call_every_tool(url: str, file_url) -> dict:
         await call("import_runs", file=exported)
         dealt = await call("vote_pair", comparison_id=comparison_id, voter="mcp")
         await call("vote_cast", token=dealt["token"], choice="A", voter="mcp", reason="")
+        await call_improve_tools(session, call, called)
     return called
+
+
+async def call_improve_tools(session, call, called: dict) -> None:
+    """A search from start to cancel (the app's job threads are held, so it waits queued between the calls)."""
+    search = {"template": "product-tagline", "variant": "plain", "proposer": "tiny-text", "models": ["tiny-text"],
+              "data": [{"product": f"thing {i}", "split": "dev" if i % 2 else "test"} for i in range(6)],
+              "rows": 2, "test_rows": 2, "rounds": 1, "candidates": 1, "params": {"max_new_tokens": 2}}
+    await call("improve_plan", search=search)
+    started = await call("improve_start", search=search)
+    await call("improve_status", search_id=started["id"])
+    await call("improve_searches")
+    await call("improve_pause", search_id=started["id"])
+    await call("improve_resume", search_id=started["id"])
+    await call("improve_cancel", search_id=started["id"])
+    saved = await session.call_tool("improve_save", {"search_id": started["id"]})
+    called["improve_save"] = saved.isError and saved.content[-1].text
 
 
 def test_every_mcp_tool_has_a_typed_schema_and_answers_a_call(mcp_app, monkeypatch):
@@ -91,6 +108,7 @@ def test_every_mcp_tool_has_a_typed_schema_and_answers_a_call(mcp_app, monkeypat
     # The file tool fetches its input by URL; here that URL is this test's own server on localhost, which Gradio's
     # SSRF guard refuses: let it fetch like any client.
     monkeypatch.setattr(processing_utils, "async_transport", httpx.AsyncHTTPTransport())
+    mcp_app.services.stop_jobs()          # searches wait, queued, for the improve tools' calls
     called = asyncio.run(call_every_tool(f"{mcp_app.local_url}gradio_api/mcp/",
                                          lambda url: httpx.get(url, timeout=30).text))
     schemas = called.pop("schemas")
@@ -103,3 +121,5 @@ def test_every_mcp_tool_has_a_typed_schema_and_answers_a_call(mcp_app, monkeypat
     assert called["rate"]["stars"] == 4 and called["pick_winner"]["winner_run_id"] == called["rate"]["run_id"]
     assert called["import_runs"]["errors"] == [] and called["save_template"]["name"] == "mcp-copy"
     assert called["vote_cast"] == {"saved": True}
+    assert called["improve_plan"]["total"] == 1 + 2 + 2 + 4 and called["improve_cancel"]["status"] == "cancelled"
+    assert "has not finished" in called["improve_save"]

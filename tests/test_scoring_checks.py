@@ -142,60 +142,9 @@ def test_parse_judge_score():
     assert parse_judge_score("reasons\nSCORE: 8", 10) == 8
     assert parse_judge_score("Score: **9**", 10) == 9
     assert parse_judge_score("score: 3\n...\nSCORE: 4", 10) == 4
-    assert parse_judge_score("6", 10) == 6
+    assert parse_judge_score("6", 10) is None                  # only from where the judge was asked to put it
     assert parse_judge_score("SCORE: 11", 10) is None
     assert parse_judge_score("", 10) is None
-
-
-# ---- image checks ---------------------------------------------------------------------------------------------------
-
-def picture(colour, background=(245, 245, 245)):
-    """A 32x32 picture: a disc of `colour` on `background`."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (32, 32), background)
-    ImageDraw.Draw(image).ellipse([8, 8, 24, 24], fill=colour)
-    return image
-
-
-def hue(spec, image):
-    return make_check(spec).score(CellInput(modality="image", prompt="p", image=image),
-                                  ScorerContext(models_dir="/nonexistent"))
-
-
-@pytest.mark.parametrize("name, rgb", [("red", (220, 30, 30)), ("green", (30, 170, 60)), ("blue", (40, 80, 220)),
-                                       ("yellow", (235, 205, 30)), ("purple", (140, 56, 200))])
-def test_hue_names_the_colour_of_the_colourful_pixels(name, rgb):
-    for background in ((245, 245, 245), (18, 18, 18), (128, 128, 128)):      # grey backgrounds do not count
-        score = hue({"type": "hue", "colour": name}, picture(rgb, background))
-        assert score.passed is True and score.value > 0.9 and score.detail["colour"] == name
-    assert hue("hue=red", picture((40, 80, 220))).passed is False
-
-
-def test_hue_is_circular_and_says_when_there_is_no_colour():
-    # Reds on both sides of 0 degrees average to red, not to cyan.
-    from PIL import Image
-
-    image = Image.new("RGB", (2, 1))
-    image.putpixel((0, 0), (230, 30, 60))            # 350 degrees
-    image.putpixel((1, 0), (230, 60, 30))            # 10 degrees
-    score = hue("hue=red", image)
-    assert score.detail["hue"] in (0.0, 360.0) or min(score.detail["hue"], 360 - score.detail["hue"]) < 1
-    assert score.value > 0.99
-    grey = hue("hue=red", picture((100, 100, 100)))
-    assert grey.value == 0.0 and grey.passed is False and "no colourful pixels" in grey.detail["note"]
-    assert hue({"type": "hue", "colour": "120"}, picture((30, 170, 60))).passed is True
-
-
-@pytest.mark.parametrize("spec, message", [({"type": "hue", "colour": "teal-ish"}, "'colour' must be one of"),
-                                           ({"type": "hue", "colour": "400"}, "between 0 and 360"),
-                                           ({"type": "hue", "colour": "red", "tolerance": 0}, "tolerance"),
-                                           ({"type": "hue"}, "required")])
-def test_hue_declarations_are_checked(spec, message):
-    with pytest.raises(CheckError, match=message):
-        make_check(spec)
-    with pytest.raises(CheckError, match="applies to image"):
-        make_checks(["hue=red"], "text")
 
 
 # ---- audio and run-record checks ------------------------------------------------------------------------------------
@@ -327,3 +276,23 @@ def test_a_breaking_scorer_is_recorded_not_raised(context):
     scores = score_cell(record, None, ["loudness", "latency"], context)      # no audio at all
     assert scores[0].value is None and "no audio" in scores[0].detail["error"]
     assert scores[1].value is None and "no time logged" in scores[1].detail["error"]
+
+
+def test_hue_measures_how_close_the_main_colour_is_to_the_one_named():
+    from PIL import Image
+
+    def hue(spec, color, prompt="a fox"):
+        return make_check(spec).score(CellInput("image", prompt, image=Image.new("RGB", (40, 40), color)), None)
+
+    assert hue({"type": "hue", "color": "red"}, "red").value == 1.0
+    assert hue({"type": "hue", "color": "red"}, "cyan").value == pytest.approx(0.0, abs=0.01)
+    assert hue({"type": "hue", "color": "blue"}, "#00ff00").value == pytest.approx(1 / 3, abs=0.01)
+    named = hue({"type": "hue"}, "blue", prompt="a fox in deep blue water")       # the prompt's colour word
+    assert named.value == 1.0 and named.detail["color"] == "blue" and named.detail["better"] == "higher"
+    bounded = hue({"type": "hue", "color": "red", "min": 0.8}, "orange")
+    assert bounded.passed is False and 0.7 < bounded.value < 0.8
+    assert hue({"type": "hue", "color": "red", "min": 0.8}, "gray").passed is False        # no colour at all
+    assert "no colour to compare with" in hue({"type": "hue"}, "red").detail["error"]
+    assert "not a colour name" in hue({"type": "hue", "color": "blurple"}, "red").detail["error"]
+    with pytest.raises(CheckError):
+        make_checks([{"type": "hue"}], "text")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -68,7 +70,7 @@ def test_clip_takes_a_folder_like_a_hub_id(context, models_dir):
     cell = CellInput(modality="image", prompt="a lighthouse", image=image(3))
     scored = by_folder.score(cell, context)
     assert scored.value == by_preset.score(cell, context).value
-    assert "meaningless" not in scored.detail and scored.detail["loaded_from"] == folder
+    assert "meaningless" not in scored.detail and scored.detail["loaded_from"] == Path(folder).name   # no path
 
 
 def test_pickscore_offline_uses_the_tiny_clip_with_its_logit_scale(context):

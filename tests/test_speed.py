@@ -4,6 +4,7 @@ decode, load plans, and cheap imports."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from conftest import collect, load, options
-from playground.engines.base import GenerationRequest, choose_dtype, cpu_has_native_bf16
+from playground.engines.base import Finished, GenerationRequest, Partial, choose_dtype, cpu_has_native_bf16
 from playground.engines.catalog import Catalog
 from playground.registry import InvalidInput
 
@@ -226,7 +227,119 @@ def test_sampler_never_picks_a_blocked_token():
     assert set(SeededSampler(range(200))._sample(logits).tolist()) == {7}
 
 
-# ---- length-sorted sub-batches ------------------------------------------------------------------------------------
+# ---- continuous batching ----------------------------------------------------------------------------------------
+
+def _rows(n: int, seed: int = 0) -> list[GenerationRequest]:
+    """Prompts of different lengths, each with its own cap on new tokens, so rows end at different steps (and the
+    longest outgrow the slots' first buffers)."""
+    rows = [GenerationRequest(PROMPTS[i % len(PROMPTS)] + " please" * (i % 3), seed=100 + i,
+                              max_new_tokens=3 + (7 * i + seed) % 19) for i in range(n)]
+    rows[3].max_new_tokens = 22             # the longest prompt, and the most new tokens
+    return rows
+
+
+@pytest.fixture
+def narrow(monkeypatch):
+    """Every run takes `width` slots, however many rows it has (a precision reload measures that again)."""
+    from playground.engines import continuous, local_text, prepared
+
+    def set_width(model, width):
+        monkeypatch.setattr(local_text, "UNMEASURED_ROWS", 0)
+        monkeypatch.setattr(continuous, "measure_width", lambda model: (width, {}))
+        monkeypatch.setattr(prepared, "remembered_width", lambda *args: (None, {}))
+        monkeypatch.setattr(prepared, "remember_width", lambda *args: None)
+        monkeypatch.setattr(model, "width", width)
+    return set_width
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_a_row_gets_the_same_tokens_whatever_shared_its_slots_and_whenever_it_joined(mid_text, settings, narrow,
+                                                                                     dtype):
+    """Seven rows through three slots (rows join as others finish), the same rows in the opposite order, and each
+    row alone: the same tokens, in bf16 and fp32, sampled."""
+    if dtype == "bfloat16" and not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    catalog = Catalog(settings.replace(max_models_loaded=1))
+    model = catalog.get(catalog.resolve("text", str(mid_text)))
+    narrow(model, 3)
+    params = options("text", {"max_new_tokens": 24, "temperature": 1.0, "precision": dtype}, settings)
+    rows = _rows(7)
+    forward = collect(model, rows, params)[0]
+    backward = collect(model, rows[::-1], params)[0][::-1]
+    assert {o.metrics["batching"] for o in forward} == {"continuous"} and forward[0].metrics["batch_rows"] == 3
+    assert [o.metrics["completion_tokens"] for o in forward] == [r.max_new_tokens for r in rows]
+    for request, first, second in zip(rows, forward, backward):
+        alone = collect(model, [request], params)[0][0]
+        assert first.text == second.text == alone.text
+    catalog.clear()
+
+
+def test_a_finished_rows_slot_takes_the_next_row_at_once(text_model, settings, narrow, monkeypatch):
+    """Two slots, rows of 2, 8, 3 and 3 new tokens: 8 steps (fixed batches of two would take 8 + 3)."""
+    from playground.engines import continuous
+
+    narrow(text_model, 2)
+    steps = []
+    step = continuous.Decoder.step
+    monkeypatch.setattr(continuous.Decoder, "step", lambda self: (steps.append(len(self.rows)), step(self))[1])
+    monkeypatch.setattr(type(text_model), "_stop_ids", lambda self: set())          # rows end at their caps only
+    batch = [GenerationRequest(p, seed=1, max_new_tokens=n) for p, n in zip(PROMPTS, (2, 8, 3, 3))]
+    outputs, events = collect(text_model, batch, options("text", {"max_new_tokens": 8}, settings))
+    assert [o.metrics["completion_tokens"] for o in outputs] == [2, 8, 3, 3]
+    assert steps == [2] * 8
+    finished = [e.index for e in events if isinstance(e, Finished)]
+    assert finished == [0, 2, 1, 3]          # each cell handed on as soon as it ends (1 and 3 end together)
+    assert all(len(e.texts) <= 2 for e in events if isinstance(e, Partial))
+
+
+def test_the_width_is_where_doubling_the_rows_stops_paying(monkeypatch):
+    """Measured seconds per step of a + b x rows (weights read once a step, compute per row): the width is the
+    last doubling that still raised rows per second by 10%."""
+    from playground.engines import continuous
+
+    monkeypatch.setattr(continuous, "step_seconds", lambda model, rows, length: 0.05 + 0.01 * rows)
+    width, seconds = continuous.measure_width(None)
+    assert width == 32 and sorted(seconds) == [1, 2, 4, 8, 16, 32, 64]
+    monkeypatch.setattr(continuous, "step_seconds", lambda model, rows, length: 0.05 * rows)   # compute-bound
+    assert continuous.measure_width(None)[0] == 1
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_the_width_is_measured_once_and_kept_with_the_prepared_weights(settings, tmp_path, monkeypatch, busy):
+    """Kept for the next process unless the machine was busier than its cores while measuring."""
+    from playground.engines import continuous, local_text
+
+    measured = []
+    monkeypatch.setattr(continuous, "measure_width", lambda model: (measured.append(1), (4, {1: 0.1, 2: 0.1}))[1])
+    monkeypatch.setattr(local_text, "_busy", lambda: busy)
+    catalog = Catalog(settings.replace(data_dir=tmp_path, max_models_loaded=1))
+    (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    model = load(catalog, "text", "tiny-text")
+    params = options("text", {"max_new_tokens": 2}, settings)
+    outputs = collect(model, requests(12), params)[0]
+    collect(model, requests(10), params)
+    assert measured == [1] and {o.metrics["batch_rows"] for o in outputs} == {4}
+    catalog.clear()
+    again = load(catalog, "text", "tiny-text")                # a new load, as a second process makes it
+    assert collect(again, requests(9), params)[0][0].metrics["batch_rows"] == 4
+    assert measured == ([1, 1] if busy else [1])
+    assert collect(again, requests(3), params)[0][0].metrics["batch_rows"] == 3     # few rows: no measuring
+    catalog.clear()
+
+
+def test_models_without_row_exact_attention_run_in_fixed_batches(text_model, settings, monkeypatch):
+    from playground.engines import local_text
+
+    monkeypatch.setattr(text_model, "heads", None)
+    monkeypatch.setattr(local_text, "MAX_ROWS", 2)
+    params = options("text", {"max_new_tokens": 6, "temperature": 1.0}, settings)
+    many = requests(5)
+    outputs = collect(text_model, many, params)[0]
+    assert {o.metrics["batching"] for o in outputs} == {"fixed"}
+    assert sorted(o.metrics["batch_rows"] for o in outputs) == [1, 2, 2, 2, 2]
+    for request, output in zip(many, outputs):
+        assert collect(text_model, [request], params)[0][0].text == output.text
+
 
 def test_length_sorted_batches_group_similar_lengths():
     from playground.engines.local_text import length_sorted_batches
@@ -235,25 +348,57 @@ def test_length_sorted_batches_group_similar_lengths():
     assert sorted(sum(length_sorted_batches(list(range(20, 0, -1)), 8), [])) == list(range(20))
 
 
-def test_finished_cells_arrive_in_request_order_though_run_by_length(text_model, settings):
-    from playground.engines.base import Finished
+# ---- prepared weights ---------------------------------------------------------------------------------------------
 
-    batch = [GenerationRequest(p, seed=1) for p in (PROMPTS[3], PROMPTS[2], PROMPTS[1])]    # longest first
-    events = collect(text_model, batch, options("text", {"max_new_tokens": 3}, settings))[1]
-    assert [e.index for e in events if isinstance(e, Finished)] == [0, 1, 2]
+def test_prepared_weights_are_kept_and_mapped_by_the_next_load(mid_text, settings, tmp_path, monkeypatch):
+    """The second load packs nothing: it maps the file the first wrote, and every cell comes out bit-identical."""
+    from playground.engines import linears, prepared
 
-
-def test_more_cells_than_a_sub_batch_come_back_in_request_order(text_model, settings, monkeypatch):
-    from playground.engines import local_text
-
-    monkeypatch.setattr(local_text, "MAX_ROWS", 2)
+    (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    catalog = Catalog(settings.replace(data_dir=tmp_path, max_models_loaded=1))
+    first = catalog.get(catalog.resolve("text", str(mid_text)))
     params = options("text", {"max_new_tokens": 6, "temperature": 1.0}, settings)
-    many = requests(5)
-    outputs, events = collect(text_model, many, params)
-    assert [o.metrics["batch_rows"] for o in outputs] == [2, 2, 1, 2, 2] or \
-        sorted(o.metrics["batch_rows"] for o in outputs) == [1, 2, 2, 2, 2]
-    for request, output in zip(many, outputs):
-        assert collect(text_model, [request], params)[0][0].text == output.text
+    before = collect(first, requests(3), params)[0]
+    prepared.flush()                                       # written while the model already ran
+    kept = list((tmp_path / "prepared").glob("*/weights.bin"))
+    assert len(kept) == 1 and kept[0].stat().st_size > 0
+    catalog.clear()
+    packed = []
+    reorder = linears.PackedLinear.__init__
+    monkeypatch.setattr(linears.PackedLinear, "__init__",
+                        lambda self, linear, prepared=None: (packed.append(prepared is None),
+                                                             reorder(self, linear, prepared))[1])
+    second = catalog.get(catalog.resolve("text", str(mid_text)))
+    assert packed and not any(packed)                      # every weight came from the file
+    assert [o.text for o in collect(second, requests(3), params)[0]] == [o.text for o in before]
+    catalog.clear()
+
+
+def test_a_damaged_prepared_file_is_packed_again(mid_text, settings, tmp_path):
+    from playground.engines import prepared
+
+    (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    catalog = Catalog(settings.replace(data_dir=tmp_path, max_models_loaded=1))
+    params = options("text", {"max_new_tokens": 4, "do_sample": False}, settings)
+    reference = collect(catalog.get(catalog.resolve("text", str(mid_text))), requests(2), params)[0]
+    catalog.clear()
+    prepared.flush()
+    weights = next((tmp_path / "prepared").glob("*/weights.bin"))
+    with open(weights, "r+b") as damaged:
+        damaged.truncate(weights.stat().st_size // 2)
+    model = catalog.get(catalog.resolve("text", str(mid_text)))
+    assert [o.text for o in collect(model, requests(2), params)[0]] == [o.text for o in reference]
+    prepared.flush()
+    assert weights.stat().st_size > 0 and (weights.parent / "index.json").exists()
+    catalog.clear()
+
+
+def test_prepared_weights_can_be_turned_off(settings, tmp_path):
+    (tmp_path / "models").symlink_to(settings.models_dir, target_is_directory=True)
+    catalog = Catalog(settings.replace(data_dir=tmp_path, prepared_cache_mb=0, max_models_loaded=1))
+    load(catalog, "text", "tiny-text")
+    assert not (tmp_path / "prepared").exists()
+    catalog.clear()
 
 
 # ---- images -------------------------------------------------------------------------------------------------------
@@ -387,13 +532,13 @@ def test_model_work_runs_on_one_thread(settings, monkeypatch):
                         lambda self: (seen.append(("load", threading.get_ident())), load(self))[1])
     catalog = Catalog(settings.replace(max_models_loaded=1))
     model = catalog.get(catalog.resolve("text", "tiny-text"))
-    work = type(model.model).generate
-    monkeypatch.setattr(type(model.model), "generate",
-                        lambda *a, **k: (seen.append(("generate", threading.get_ident())), work(*a, **k))[1])
+    work = type(model.model).forward
+    monkeypatch.setattr(type(model.model), "forward",
+                        lambda *a, **k: (seen.append(("forward", threading.get_ident())), work(*a, **k))[1])
     collect(model, requests(1), options("text", {"max_new_tokens": 2}, settings))
     collect(model, requests(1), options("text", {"max_new_tokens": 2, "precision": "float32"}, settings))
     catalog.clear()
-    assert [kind for kind, _ in seen] == ["load", "generate", "load", "generate"]
+    assert [kind for kind, _ in itertools.groupby(kind for kind, _ in seen)] == ["load", "forward", "load", "forward"]
     assert len({ident for _, ident in seen}) == 1 and threading.get_ident() not in {i for _, i in seen}
 
     class Probe:
@@ -481,3 +626,31 @@ def test_a_precision_switch_lets_go_of_everything_the_old_weights_held(own_catal
     wanted = "float32" if model.dtype != "float32" else "bfloat16"
     collect(model, requests(1), options("text", {"max_new_tokens": 2, "precision": wanted}, settings))
     assert alive_at_load == [False] and model.dtype == wanted
+
+
+def test_a_packed_model_computes_what_the_plain_one_does(mid_text):
+    """Every layer's weights packed (the stacked ones gathered in one reused buffer): the same logits as torch's
+    plain layers, to float32 rounding."""
+    plain = _mid_model(mid_text, torch.float32, packed=False)
+    packed = _mid_model(mid_text, torch.float32, packed=True)
+    ids = torch.randint(10, plain.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        assert torch.allclose(packed(ids).logits, plain(ids).logits, atol=1e-4)
+
+
+def test_openmp_threads_park_while_the_machine_is_busier_than_its_cores(monkeypatch):
+    """A second OpenMP team is kept alive exactly while the load average exceeds the cores (compute.py)."""
+    import os
+    import threading
+
+    from playground.engines import compute
+
+    pacer = compute._Pacer()
+    monkeypatch.setattr(compute._Pacer, "EVERY_S", 0.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * (os.cpu_count() or 1), 0.0, 0.0))
+    pacer.pace()
+    release = pacer.release
+    assert pacer.parked and any(t.name == "model-compute-pacer" for t in threading.enumerate())
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    pacer.pace()
+    assert not pacer.parked and release.is_set()

@@ -3,14 +3,10 @@ and a cell's tokens independent of its neighbours."""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import replace
-
 import pytest
 import torch
 
 from conftest import collect, options
-from playground.engines import heads
 from playground.engines.base import GenerationRequest
 from playground.engines.catalog import Catalog
 
@@ -25,27 +21,64 @@ def mid_model(settings, mid_text):
     catalog.clear()
 
 
-def _last_logits(model, arguments) -> torch.Tensor:
+def _first_logits(model, requests) -> torch.Tensor:
+    """The first new token's logits the way the engine computes them: every row prefilled on its cached head and
+    given a slot, then one decode step of all rows together (continuous.py)."""
+    from playground.engines import compute, continuous
+
+    ids = model.tokenizer([model.format_prompt(r) for r in requests], add_special_tokens=False)["input_ids"]
+    rows = model.prepare_rows(requests, ids, [1] * len(requests))
+
+    def step():
+        decoder = continuous.Decoder(model.model, model.heads, len(rows), max(len(i) for i in ids))
+        for row in rows:
+            decoder.join(row)
+        return decoder.step()
+
+    return compute.run(step), rows
+
+
+def _whole_prompt_logits(model, requests) -> torch.Tensor:
+    """Each prompt read whole, alone, with no cache at all."""
+    logits = []
     with torch.inference_mode():
-        return model.model(**arguments, logits_to_keep=1).logits[:, -1].float()
+        for request in requests:
+            ids = model.tokenizer(model.format_prompt(request), return_tensors="pt", add_special_tokens=False)
+            logits.append(model.model(**ids, logits_to_keep=1).logits[0, -1].float())
+    return torch.stack(logits)
+
+
+@pytest.fixture
+def fp32_model(mid_model, settings):
+    list(mid_model.stream([GenerationRequest("warm up")], options("text", {"precision": "float32",
+                                                                           "max_new_tokens": 1}, settings)))
+    yield mid_model
 
 
 @pytest.mark.parametrize("system", [None, "You are terse."])
-def test_a_cached_head_gives_the_logits_of_the_whole_prompt(mid_model, settings, system):
+def test_a_cached_head_gives_the_logits_of_the_whole_prompt(fp32_model, system):
     """float32, so the only difference is the order of additions: equal to ~1e-5."""
-    params = options("text", {"precision": "float32"}, settings)
-    list(mid_model.stream([GenerationRequest("warm up")], params | {"max_new_tokens": 1}))    # reload at fp32
     requests = [GenerationRequest(p, system=system) for p in PROMPTS]
-    texts = [mid_model.format_prompt(r) for r in requests]
-    rows = mid_model.tokenizer(texts, add_special_tokens=False)["input_ids"]
-    marked = [mid_model.format_prompt(replace(r, prompt=heads.MARK)) for r in requests]
-    head_ids = mid_model.tokenizer([heads.head_text(m) for m in marked], add_special_tokens=False)["input_ids"]
-    row_heads = [mid_model.heads.head_of(ids, head) for ids, head in zip(rows, head_ids)]
-    assert all(len(head) >= (6 if system else 1) for head in row_heads), "the chat template's head is reused"
-    cached = mid_model.heads.prefill(rows, row_heads, mid_model.tokenizer.pad_token_id, threading.Event())
-    assert cached["past_key_values"].get_seq_length() == cached["input_ids"].shape[1] - 1
-    whole = mid_model.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    assert torch.allclose(_last_logits(mid_model, cached), _last_logits(mid_model, whole), atol=1e-4)
+    cached, rows = _first_logits(fp32_model, requests)
+    assert all(len(row.head) >= (6 if system else 1) for row in rows), "the chat template's head is reused"
+    assert torch.allclose(cached, _whole_prompt_logits(fp32_model, requests), atol=1e-4)
+
+
+def test_a_corrupted_head_cache_is_caught(fp32_model):
+    """The comparison above reads the cached keys and values: noise in them must change the logits."""
+    requests = [GenerationRequest(p, system="You are terse.") for p in PROMPTS]
+    _first_logits(fp32_model, requests)                       # the head is computed and kept
+    kept = fp32_model.heads._kept
+    saved = dict(kept)
+    generator = torch.Generator().manual_seed(0)
+    for head, layers in saved.items():
+        kept[head] = [(k + torch.randn(k.shape, generator=generator), v + torch.randn(v.shape, generator=generator))
+                      for k, v in layers]
+    try:
+        corrupted, _ = _first_logits(fp32_model, requests)
+    finally:
+        kept.update(saved)
+    assert (corrupted - _whole_prompt_logits(fp32_model, requests)).abs().max() > 1e-2
 
 
 def test_a_head_is_computed_once_and_kept(mid_model, settings, monkeypatch):

@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from playground.store import RunRecord
+
 
 @pytest.fixture(scope="module")
 def services(settings, catalog, tmp_path_factory):
@@ -78,11 +80,11 @@ def test_a_remembered_form_is_laid_over_its_template(tab):
              "variants": [["one", "Hi {{ product }}"], ["two", "Bye {{ product }}"]], "seeds": "4, 5",
              "extras": {"system": "Be brief."}}
     updates = tab.handlers.restore(saved)
-    assert updates[f.template] == "product-tagline" and updates[f.seeds] == "4, 5"
+    assert updates[f.template]["value"] == "product-tagline" and updates[f.seeds] == "4, 5"
     assert updates[f.variables[0]]["value"] == "a kettle" and updates[f.n_variants] == 2
     assert updates[f.slots[1].text]["value"] == "Bye {{ product }}" and updates[f.slots[2].column]["visible"] is False
     assert updates[f.extras["system"]]["value"] == "Be brief."
-    assert tab.handlers.restore({"template": ["not", "a", "name"]}).keys() <= set(f.params.values())
+    assert tab.handlers.restore({"template": ["not", "a", "name"]}).keys() <= set(f.params.values()) | {f.template}
 
 
 def test_a_variable_typed_into_a_variant_gets_a_box_and_a_warning(tab):
@@ -146,8 +148,8 @@ def test_a_blind_vote_is_dealt_and_cast_by_component(services):
     assert "secret" not in str(dealt[v.context]) and dealt[v.token]
     shown = {dealt[side["text"]]["value"] for side in v.sides}
     assert shown == {"<b>one</b>", "two"}
-    after = vote.handlers.vote(values | {v.token: dealt[v.token], v.reason: "", v.voter: dealt[v.voter]}, "A",
-                               visitor("page-a"))
+    assert v.voter not in dealt                      # the server decides who votes; the page's storage is left alone
+    after = vote.handlers.vote(values | {v.token: dealt[v.token], v.reason: ""}, "A", visitor("page-a"))
     assert "secret-left" in after[v.ranking] and after[v.results]["visible"] is True
     with pytest.raises(ValueError, match="comparison_id: must be a whole number, got 1.5"):
         vote.handlers.start(values | {v.comparison: 1.5}, visitor("page-a"))
@@ -183,3 +185,83 @@ def test_the_preview_waits_in_the_queue_like_other_work(settings, catalog, tmp_p
     previews = [fn for fn in demo.fns.values() if getattr(fn, "name", "") == "preview"]
     assert len(previews) >= 3 * 2
     assert all(fn.queue and fn.concurrency_id == PREVIEW_QUEUE for fn in previews)
+
+
+def run_values(tab) -> dict:
+    """form_values plus what a Run click also sends: the grid and run state the page shows."""
+    f = tab.form
+    return form_values(tab) | {f.grid: f.grid.value, f.run_state: None}
+
+
+def test_a_rerun_after_a_reload_is_scored_and_keeps_the_status_line_and_panel(tab, services):
+    from playground.store.scores import scores_for_runs
+    from playground.ui.app import _last_grid
+
+    f = tab.form
+    values = run_values(tab) | {f.seeds: "1, 2", f.checks: "contains=a"}
+    frames = list(tab.handlers.run(values, visitor("page-a")))
+    remembered = frames[-1][tab.handlers.browser_state]
+    assert remembered["forms"]["text"]["checks"] == "contains=a"
+    assert tab.handlers.restore(remembered["forms"]["text"])[f.checks] == "contains=a"     # back in the box
+
+    html_, state = _last_grid(services, "text", remembered["text"])            # the page reloaded
+    assert "pp-summary" in html_ and f"{len(state['views'])} / {len(state['views'])} cells · done" in html_
+    shown = state["views"][1].run_id
+    updates = list(tab.handlers.rerun_cell({f.run_state: state, tab.handlers.browser_state: remembered},
+                                           SimpleNamespace(index=1, new_seed=True), visitor("page-a")))
+    final = updates[-1][f.grid]
+    fresh = services.log.get_run(state["views"][1].run_id)
+    assert fresh.replaces == shown and "contains=a" in scores_for_runs(services.log, [fresh.id])[fresh.id]
+    assert "pp-summary" in final and f"{len(state['views'])} / {len(state['views'])} cells · done" in final
+    assert f"re-run · seed {fresh.seed}" in final
+
+
+def test_the_grid_says_what_a_first_run_waits_for_before_the_runner_starts(settings, tmp_path):
+    """A fresh process: the tiny model is not loaded; the first frames come before anything is loaded or logged."""
+    from playground.services import Services
+    from playground.ui.compare import build_compare_tab
+
+    fresh = Services.create(settings.replace(data_dir=tmp_path))
+    with gr.Blocks():
+        first = build_compare_tab("text", fresh, gr.BrowserState({}))
+    assert fresh.catalog.preparing("text", "tiny-text") == "load"
+    frames = first.handlers.run(run_values(first), visitor("page-a"))
+    assert "rendering the prompts" in next(frames)[first.form.grid]
+    assert "loading tiny-text" in next(frames)[first.form.grid]
+    frames.close()
+    assert fresh.log.list_comparisons() == [] and fresh.catalog.loads == 0
+
+
+def test_preparing_a_model_says_load_until_it_is_loaded(settings, catalog, text_model):
+    from playground.engines.catalog import Catalog
+
+    assert catalog.preparing("text", "tiny-text") is None               # loaded in this process
+    assert Catalog(settings).preparing("text", "tiny-text") == "load"     # another process: shipped, only loaded
+
+
+def test_a_stopped_comparison_says_so_in_history(history, services):
+    from playground.ui.history.pages import comparison_rows, render_page
+
+    cells = [{"row": 0, "col": col} for col in range(3)] * 2
+    comparison_id = services.log.start_comparison("text", "stopped early", spec={"cells": cells})
+    for col in range(2):
+        services.log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt="p", seed=1, params={},
+                                       comparison_id=comparison_id, col=col, variant=f"v{col}", output_text="o"))
+    services.log.finish_comparison(comparison_id, "cancelled")
+    row = next(r for r in comparison_rows(services) if r[0] == comparison_id)
+    assert row[4:6] == ["2 of 6", "stopped"]
+    html_ = render_page(services, comparison_id)[0]
+    assert "2 / 6 cells · stopped" in html_ and "pp-progress pp-stopped" in html_
+
+
+def test_history_search_narrows_the_comparisons_too(history, services):
+    ids = []
+    for word in ("zebracrossing", "otterpond"):
+        ids.append(services.log.start_comparison("text", f"about {word}"))
+        services.log.add_run(RunRecord(modality="text", model_id="tiny-text", prompt="p", seed=1, params={},
+                                       comparison_id=ids[-1], variant="v", output_text=f"a {word} here"))
+    v = history.view
+    values = {component: component.value for component in v.filters()}
+    tables = history.handlers.search(values | {v.query: "zebra"}, visitor("page-a"))
+    assert [row[0] for row in tables[v.comparisons]] == [ids[0]]
+    assert {row[1] for row in tables[v.runs]} == {ids[0]}

@@ -7,24 +7,9 @@ import re
 
 import pytest
 
-from conftest import _free_port
+from security.public_mode import public_app  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def public_app(settings, catalog, tmp_path_factory):
-    from playground.services import Services
-    from playground.ui.app import build_app, launch_kwargs
-
-    data = tmp_path_factory.mktemp("public")
-    (data / "models").symlink_to(settings.models_dir, target_is_directory=True)
-    public = settings.replace(data_dir=data, public=True)
-    demo = build_app(public, Services.create(public, catalog=catalog))
-    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-                **launch_kwargs(public))
-    yield demo
-    demo.close()
 
 
 def test_one_visitor_cannot_reach_anothers_runs(public_app):

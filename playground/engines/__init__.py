@@ -5,8 +5,10 @@ openai) is imported when one of its models is first used."""
 from ..registry import (Engine, ImageOptions, LocalTextOptions, MusicOptions, RemoteImageOptions, RemoteTextOptions)
 
 BUILTIN_ENGINES: tuple[Engine, ...] = (
+    # Local text batches continuously inside one stream (engines/continuous.py): the more rows a stream gets, the
+    # fewer times its slots drain at a stream's end, so an experiment's rows go in large chunks.
     Engine("local-text", "text", "transformers (this machine)", LocalTextOptions,
-           "playground.engines.local_text:LocalTextModel", batch_size=64),
+           "playground.engines.local_text:LocalTextModel", batch_size=1024),
     Engine("local-image", "image", "diffusers (this machine)", ImageOptions,
            "playground.engines.local_image:LocalImageModel", batch_size=4),
     Engine("local-music", "music", "MusicGen (this machine)", MusicOptions,

@@ -34,8 +34,9 @@ class GenerationRequest:
 
     prompt: str
     seed: int = 0
-    system: str | None = None
+    system: str | None = None           # None: no system message; "" is an explicit empty one
     negative_prompt: str | None = None
+    max_new_tokens: int | None = None   # this cell's own cap, below the options' (an experiment row's)
 
 
 @dataclass
@@ -281,7 +282,7 @@ class LocalModel:
     """A model loaded in this process through `from_pretrained` (a hub id or a folder: the same path either way)."""
 
     def __init__(self, model_id: str, source: str, revision: str | None, device: str, dtype: str,
-                 offload: bool = False):
+                 offload: bool = False, prepared_dir=None):
         self.model_id = model_id      # what the user picked (hub id, preset, or folder)
         self.source = source          # what from_pretrained loads (hub id or local folder)
         self.revision = revision      # the hub commit from_pretrained is told to load (None: a local folder)
@@ -289,14 +290,15 @@ class LocalModel:
         self.dtype = dtype            # the dtype the weights are loaded at now (logged with every run)
         self.auto_dtype = dtype       # what precision "auto" means for this model on this device
         self.offload = offload        # keep weights in CPU RAM between uses (accelerators only)
+        self.prepared_dir = prepared_dir    # where prepared (packed) weights are kept between processes; None: not
         self.load_s: float = 0.0
         self.seconds_per_cell: float | None = None    # measured; sizes the GPU lease on ZeroGPU
         self._identity = set(vars(self)) | {"_identity"}   # what unload keeps: everything else came with the weights
 
     @classmethod
     def load(cls, model_id: str, source: str, revision: str | None, device: str, dtype: str,
-             offload: bool = False) -> "LocalModel":
-        model = cls(model_id, source, revision, device, dtype, offload)
+             offload: bool = False, prepared_dir=None) -> "LocalModel":
+        model = cls(model_id, source, revision, device, dtype, offload, prepared_dir)
         started = time.perf_counter()
         compute.run(model.load_weights)
         model.load_s = time.perf_counter() - started

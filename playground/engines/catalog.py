@@ -196,7 +196,7 @@ class Catalog:
             return Resolved(model_id, modality_name, engine, str(folder), f"built:{model_id}@{revision}")
         folder = Path(model_id).expanduser()
         looks_like_path = folder.is_absolute() or model_id.startswith((".", "~")) or not _HUB_ID.match(model_id)
-        if looks_like_path or (not self.settings.model_roots and folder.is_dir()):
+        if looks_like_path or (self.settings.local_model_roots() is None and folder.is_dir()):
             return self._resolve_folder(modality_name, model_id, folder, engine)
         if self.offline:
             cached = _cached_commit(model_id, revision)
@@ -209,7 +209,7 @@ class Catalog:
                                                                                            revision))
 
     def _resolve_folder(self, modality_name, model_id, folder: Path, engine) -> Resolved:
-        roots = [Path(r).expanduser().resolve() for r in self.settings.model_roots.split(",") if r.strip()]
+        roots = self.settings.local_model_roots() or ()
         resolved = folder.resolve()
         if roots and not any(resolved == root or root in resolved.parents for root in roots):
             # One message whether the folder exists or not: a client learns nothing about the server's disk.
@@ -286,7 +286,7 @@ class Catalog:
             cls = resolved.engine.load_class()
             try:
                 model = cls.load(resolved.model_id, resolved.source, resolved.revision, device, dtype,
-                                 offload=self.settings.cpu_offload)
+                                 offload=self.settings.cpu_offload, prepared_dir=self._prepared_dir())
             except InvalidInput:
                 raise
             except (OSError, ValueError, KeyError, TypeError) as error:
@@ -300,6 +300,28 @@ class Catalog:
                 self._loaded[key] = model
                 self.loads += 1
             return model
+
+    def preparing(self, modality_name: str, model_id: str) -> str | None:
+        """What first using this model takes: "load" (a local model not loaded in this process), or None (loaded
+        already, remote, or not a model id)."""
+        try:
+            if engine_for(modality_name, model_id, self.endpoints).remote:
+                return None
+        except InvalidInput:
+            return None
+        with self._lock:
+            warm = any(key[:2] == (modality_name, model_id) for key in self._loaded)
+        return None if warm else "load"
+
+    def _prepared_dir(self) -> Path | None:
+        """Where loads keep prepared weights (engines/prepared.py), trimmed to the setting's size; None: off."""
+        if not self.settings.prepared_cache_mb:
+            return None
+        folder = self.settings.data_dir / "prepared"
+        from .prepared import trim       # torch: imported only when a model is loaded anyway
+
+        trim(folder, self.settings.prepared_cache_mb * 2**20)
+        return folder
 
     def find_loaded(self, modality_name: str, model_id: str, revision: str | None) -> LocalModel | None:
         with self._lock:

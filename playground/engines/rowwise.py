@@ -1,4 +1,5 @@
-"""Attention that computes each row of a left-padded batch exactly as it would be computed alone.
+"""Attention that computes each row of a batch exactly as it would be computed alone: rows of a left-padded batch
+(a prompt's prefill), or rows that each keep their keys in a slot of their own (decode, slots.py).
 
 Batched attention over left-padded rows sums a row's real keys at an offset set by its padding, so its rounding
 depends on which other prompts shared the batch. In float32 that moves logits by ~1e-7; in bfloat16 each rounding
@@ -44,22 +45,25 @@ def suits(config) -> bool:
     return not sliding or getattr(text, "use_sliding_window", True) is False
 
 
-class _Pads:
-    """Leading padded keys per row, read once per mask (every layer of a forward pass shares one mask)."""
+class _Spans:
+    """Each row's real keys as (first, end), read once per mask (every layer of a forward pass shares one mask)."""
     mask = None
-    pads: list[int] = []
+    spans: list[tuple[int, int]] = []
 
 
-_pads = _Pads()
+_spans = _Spans()
 
 
-def _leading_pads(mask: torch.Tensor) -> list[int]:
-    if _pads.mask is not mask:
-        # The last query attends to every real key; left padding makes them a suffix.
+def _key_spans(mask: torch.Tensor) -> list[tuple[int, int]]:
+    """The last query of a row attends to all its real keys, one run of them: a suffix under left padding (a batch
+    of `generate`), a prefix in a row's slot (slots.py)."""
+    if _spans.mask is not mask:
         visible = mask[:, 0, -1, :]
-        _pads.pads = (visible.shape[-1] - visible.sum(dim=-1)).tolist()
-        _pads.mask = mask
-    return _pads.pads
+        counts = visible.sum(dim=-1).tolist()
+        firsts = visible.to(torch.int8).argmax(dim=-1).tolist()
+        _spans.spans = [(first, first + count) for first, count in zip(firsts, counts)]
+        _spans.mask = mask
+    return _spans.spans
 
 
 def _plain(module, kwargs) -> bool:
@@ -68,16 +72,29 @@ def _plain(module, kwargs) -> bool:
             and not kwargs.get("dropout"))
 
 
-def _decode_row(query, key, value, scale: float):
-    """One row's attention for one new token, in float32: [heads, 1, d] against [kv heads, keys, d].
+def _decode(query, key, value, spans: list[tuple[int, int]], scale: float) -> torch.Tensor:
+    """Attention of one new token per row, in float32, each row against its own keys alone.
 
     SDPA's CPU kernel costs ~170 us a call whatever the size, which one call per row per layer pays at every step;
-    these four products cost ~60 us, and give the same numbers alone or batched since each row runs alone."""
-    heads, kv_heads = query.shape[0], key.shape[0]
-    grouped = query.float().reshape(kv_heads, heads // kv_heads, query.shape[-1])     # query heads per kv head
-    scores = (grouped @ key.float().transpose(-1, -2)) * scale
-    out = scores.softmax(dim=-1) @ value.float()
-    return out.reshape(1, heads, value.shape[-1]).to(query.dtype)
+    here the queries of all rows are scaled and grouped in one go, and each row costs two products and a softmax
+    over its own keys, with operands the same alone or batched."""
+    batch, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    grouped = (query.float() * scale).reshape(batch, kv_heads, heads // kv_heads, dim)   # query heads per kv head
+    out = torch.empty(batch, kv_heads, heads // kv_heads, value.shape[-1], dtype=torch.float32, device=query.device)
+    threads = torch.get_num_threads()
+    # A row's products are too small to share between cores: a parallel region costs more than the work, and on a
+    # busy machine every region waits for a descheduled thread.
+    torch.set_num_threads(1)
+    try:
+        for row, (first, end) in enumerate(spans):
+            keys, values = key[row, :, first:end], value[row, :, first:end]
+            if keys.dtype != torch.float32:
+                keys, values = keys.float(), values.float()
+            torch.matmul(torch.matmul(grouped[row], keys.transpose(-1, -2)).softmax(dim=-1), values, out=out[row])
+    finally:
+        torch.set_num_threads(threads)
+    return out.reshape(batch, 1, heads, value.shape[-1]).to(query.dtype)
 
 
 def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
@@ -88,13 +105,11 @@ def rowwise_sdpa(module, query, key, value, attention_mask, **kwargs):
     decode = q_len == 1 and _plain(module, kwargs)
     if attention_mask is None and batch == 1 and not decode and q_len == kv_len:
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
-    pads = _leading_pads(attention_mask) if attention_mask is not None else [0] * batch
+    spans = _key_spans(attention_mask) if attention_mask is not None else [(0, kv_len)] * batch
+    if decode:
+        return _decode(query, key, value, spans, kwargs.get("scaling") or query.shape[-1] ** -0.5), None
     output = query.new_zeros(batch, q_len, query.shape[1], value.shape[-1])
-    for row, pad in enumerate(pads):
-        if decode:
-            output[row] = _decode_row(query[row], key[row, :, pad:], value[row, :, pad:],
-                                      kwargs.get("scaling") or query.shape[-1] ** -0.5)
-            continue
+    for row, (pad, end) in enumerate(spans):
         q_pad = max(0, pad - (kv_len - q_len))      # prefill: padded queries too; decode: none
         mask = None
         if 1 < q_len - q_pad < kv_len - pad:

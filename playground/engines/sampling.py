@@ -12,10 +12,13 @@ vectorised inverse-CDF step over its top-k/top-p candidates: no host round-trip 
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import torch
 from transformers import LogitsProcessor
+
+log = logging.getLogger(__name__)
 
 # Not -inf: classifier-free guidance subtracts two score tensors and -inf - -inf is NaN.
 _BLOCKED = -1e4
@@ -61,30 +64,58 @@ class SeededSampler(LogitsProcessor):
 
     def uniforms(self, rows: int) -> torch.Tensor:
         """One number in [0, 1) per row, each from its own cell's generator (float64: no ties at the edges)."""
-        per_cell = [torch.rand(self.rows_per_seed, generator=g, dtype=torch.float64) for g in self.generators]
-        return torch.cat(per_cell)[:rows]
+        return uniforms(self.generators, self.rows_per_seed)[:rows]
 
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
-        """Temperature, then top-k, then top-p (the order of transformers' own warpers), then inverse CDF."""
-        logits = logits / self.temperature
-        vocab = logits.shape[-1]
-        k = self.top_k if self.top_k and self.top_k < vocab else vocab
-        # Candidates sorted by score: top-p needs them sorted, and top-k is the first k of them.
-        if k < vocab:
-            values, candidates = torch.topk(logits, k, dim=-1)
-        elif self.top_p < 1.0:
-            values, candidates = torch.sort(logits, dim=-1, descending=True)
-        else:                                          # the whole vocabulary, in any order: no sort needed
-            values, candidates = logits, None
-        probs = values.softmax(dim=-1)
-        if self.top_p < 1.0:
-            before = probs.cumsum(dim=-1) - probs      # mass of the better candidates
-            probs = probs.masked_fill(before > self.top_p, 0.0)   # keep the one that crosses top_p
-        cdf = probs.double().cumsum(dim=-1)
-        u = self.uniforms(logits.shape[0]).to(cdf.device).unsqueeze(1) * cdf[:, -1:]
-        position = torch.searchsorted(cdf, u, right=True)
-        # Rounding can put u at the very top of the CDF: take the last candidate with mass, never one without.
-        index = torch.arange(probs.shape[-1], device=probs.device)
-        last = torch.where(probs > 0, index, 0).amax(dim=-1, keepdim=True)
-        position = torch.minimum(position, last)
-        return (position if candidates is None else candidates.gather(1, position)).squeeze(1)
+        return sample(logits, self.uniforms(logits.shape[0]), self.temperature, self.top_k, self.top_p)
+
+
+def uniforms(generators: list[torch.Generator], per_generator: int = 1) -> torch.Tensor:
+    """`per_generator` numbers in [0, 1) from each generator in turn (float64: no ties at the edges)."""
+    return torch.cat([torch.rand(per_generator, generator=g, dtype=torch.float64) for g in generators])
+
+
+def sample(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """One token per row: temperature, then top-k, then top-p (the order of transformers' own warpers), then the
+    inverse CDF at that row's number `u` (every step is row by row: a row's pick depends on its logits and u only)."""
+    logits = logits / temperature
+    vocab = logits.shape[-1]
+    k = top_k if top_k and top_k < vocab else vocab
+    # Candidates sorted by score: top-p needs them sorted, and top-k is the first k of them.
+    if k < vocab:
+        values, candidates = torch.topk(logits, k, dim=-1)
+    elif top_p < 1.0:
+        values, candidates = torch.sort(logits, dim=-1, descending=True)
+    else:                                          # the whole vocabulary, in any order: no sort needed
+        values, candidates = logits, None
+    probs = values.softmax(dim=-1)
+    if top_p < 1.0:
+        before = probs.cumsum(dim=-1) - probs      # mass of the better candidates
+        probs = probs.masked_fill(before > top_p, 0.0)   # keep the one that crosses top_p
+    cdf = probs.double().cumsum(dim=-1)
+    position = torch.searchsorted(cdf, u.to(cdf.device).unsqueeze(1) * cdf[:, -1:], right=True)
+    # Rounding can put u at the very top of the CDF: take the last candidate with mass, never one without.
+    index = torch.arange(probs.shape[-1], device=probs.device)
+    last = torch.where(probs > 0, index, 0).amax(dim=-1, keepdim=True)
+    position = torch.minimum(position, last)
+    return (position if candidates is None else candidates.gather(1, position)).squeeze(1)
+
+
+# What a text run samples with when neither the user, the template nor the model's generation_config sets a value.
+DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 50, "repetition_penalty": 1.0}
+
+
+def sampling_values(options: dict, generation_config) -> tuple[dict, dict]:
+    """The sampling values a text run uses, and where each came from: "set" (the user or the template), "model"
+    (the model's own generation_config) or "default" (DEFAULTS). Logged, so a record says what really ran."""
+    values, sources = {}, {}
+    for name, fallback in DEFAULTS.items():
+        own = getattr(generation_config, name, None)
+        if options.get(name) is not None:
+            values[name], sources[name] = options[name], "set"
+        elif own is not None:
+            values[name], sources[name] = own, "model"
+        else:
+            values[name], sources[name] = fallback, "default"
+    log.info("sampling with %s", ", ".join(f"{n}={values[n]} ({sources[n]})" for n in DEFAULTS))
+    return values, sources

@@ -81,7 +81,7 @@ def build_spec(services, *, template: Template | str, dataset, models: list[str]
     """A spec from what a form or the CLI gives: a Template (or a library name), a dataset (DatasetInfo, id,
     version or name), and the rest as plain values."""
     if isinstance(template, str):
-        template = services.library.get(template)
+        template = services.library_for(owner).get(template)
     info = dataset if hasattr(dataset, "version") else services.datasets.get(dataset, owner=owner)
     return ExperimentSpec.parse({
         "template": template.text, "template_name": template.name, "template_hash": template.hash,

@@ -49,12 +49,15 @@ def _prepared(services, experiment_id: int, owner):
 
 
 def _body(cell, resolved, options: dict) -> dict:
-    sampled = options.get("do_sample", True) and options.get("temperature", 1.0) > 0
+    """One cell as a chat request; a sampling value left unset (None) is left to the server's model."""
+    temperature = options.get("temperature")
+    greedy = not options.get("do_sample", True) or temperature == 0
     body = {"model": resolved.source if resolved.engine.remote else resolved.model_id,
             "messages": chat_messages(GenerationRequest(cell.prompt, cell.seed, cell.system)),
-            "max_tokens": options["max_new_tokens"], "temperature": options.get("temperature", 1.0) if sampled else 0.0,
-            "seed": cell.seed}
-    if "top_p" in options:
+            "max_tokens": options["max_new_tokens"], "seed": cell.seed}
+    if greedy or temperature is not None:
+        body["temperature"] = 0.0 if greedy else temperature
+    if not greedy and options.get("top_p") is not None:
         body["top_p"] = options["top_p"]
     return body
 

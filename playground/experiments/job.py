@@ -26,9 +26,12 @@ class Tally:
         self.tokens = tokens_before
         self.elapsed_before = elapsed_before
         self.started = time.monotonic()
+        self.first_at: float | None = None     # the session's first cell: the rate leaves out the model's load
 
     def add(self, record, cached: bool) -> None:
         self.session += 1
+        if self.first_at is None:
+            self.first_at = time.monotonic()
         if record.status == "ok":
             self.done += 1
             self.cached += cached
@@ -37,8 +40,10 @@ class Tally:
         self.tokens += (record.prompt_tokens or 0) + (record.completion_tokens or 0)
 
     def progress(self) -> dict:
-        session_s = time.monotonic() - self.started
-        rate = self.session / session_s if session_s > 0 and self.session else None
+        now = time.monotonic()
+        session_s = now - self.started
+        since_first = now - self.first_at if self.first_at is not None else 0.0
+        rate = (self.session - 1) / since_first if self.session > 1 and since_first > 0.5 else None
         left = max(self.total - self.done - self.failed, 0)
         return {"total": self.total, "done": self.done, "failed": self.failed, "cached": self.cached,
                 "tokens": self.tokens, "elapsed_s": round(self.elapsed_before + session_s, 3),

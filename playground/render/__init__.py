@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from .markdown import markdown_html
+from .words import cells_text, rerun_badge, status_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -29,4 +30,4 @@ def trusted(fragment: str | None) -> Markup | None:
     return Markup(fragment) if fragment else None
 
 
-__all__ = ["ENV", "Markup", "markdown_html", "render", "trusted"]
+__all__ = ["ENV", "Markup", "cells_text", "markdown_html", "render", "rerun_badge", "status_text", "trusted"]

@@ -5,12 +5,13 @@ from .base import (Count, Id, InvalidInput, ModelId, Name, RequestError, Strict,
                    shown, storable, text, whole)
 from .checks import CheckArgs, CheckText, check_declaration, describe_arguments, takes_text
 from .comparison import ComparisonRequest, Modality, Seed
+from .improve import ImproveRequest, SaveWinnerRequest, SearchRef
 from .lookups import (ComparisonPage, ComparisonRef, ExportFormat, ExportRequest, HistoryQuery, ImportFile,
                       TemplateFilter, TemplateName, TemplateText)
 from .votes import CHOICES, Rating, VoteCastRequest, VotePairRequest, Winner
 
 __all__ = ["CHOICES", "CheckArgs", "CheckText", "ComparisonPage", "ComparisonRef", "ComparisonRequest", "Count",
-           "ExportFormat", "ExportRequest", "HistoryQuery", "Id", "ImportFile", "InvalidInput", "Modality", "ModelId",
-           "Name", "Rating", "RequestError", "Seed", "Strict", "TemplateFilter", "TemplateName", "TemplateText",
+           "ExportFormat", "ExportRequest", "HistoryQuery", "Id", "ImportFile", "ImproveRequest", "InvalidInput", "Modality", "ModelId",
+           "Name", "Rating", "RequestError", "SaveWinnerRequest", "SearchRef", "Seed", "Strict", "TemplateFilter", "TemplateName", "TemplateText",
            "VoteCastRequest", "VotePairRequest", "Winner", "check", "check_declaration", "check_value",
            "describe_arguments", "explain", "items", "shown", "storable", "takes_text", "text", "whole"]

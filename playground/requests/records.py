@@ -134,6 +134,7 @@ class RunFields(TypedDict, total=False):
     endpoint: Path300 | None
     formatted_prompt: FormattedPrompt | None
     metrics: SmallObject
+    replaces: Id | None
     cell_key: Short | None
     reference: Output | None
     id: Id | None

@@ -12,7 +12,7 @@ CHOICES = ("A", "B", "tie", "both bad")
 Stars = whole(1, 5)
 Thumbs = whole(-1, 1)
 Note = text("max_note_chars")
-Voter = text("max_voter_chars", empty=False)
+Voter = text("max_voter_chars")       # accepted for old clients; the server decides who votes
 Reason = text("max_reason_chars")
 Token = text(200, empty=False)
 
@@ -35,13 +35,13 @@ class Winner(Strict):
 
 class VotePairRequest(Strict):
     comparison_id: Id
-    voter: Voter = Field(description="a voter name or id")
+    voter: Voter = Field("", description="ignored: the voter is your sign-in, else this client's session")
 
 
 class VoteCastRequest(Strict):
     token: Token
     choice: Literal[CHOICES]
-    voter: Voter = Field(description="a voter name or id")
+    voter: Voter = Field("", description="ignored, as in vote_pair")
     reason: Reason = ""
 
 

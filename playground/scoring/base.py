@@ -54,6 +54,7 @@ class ScorerContext:
     device: str = "cpu"
     generate: Callable[[str], str] | None = None
     generate_for: Callable[[str], Callable[[str], str]] | None = None
+    model_roots: tuple | None = None       # where local scorer models may come from (None: anywhere; local use)
     _models: dict = field(default_factory=dict, repr=False)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -62,7 +63,7 @@ class ScorerContext:
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "ScorerContext":
         return cls(models_dir=settings.models_dir, offline=settings.offline, device=settings.device or "cpu",
-                   **kwargs)
+                   model_roots=settings.local_model_roots(), **kwargs)
 
     def cached(self, key: tuple, load: Callable[[], Any]) -> Any:
         """The loaded model under `key`, loading it on first use (one load even when threads race)."""

@@ -9,5 +9,5 @@ from .text import (Contains, Equals, JsonSchema, JsonValid, Length, LLMJudge, No
                    Similarity, StartsWith)
 
 BUILTIN_CHECKS = (Contains, NotContains, StartsWith, Equals, Regex, JsonValid, JsonSchema, Length, ReadingLevel,
-                  Similarity, LLMJudge, ClipScore, PickScore, ClapScore, Hue, Loudness, Clipping, Silence, Latency,
-                  Tokens, TokensPerSecond, RealtimeFactor)
+                  Similarity, LLMJudge, ClipScore, PickScore, ClapScore, Hue, Loudness, Clipping, Silence, Latency, Tokens,
+                  TokensPerSecond, RealtimeFactor)

@@ -7,6 +7,9 @@ torch and transformers are imported inside functions: importing this module stay
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from pydantic import Field
 
 from .base import CellInput, Check, ScorerContext
@@ -21,6 +24,29 @@ PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 CLAP_PRESET = "laion/clap-htsat-unfused"
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+
+def check_scorer_model(context: ScorerContext, model: str | None) -> None:
+    """A scorer's `model` is a preset, a tiny scorer, a hub id, or a local folder where local folders are allowed
+    (anywhere for local use; under the model roots on a public deployment). One message whether a refused folder
+    exists or not: a client learns nothing about the server's disk."""
+    if not model or model in TINY_SCORERS or model in (CLIP_PRESET, PICKSCORE_PRESET, CLAP_PRESET):
+        return
+    if "://" in model or model.startswith("//"):
+        raise ValueError(f"scorer model {model[:80]!r} is a URL; a model id names a model, never a server")
+    roots = context.model_roots
+    if roots is None:
+        return
+    path = Path(model).expanduser()
+    if _HUB_ID.match(model) and not path.is_absolute() and not model.startswith(".") and not path.exists():
+        return                                                  # a hub id (from_pretrained looks on disk first)
+    resolved = path.resolve()
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        raise ValueError(f"scorer model {model[:80]!r} is not a preset, a hub id or a folder under this server's "
+                         "model roots")
+
+
 def resolve_scorer(context: ScorerContext, model: str | None, preset: str, tiny: str) -> tuple[str, bool]:
     """(what from_pretrained loads, whether it is a meaningless tiny scorer). Offline, the preset is the tiny one."""
     model = model or preset
@@ -28,7 +54,14 @@ def resolve_scorer(context: ScorerContext, model: str | None, preset: str, tiny:
         return str(tiny_scorer_path(context.models_dir, model)), True
     if context.offline and model in (CLIP_PRESET, PICKSCORE_PRESET, CLAP_PRESET):
         return str(tiny_scorer_path(context.models_dir, tiny)), True
+    check_scorer_model(context, model)
     return model, False
+
+
+def shown_source(source: str) -> str:
+    """What a score records as `loaded_from`: a hub id as it is, a folder by its name, never a server path."""
+    path = Path(source)
+    return path.name if path.is_absolute() or source.startswith((".", "~")) else source
 
 
 def _features(output):
@@ -78,7 +111,7 @@ class _ModelCheck(Check):
         return resolve_scorer(context, self.options["model"], self.preset, self.tiny)
 
     def _detail(self, source: str, meaningless: bool) -> dict:
-        detail = {"model": self.options["model"] or self.preset, "loaded_from": source}
+        detail = {"model": self.options["model"] or self.preset, "loaded_from": shown_source(source)}
         if meaningless:
             detail.update(meaningless=True, note=MEANINGLESS_NOTE)
         return detail

@@ -130,7 +130,7 @@ def summary_html(summary) -> str:
         return render("summary.html.j2", summary=None, metrics=[], style=STYLE)
     variants = list(_get(summary, "variants", []))
     head = {"cells": _get(summary, "cells", 0), "failed": _get(summary, "failed", 0),
-            "resamples": _get(summary, "resamples")}
+            "resamples": _get(summary, "resamples"), "left_out": list(_get(summary, "left_out", None) or [])}
     return render("summary.html.j2", summary=head, style=STYLE,
                   metrics=[_metric(m, variants) for m in _get(summary, "metrics", [])])
 

@@ -20,6 +20,7 @@ ALPHA = 0.05
 Z95 = 1.959963984540054
 RESAMPLES = 2000
 MANY_SEEDS = 100                  # beyond this, "run more seeds" is no longer useful advice
+MAX_METRICS = 32                  # score names summarized per comparison (each costs bootstraps per variant pair)
 SEED = 0
 HUMAN_METRICS = {"stars": "higher", "thumbs": "higher"}
 LARGE = 2000                      # values beyond which the bootstrap draws its own resamples (memory stays small)
@@ -88,6 +89,7 @@ class Summary:
     modality: str = ""
     resamples: int = RESAMPLES
     seed: int = SEED
+    left_out: list[str] = field(default_factory=list)     # score names past MAX_METRICS, not summarized
 
     def winners(self) -> dict[str, str]:
         """score name -> the variant that clearly wins on it (only clear wins)."""
@@ -211,8 +213,11 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
 
     names: dict[str, tuple[str | None, str]] = {}
     notes: dict[str, str] = {}
+    kept, left_out = _kept_names(ok_runs, scores)
     for run in ok_runs:
         for name, score in sorted((scores.get(run.id) or {}).items()):
+            if name not in kept:
+                continue
             if name not in names:
                 names[name] = (score.detail.get("better", "higher"), "score")
             if score.detail.get("meaningless"):
@@ -237,10 +242,21 @@ def summarize(runs, scores: dict[int, dict], *, resamples: int = RESAMPLES, seed
         metrics.append(_metric(name, better, kind, variants, values, failed, missing, resamples, seed))
         metrics[-1].note = notes.get(name, "")
     summary = Summary(variants=variants, metrics=metrics, cells=len(runs), failed=sum(failed.values()),
-                      resamples=resamples, seed=seed)
+                      resamples=resamples, seed=seed, left_out=left_out)
     if comparison is not None:
         summary.comparison_id, summary.title, summary.modality = comparison.id, comparison.title, comparison.modality
     return summary
+
+
+def _kept_names(runs, scores: dict[int, dict]) -> tuple[set[str], list[str]]:
+    """The MAX_METRICS score names most runs carry (then by name), and the names left out. A comparison made here
+    has at most one name per check; an imported one could carry hundreds, each a round of bootstraps."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        for name in scores.get(run.id) or {}:
+            counts[name] = counts.get(name, 0) + 1
+    ranked = sorted(counts, key=lambda name: (-counts[name], name))
+    return set(ranked[:MAX_METRICS]), sorted(ranked[MAX_METRICS:])
 
 
 def _metric(name, better, kind, variants, values, failed, missing, resamples, seed) -> MetricSummary:
@@ -363,12 +379,13 @@ def summary_runs(log, comparison_id: int) -> list:
     """The runs of a comparison with only what a summary reads (not their prompts, outputs or params): an
     experiment's tens of thousands of runs load in a fraction of the time."""
     from ..store import RunRecord
+    from ..store.queries import LIVE
 
     rows = log._db().execute(
         "SELECT r.id, r.status, r.modality, r.model_id, r.seed, r.variant, r.variables, r.row, r.col, r.cell_key, "
         "g.stars AS stars, g.thumbs AS thumbs FROM runs r LEFT JOIN ratings g ON g.id = "
-        "(SELECT max(id) FROM ratings WHERE run_id = r.id) WHERE r.comparison_id = ? ORDER BY r.row, r.col, r.id",
-        (comparison_id,))
+        f"(SELECT max(id) FROM ratings WHERE run_id = r.id) WHERE r.comparison_id = ? AND {LIVE} "
+        "ORDER BY r.row, r.col, r.id", (comparison_id,))
     return [RunRecord(modality=row["modality"], model_id=row["model_id"], prompt="", seed=row["seed"], params={},
                       status=row["status"], variant=row["variant"], variables=json.loads(row["variables"] or "{}"),
                       row=row["row"], col=row["col"], cell_key=row["cell_key"], id=row["id"], stars=row["stars"],

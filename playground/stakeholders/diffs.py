@@ -7,28 +7,33 @@ Spectrograms are a numpy STFT (Hann window) in decibels, drawn with PIL: no plot
 
 from __future__ import annotations
 
-import difflib
+import functools
 import io
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..bounded import BoundedMatcher, OverBudget
 from ..render import render
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
 MAX_DIFF_CHARS = 200_000
+MAX_DIFF_WORK = 3_000_000    # element comparisons one diff may make, in three budgets (about a second)
 
 
 def tokens(text: str) -> list[str]:
     return _TOKENS.findall(text or "")
 
 
-def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    """(op, text) pieces, op in {"equal", "delete", "insert"}, that turn `old` into `new` word by word."""
-    a, b = tokens(old[:MAX_DIFF_CHARS]), tokens(new[:MAX_DIFF_CHARS])
+def _opcodes(a: list[str], b: list[str], budget: list[int]):
+    # Blanks never start a match (they only extend one): they are half the tokens and all alike.
+    return BoundedMatcher(a, b, budget, isjunk=str.isspace).get_opcodes()
+
+
+def _pieces(a: list[str], b: list[str], budget: list[int]) -> list[tuple[str, str]]:
     pieces: list[tuple[str, str]] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in _opcodes(a, b, budget):
         if op == "equal":
             pieces.append(("equal", "".join(a[i1:i2])))
             continue
@@ -39,6 +44,74 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     return pieces
 
 
+_CHUNK_TOKENS = 40
+
+
+def _chunks(words: list[str]) -> list[str]:
+    """Tokens joined into short runs of text: a line, a sentence, or at most _CHUNK_TOKENS tokens."""
+    chunks, current = [], []
+    for token in words:
+        current.append(token)
+        if "\n" in token or len(current) >= _CHUNK_TOKENS or (token.isspace() and len(current) > 1
+                                                                and current[-2].endswith((".", "!", "?", ";"))):
+            chunks.append("".join(current))
+            current = []
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def word_diff_detail(old: str, new: str) -> tuple[list[tuple[str, str]], bool]:
+    """(pieces, exact): the word diff when it fits its work budget; else sentences and lines compared as wholes,
+    with words compared inside the changed ones while a second budget lasts (then a changed stretch is marked
+    whole). The shared beginning and end are always found, in linear time. Never more than MAX_DIFF_WORK."""
+    a, b = tokens((old or "")[:MAX_DIFF_CHARS]), tokens((new or "")[:MAX_DIFF_CHARS])
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    middle_a, middle_b = a[head:len(a) - tail], b[head:len(b) - tail]
+    prefix = [("equal", "".join(a[:head]))] if head else []
+    suffix = [("equal", "".join(a[len(a) - tail:]))] if tail else []
+    try:
+        return prefix + _pieces(middle_a, middle_b, [MAX_DIFF_WORK // 3]) + suffix, True
+    except OverBudget:
+        pass
+    chunk_budget, word_budget = [MAX_DIFF_WORK // 3], [MAX_DIFF_WORK // 3]
+    try:
+        chunks_a, chunks_b = _chunks(middle_a), _chunks(middle_b)
+        pieces = []
+        for op, i1, i2, j1, j2 in _opcodes(chunks_a, chunks_b, chunk_budget):
+            removed, added = "".join(chunks_a[i1:i2]), "".join(chunks_b[j1:j2])
+            if op == "equal":
+                pieces.append(("equal", removed))
+                continue
+            try:
+                if removed and added:
+                    pieces += _pieces(tokens(removed), tokens(added), word_budget)
+                    continue
+            except OverBudget:
+                word_budget[0] = 0
+            pieces += [p for p in (("delete", removed), ("insert", added)) if p[1]]
+    except OverBudget:
+        pieces = [p for p in (("delete", "".join(middle_a)), ("insert", "".join(middle_b))) if p[1]]
+    return prefix + pieces + suffix, False
+
+
+@functools.lru_cache(maxsize=8)          # the Diff tab asks for the stats and the HTML of the same two texts
+def _cached_diff(old: str, new: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    pieces, exact = word_diff_detail(old, new)
+    return tuple(pieces), exact
+
+
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """(op, text) pieces, op in {"equal", "delete", "insert"}, that turn `old` into `new` word by word (within a
+    work budget: see word_diff_detail)."""
+    return list(_cached_diff(old or "", new or "")[0])
+
+
 # Inline styles: the fragment is shown inside pages whose stylesheets we do not control.
 DEL_STYLE = "background: #fde2e1; color: #8a1c1c"
 INS_STYLE = "background: #dcfce7; color: #14532d; text-decoration: none"
@@ -46,7 +119,8 @@ INS_STYLE = "background: #dcfce7; color: #14532d; text-decoration: none"
 
 def word_diff_html(old: str, new: str) -> str:
     """The diff as escaped HTML: removed words in <del>, added words in <ins>, inside a pre-wrapped block."""
-    return render("word_diff.html.j2", pieces=word_diff(old, new), del_style=DEL_STYLE, ins_style=INS_STYLE)
+    pieces, exact = _cached_diff(old or "", new or "")
+    return render("word_diff.html.j2", pieces=pieces, exact=exact, del_style=DEL_STYLE, ins_style=INS_STYLE)
 
 
 def diff_stats(old: str, new: str) -> dict:

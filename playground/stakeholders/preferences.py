@@ -3,8 +3,9 @@
 JSONL: one {"prompt", "chosen", "rejected"} object a line, decisive votes only (ties and "both bad" say nothing
 about which output to prefer). For text, chosen/rejected are the output texts and prompt is the chosen output's
 prompt (variants differ in their prompt; the chosen one is what the preferred output answered). For images and
-audio, chosen/rejected are the absolute paths of the media files. CSV: every vote with its runs, variants,
-prompts and reason.
+audio, chosen/rejected are the media files' paths inside the data dir (as `artifact` in run exports; a zip export
+holds them under media/): never a server's absolute path. CSV: every vote with its runs, variants, prompts and
+reason, each text cell guarded against spreadsheet formulas.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from ..store import RunLog, RunRecord
+from ..store.transfer import csv_safe
 from ..store.votes import Vote, list_votes
 from .ranking import RankRow, outcomes_from_votes, rank
 
@@ -39,8 +41,7 @@ def comparison_ranking(log: RunLog, comparison_id: int, *, comparison=None, vote
 
 def _output(log: RunLog, run: RunRecord) -> str:
     if run.artifact is not None:
-        path = log.artifact_path(run)
-        return str(path) if path is not None else run.artifact
+        return run.artifact
     return run.output_text or ""
 
 
@@ -85,7 +86,7 @@ def export_preferences(log: RunLog, dest: Path, fmt: str, comparison_id: int | N
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_HEADERS)
-        writer.writerows(_csv_rows(log, list_votes(log, comparison_id)))
+        writer.writerows([csv_safe(cell) for cell in row] for row in _csv_rows(log, list_votes(log, comparison_id)))
         text = buffer.getvalue()
     temporary = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from .. import __version__
-from ..render import render, trusted
+from ..render import cells_text, render, rerun_badge, status_text, trusted
 from ..store import RunLog, RunRecord
 from ..store.votes import list_votes
 from .media import Embedded, audio_clip, image_jpeg
@@ -24,13 +24,14 @@ MAX_MEDIA_BYTES = 20 * 1024 * 1024
 N_BOOT = 300
 
 
-def row_label(run: RunRecord) -> str:
+def row_label(run: RunRecord, seed: int | None = None) -> str:
+    """The values, seed and model of the run's row; `seed`: the row's own, where the run is a re-run with another."""
     values = ", ".join(f"{k}={v}" for k, v in (run.variables or {}).items())
-    return " · ".join(x for x in (values, f"seed {run.seed}", run.model_id) if x)
+    return " · ".join(x for x in (values, f"seed {run.seed if seed is None else seed}", run.model_id) if x)
 
 
 def latest_per_cell(runs: list[RunRecord]) -> dict[tuple[int, int], RunRecord]:
-    """A re-run cell keeps its position: the latest run at each (row, col) is the one shown."""
+    """The run at each (row, col) of a comparison's live runs (one per cell; the latest, should a cell hold more)."""
     cells: dict[tuple[int, int], RunRecord] = {}
     for run in sorted(runs, key=lambda r: r.id or 0):
         cells[(run.row, run.col)] = run
@@ -119,6 +120,7 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
                   max_media_bytes: int = MAX_MEDIA_BYTES) -> dict:
     comparison = log.get_comparison(comparison_id)
     cells = latest_per_cell(comparison.runs)
+    row_seeds = log.row_seeds(comparison.id)
     columns = sorted({(col, run.variant or f"column {col}") for (_, col), run in cells.items()})
     col_index = {col: k for k, (col, _) in enumerate(columns)}
     budget = _Budget(max_media_bytes)
@@ -136,8 +138,8 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
                 "text": run.output_text, "image": embedded if kind == "image" else None,
                 "audio": embedded if kind == "audio" else None, "missing": missing, "stars": run.stars,
                 "thumbs": run.thumbs, "note": run.note, "wall_s": run.wall_s, "cached": run.cached_from is not None,
-                "is_winner": run.id == comparison.winner_run_id}
-        rows.append({"values": first.variables or {}, "seed": first.seed, "model": first.model_id,
+                "is_winner": run.id == comparison.winner_run_id, "rerun": rerun_badge(run)}
+        rows.append({"values": first.variables or {}, "seed": row_seeds.get(row, first.seed), "model": first.model_id,
                      "cells": row_cells})
     if budget.skipped:
         left_out.insert(0, f"{budget.skipped} media file(s) beyond the {max_media_bytes // 2**20} MB budget; "
@@ -169,7 +171,8 @@ def build_context(log: RunLog, comparison_id: int, *, summary_html: str | None =
     return {
         "title": comparison.title or f"Comparison #{comparison.id}", "comparison": comparison,
         "version": __version__, "generated_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cell_count": len(comparison.runs), "columns": [name for _, name in columns], "rows": rows,
+        "cell_count": len(comparison.runs), "cells_text": cells_text(comparison),
+        "status_text": status_text(comparison), "columns": [name for _, name in columns], "rows": rows,
         "prompts": prompts, "ranking": ranking, "vote_count": len(votes), "reasons": reasons, "n_boot": N_BOOT,
         **_leader(ranking if votes else []),
         "winner": {"variant": winner_run.variant, "run_id": winner_run.id, "row_label": row_label(winner_run)}

@@ -7,7 +7,6 @@ row without its file. No gradio and no model library here.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sqlite3
@@ -19,32 +18,10 @@ from pathlib import Path
 from .records import (Comparison, NotFound, RunRecord, _check_rating, _comparison, _now, _record, cache_key,
                       check_count, check_id)
 from .rows import _fsync_dir, _Transaction, insert_rating, insert_run, take_cell
+from .queries import CURRENT_RATING, LIVE, row_seeds, run_filters
 from .schema import COMPARISON_STATUSES, MIGRATIONS, STATUSES, _statements
 from .housekeeping import HousekeepingMixin
 from .transfer import TransferMixin
-
-
-def _bound(value, *, end: bool) -> str:
-    """A since/until filter as comparable text; a bare date as `until` includes that whole day."""
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return value.isoformat(timespec="milliseconds")
-    text = value.isoformat() if isinstance(value, _dt.date) else str(value).strip()
-    if end and len(text) == 10:          # YYYY-MM-DD
-        return text + "T99"               # sorts after every time of that day
-    return text
-
-
-def _fts_query(text: str) -> str:
-    """User text as FTS5 prefix terms: each word quoted (operators and stray quotes are plain words) and matched as
-    a word beginning ("lant" finds "lantern"); all words must match."""
-    words = [w.replace('"', '""') for w in text.replace("\x00", " ").split()]
-    return " ".join(f'"{w}"*' for w in words if w.strip('"'))
-
-
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class RunLog(TransferMixin, HousekeepingMixin):
@@ -147,9 +124,12 @@ class RunLog(TransferMixin, HousekeepingMixin):
         if cursor.rowcount == 0:
             raise NotFound(f"no comparison #{comparison_id} in the log")
 
-    def get_comparison(self, comparison_id: int, owner: str | None = None) -> Comparison:
+    def get_comparison(self, comparison_id: int, owner: str | None = None, *, live_only: bool = True) -> Comparison:
+        """A comparison with its live runs in grid order (`live_only=False`: with the runs re-runs replaced too, as
+        exports keep them)."""
         comparison = self.get_comparison_header(comparison_id, owner=owner)
-        comparison.runs = self.list_runs(comparison_id=comparison.id, limit=1_000_000, newest_first=False)
+        comparison.runs = self.list_runs(comparison_id=comparison.id, limit=1_000_000, newest_first=False,
+                                         live_only=live_only)
         return comparison
 
     def get_comparison_header(self, comparison_id: int, owner: str | None = None) -> Comparison:
@@ -168,10 +148,17 @@ class RunLog(TransferMixin, HousekeepingMixin):
         return row[0] if row else None
 
     def list_comparisons(self, modality: str | None = None, template: str | None = None, limit: int = 50,
-                         offset: int = 0, owner: str | None = None) -> list[Comparison]:
-        """Newest first; `runs` is left empty (run_count says how many there are). `owner`: that visitor's only."""
+                         offset: int = 0, owner: str | None = None, runs_matching: dict | None = None
+                         ) -> list[Comparison]:
+        """Newest first; `runs` is left empty (run_count says how many there are). `owner`: that visitor's only.
+        `runs_matching`: run filters (as list_runs takes them); only comparisons with a live run that matches."""
         self._interrupt_stale_now_and_then()
         where, args = [], []
+        if runs_matching:
+            conditions, matching_args = run_filters(**runs_matching, live_only=True)
+            where.append(f"c.id IN (SELECT r.comparison_id FROM runs r {CURRENT_RATING} "
+                         f"WHERE {' AND '.join(conditions)})")
+            args.extend(matching_args)
         if owner is not None:
             where.append("c.owner = ?")
             args.append(owner)
@@ -262,14 +249,18 @@ class RunLog(TransferMixin, HousekeepingMixin):
             raise NotFound(f"no run #{run_id} in the log")
         return rows[0]
 
-    def find_cached(self, record: RunRecord, *, include_imported: bool = False) -> RunRecord | None:
+    def find_cached(self, record: RunRecord, *, include_imported: bool = False,
+                    owner: str | None = None) -> RunRecord | None:
         """The latest OK run with the same cache key that still has its output (its file, if it had one).
 
-        Imported runs are left out unless asked for: their outputs were not generated here and may be forged."""
+        Imported runs are left out unless asked for: their outputs were not generated here and may be forged.
+        With `owner`, only that visitor's runs: another visitor's output is never served (nor its run id shown),
+        so a cache hit cannot tell one visitor what another has run."""
         where = "r.cache_key = ? AND r.status = 'ok'" + ("" if include_imported else " AND r.imported = 0")
-        key, page = cache_key(record), 8     # the newest almost always has its output: read a few rows at a time
+        where, args = _owned(where, [cache_key(record)], owner)
+        page = 8                             # the newest almost always has its output: read a few rows at a time
         for offset in range(0, 1000, page):
-            candidates = self._select_runs(where, [key], limit=page, offset=offset)
+            candidates = self._select_runs(where, args, limit=page, offset=offset)
             for candidate in candidates:
                 if candidate.artifact is None:
                     if candidate.output_text is not None:
@@ -283,49 +274,25 @@ class RunLog(TransferMixin, HousekeepingMixin):
         return None
 
     def list_runs(self, *, modality=None, template=None, model=None, min_stars=None, rated=None, since=None,
-                  until=None, query=None, comparison_id=None, limit=100, offset=0,
-                  newest_first: bool = True, owner: str | None = None) -> list[RunRecord]:
-        """Runs matching every filter given. `model` matches part of the id; `query` searches prompts and outputs
-        (every word must appear; FTS syntax in it is taken literally); `since`/`until` take ISO text or datetimes."""
-        where, args = [], []
-        if comparison_id is not None:
-            comparison_id = check_id(comparison_id, "comparison")
-        if min_stars is not None:
-            min_stars = check_count(min_stars, "min_stars", 0, 5)
-        for column, value in (("r.modality", modality), ("r.template_name", template),
-                              ("r.comparison_id", comparison_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if model:
-            where.append("r.model_id LIKE ? ESCAPE '\\'")
-            args.append(_like(str(model)))
-        if since:
-            where.append("r.created_at >= ?")
-            args.append(_bound(since, end=False))
-        if until:
-            where.append("r.created_at <= ?")
-            args.append(_bound(until, end=True))
-        if min_stars:
-            where.append("g.stars >= ?")
-            args.append(int(min_stars))
-        if rated is not None:
-            where.append("(g.stars IS NOT NULL OR g.thumbs IS NOT NULL)" if rated else
-                         "(g.stars IS NULL AND g.thumbs IS NULL)")
-        if query and query.strip():
-            terms = _fts_query(query)
-            if terms:
-                where.append("r.id IN (SELECT rowid FROM runs_fts WHERE runs_fts MATCH ?)")
-                args.append(terms)
+                  until=None, query=None, comparison_id=None, limit=100, offset=0, newest_first: bool = True,
+                  owner: str | None = None, live_only: bool = False) -> list[RunRecord]:
+        """Runs matching every filter given (see queries.run_filters); `live_only` leaves out replaced runs."""
+        where, args = run_filters(modality=modality, template=template, model=model, min_stars=min_stars,
+                                  rated=rated, since=since, until=until, query=query, comparison_id=comparison_id,
+                                  live_only=live_only)
         order = "r.id DESC" if newest_first else "r.row, r.col, r.id"
         return self._select_runs(*_owned(" AND ".join(where) or "1", args, owner), limit=limit, offset=offset,
                                  order=order)
+
+    def row_seeds(self, comparison_id: int) -> dict[int, int]:
+        """Row -> the seed its cells were first run with (a cell re-run with a new seed still sits in that row)."""
+        return row_seeds(self._db(), check_id(comparison_id, "comparison"))
 
     def _select_runs(self, where: str, args: list, limit: int = 100, offset: int = 0,
                      order: str = "r.id DESC") -> list[RunRecord]:
         sql = f"""
             SELECT r.*, g.stars AS stars, g.thumbs AS thumbs, g.note AS note
-            FROM runs r LEFT JOIN ratings g ON g.id = (SELECT max(id) FROM ratings WHERE run_id = r.id)
+            FROM runs r {CURRENT_RATING}
             WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"""
         rows = self._db().execute(sql, (*args, check_count(limit, "limit"), check_count(offset, "offset"))).fetchall()
         return [_record(row) for row in rows]
@@ -345,16 +312,15 @@ class RunLog(TransferMixin, HousekeepingMixin):
             insert_rating(tx, run_id, stars, thumbs, note)
 
     def variant_summary(self, template_name: str | None = None, owner: str | None = None) -> list[dict]:
-        """Per (template, variant) over OK runs: runs, rated, avg_stars (None if unrated), thumbs up/down, wins."""
-        sql = """
+        """Per (template, variant) over live OK runs: runs, rated, avg_stars (None if unrated), thumbs up/down, wins."""
+        sql = f"""
             SELECT r.template_name AS template, r.variant AS variant, count(*) AS runs,
                    sum(g.stars IS NOT NULL OR g.thumbs IS NOT NULL) AS rated, avg(g.stars) AS avg_stars,
                    sum(g.thumbs = 1) AS thumbs_up, sum(g.thumbs = -1) AS thumbs_down,
                    sum(c.winner_run_id = r.id) AS wins
-            FROM runs r
-            LEFT JOIN ratings g ON g.id = (SELECT max(id) FROM ratings WHERE run_id = r.id)
+            FROM runs r {CURRENT_RATING}
             LEFT JOIN comparisons c ON c.id = r.comparison_id
-            WHERE r.status = 'ok' AND (? IS NULL OR r.template_name = ?) AND (? IS NULL OR c.owner = ?)
+            WHERE r.status = 'ok' AND (? IS NULL OR r.template_name = ?) AND (? IS NULL OR c.owner = ?) AND {LIVE}
             GROUP BY r.template_name, r.variant
             ORDER BY r.template_name, wins DESC, avg_stars DESC"""
         rows = self._db().execute(sql, (template_name, template_name, owner, owner)).fetchall()
@@ -371,5 +337,5 @@ def _owned(where: str, args: list, owner: str | None, column: str | None = None)
     return f"({where}) AND r.comparison_id IN (SELECT id FROM comparisons WHERE owner = ?)", [*args, owner]
 
 
-_COMPARISON_SELECT = ("SELECT c.*, (SELECT count(*) FROM runs WHERE comparison_id = c.id) AS run_count "
-                      "FROM comparisons c")
+_COMPARISON_SELECT = (f"SELECT c.*, (SELECT count(*) FROM runs r WHERE r.comparison_id = c.id AND {LIVE}) "
+                      "AS run_count FROM comparisons c")

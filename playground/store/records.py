@@ -51,6 +51,7 @@ class RunRecord:
     formatted_prompt: str | None = None      # the exact text (or chat messages) the model saw
     ttft_s: float | None = None              # time to the first streamed token
     metrics: dict = field(default_factory=dict)   # what else the engine measured (steps/s, finish reason, ...)
+    replaces: int | None = None              # the run this one re-ran in its cell (that run is no longer live)
     cell_key: str | None = None              # an experiment's cell (dataset row, variant, seed, model); one run each
     reference: str | None = None             # the answer this cell's checks compared against (a dataset column)
     id: int | None = None
@@ -125,7 +126,7 @@ class Comparison:
     status: str
     winner_run_id: int | None
     runs: list[RunRecord] = field(default_factory=list)
-    run_count: int | None = None      # number of cells logged, filled in even where `runs` is left empty
+    run_count: int | None = None      # number of live cells, filled in even where `runs` is left empty
     uid: str | None = None            # stable across data dirs (export/import)
 
 

@@ -15,6 +15,8 @@ def insert_run(tx: sqlite3.Connection, record: RunRecord) -> int:
     """Insert one run inside an open transaction; fills in the record's id, uid and created_at."""
     record.created_at = record.created_at or _now()
     record.uid = record.uid or uuid.uuid4().hex
+    if record.replaces is not None:
+        record.replaces = live_in_cell(tx, record.replaces, record.comparison_id)
     values = {name: getattr(record, name) for name in _RUN_COLUMNS}
     for name in _JSON_FIELDS:
         values[name] = json.dumps(values[name] or {}, sort_keys=True, ensure_ascii=False, default=str)
@@ -25,6 +27,18 @@ def insert_run(tx: sqlite3.Connection, record: RunRecord) -> int:
                         [values[c] for c in columns])
     record.id = cursor.lastrowid
     return record.id
+
+
+def live_in_cell(tx: sqlite3.Connection, run_id: int, comparison_id: int | None) -> int:
+    """The live run of the cell `run_id` was run in: itself, or the last re-run that replaced it (two re-runs of one
+    cell started from the same page replace one another in turn, so a cell never has two live runs)."""
+    found = tx.execute("SELECT comparison_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if found is None or comparison_id is None or found[0] != comparison_id:
+        raise ValueError(f"run #{run_id} is not a run of comparison #{comparison_id}: a re-run replaces a run of "
+                         "its own comparison")
+    while (successor := tx.execute("SELECT id FROM runs WHERE replaces = ?", (run_id,)).fetchone()) is not None:
+        run_id = successor[0]
+    return run_id
 
 
 def take_cell(tx: sqlite3.Connection, record: RunRecord) -> None:

@@ -181,6 +181,15 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE UNIQUE INDEX datasets_version ON datasets(version, coalesce(owner, ''));
     CREATE INDEX datasets_owner ON datasets(owner, id);
     """),
+    # A re-run of one cell names the run it replaces (same comparison and cell); a run another replaces is no longer
+    # live (queries.LIVE). Runs logged before: a later run at the same cell of a comparison replaced the one before.
+    (12, """
+    ALTER TABLE runs ADD COLUMN replaces INTEGER REFERENCES runs(id) ON DELETE SET NULL;
+    UPDATE runs SET replaces = (SELECT max(p.id) FROM runs p WHERE p.comparison_id = runs.comparison_id
+                                AND p.row = runs.row AND p.col = runs.col AND p.id < runs.id)
+    WHERE comparison_id IS NOT NULL;
+    CREATE UNIQUE INDEX runs_replaces ON runs(replaces) WHERE replaces IS NOT NULL;
+    """),
 ]
 SCHEMA_VERSION = max(number for number, _ in MIGRATIONS)   # numbers are handed out, not always appended in order
 STATUSES = ("ok", "error", "cancelled")

@@ -14,6 +14,7 @@ from typing import Iterable
 from .records import _now
 
 _MAX_NAME = 200
+MAX_SCORES_PER_RUN = 32      # on import: a run made here has one score per check (at most 20 checks)
 _CHUNK = 500          # run ids per query, under SQLite's bound-variable limit
 
 
@@ -135,6 +136,8 @@ def scores_from_export_row(row: dict) -> list[Score]:
         return []
     if not isinstance(raw, dict):
         raise ValueError("field 'scores' must be an object of name -> {value, passed, detail}")
+    if len(raw) > MAX_SCORES_PER_RUN:
+        raise ValueError(f"field 'scores' holds {len(raw)} scores; a run may carry at most {MAX_SCORES_PER_RUN}")
     scores = []
     for name, entry in raw.items():
         failed = Score(name=name, value=None)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
+import logging
 import os
 import sqlite3
 import tempfile
@@ -23,6 +25,8 @@ from .scores import add_score_columns, insert_scores, scores_from_export_row
 from .schema import COMPARISON_STATUSES
 from .validate import MODALITIES, derived_uid, parse_row
 
+
+logger = logging.getLogger(__name__)
 
 RUNS_PER_CELL = 16                     # re-runs of one cell kept in an imported comparison
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "zip")
@@ -113,10 +117,24 @@ class TransferMixin:
         with source:
             groups: dict[object, list[_Row]] = {}
             cells: dict[object, set] = {}
+            lines_of: dict[str, tuple] = {}          # uid -> (the line that brought it, its hash)
             for number, line in source.lines(report.errors):
                 try:
                     record, ratings, info, data = parse_row(line, limits)
                     scores = scores_from_export_row(data)     # scores travel with their run
+                    digest = hashlib.sha256(line.encode("utf-8", "surrogatepass")).digest()
+                    if record.uid in lines_of:
+                        first, first_digest = lines_of[record.uid]
+                        if digest == first_digest:         # the very same line again: the run is taken once
+                            report.skipped += 1
+                            continue
+                        raise ValueError(f"uid {record.uid} is also the uid of line {first}, a different run: each "
+                                         "run needs its own uid; this line was left out")
+                    if owner is not None and record.comparison_id is None:
+                        raise ValueError("a run without its comparison (no comparison_id): here each visitor sees "
+                                         "their own comparisons, so it would belong to nobody; export whole "
+                                         "comparisons")
+                    lines_of[record.uid] = (number, digest)
                     key = ("c", record.comparison_id) if record.comparison_id is not None else ("r", number)
                     group, taken = groups.setdefault(key, []), cells.setdefault(key, set())
                     cell = (record.row, record.col)
@@ -127,7 +145,8 @@ class TransferMixin:
                         raise ValueError(f"comparison #{record.comparison_id} has more than "
                                          f"{limits.max_cells * RUNS_PER_CELL} runs ({RUNS_PER_CELL} per cell)")
                     taken.add(cell)
-                    group.append(_Row(number, record, ratings, info, scores=scores))
+                    group.append(_Row(number, record, ratings, info, scores=scores,
+                                      names_replaced="replaces" in data))
                 except ValueError as error:
                     report.errors.append((number, str(error)))
             copied: dict[str, str] = {}        # artifact in the export -> artifact here (shared files stay shared)
@@ -155,13 +174,10 @@ class TransferMixin:
     def _import_group(self, source: ExportFile, rows: list[_Row], copied: dict, report: ImportReport,
                       owner: str | None = None) -> None:
         """One comparison (or one loose run): media first, then every row in one transaction."""
-        db = self._db()
         spec = next((row.info["spec"] for row in rows if isinstance(row.info.get("spec"), dict)), None)
-        uids = [row.record.uid for row in rows]
-        present = {r[0] for r in db.execute(f"SELECT uid FROM runs WHERE uid IN ({', '.join('?' * len(uids))})",
-                                            uids)}
-        report.skipped += sum(1 for uid in uids if uid in present)
-        rows = [row for row in rows if row.record.uid not in present]
+        rows = self._claim_uids(rows, owner)
+        report.skipped += len([row for row in rows if row is None])
+        rows = [row for row in rows if row is not None]
         if not rows:
             return
         stored: list[Path] = []
@@ -169,6 +185,7 @@ class TransferMixin:
         for row in rows:
             old_artifact = row.record.artifact
             row.old_id, row.record.id, row.record.cached_from, row.record.artifact = row.record.id, None, None, None
+            row.old_replaces, row.record.replaces = row.record.replaces, None
             try:
                 if old_artifact in copied:
                     row.record.artifact = copied[old_artifact]
@@ -187,9 +204,10 @@ class TransferMixin:
                 comparison_id, created = self._import_comparison(tx, ready[0].record.comparison_id,
                                                                  {**ready[0].info, "spec": spec}, ready[0].record,
                                                                  owner)
-                added, count = {}, 0
+                added, count, in_cell = {}, 0, {}
                 for row in ready:
                     row.record.comparison_id = comparison_id
+                    row.record.replaces = _replaced(row, added, in_cell) if comparison_id is not None else None
                     tx.execute("SAVEPOINT import_row")
                     try:
                         insert_run(tx, row.record)
@@ -200,9 +218,13 @@ class TransferMixin:
                     except sqlite3.Error as error:
                         tx.execute("ROLLBACK TO import_row")
                         tx.execute("RELEASE import_row")
-                        report.errors.append((row.number, f"not stored: {error}"))
+                        if "runs.uid" in str(error):        # another import of the same file got there first
+                            report.skipped += 1
+                        else:
+                            report.errors.append((row.number, f"not stored: {_stored_error(error)}"))
                         continue
                     count += 1
+                    in_cell[(row.record.row, row.record.col)] = row.record.id
                     if row.old_id is not None:
                         added[row.old_id] = row.record.id
                 winner = ready[0].info.get("winner_run_id")
@@ -214,7 +236,40 @@ class TransferMixin:
                 path.unlink(missing_ok=True)
             for artifact in [k for k, v in copied.items() if self.data_dir / v in stored]:
                 del copied[artifact]
-            report.errors.extend((row.number, f"not stored: {error}") for row in ready)
+            report.errors.extend((row.number, f"not stored: {_stored_error(error)}") for row in ready)
+
+    def _claim_uids(self, rows: list[_Row], owner: str | None) -> list[_Row | None]:
+        """The rows to add, None for each one already in the log. Where visitors are kept apart a uid is unique per
+        owner: a run counts as present only when the importer holds it, and one another visitor holds under the same
+        uid (a forged copy of a shared export, say) is stored under a uid derived from the importer's id. So no
+        import can block another visitor's, or tell them that someone else holds those runs."""
+        db = self._db()
+
+        def held(uids, join: str = "", where: str = "", args=()) -> set[str]:
+            if not uids:
+                return set()
+            marks = ", ".join("?" * len(uids))
+            return {r[0] for r in db.execute(f"SELECT r.uid FROM runs r {join} WHERE r.uid IN ({marks}) {where}",
+                                             (*uids, *args))}
+
+        uids = [row.record.uid for row in rows]
+        if owner is None:
+            present = held(uids)
+            return [None if row.record.uid in present else row for row in rows]
+        mine = held(uids, "JOIN comparisons c ON c.id = r.comparison_id", "AND c.owner = ?", (owner,))
+        derived = {uid: derived_uid("owner", owner, uid) for uid in uids}
+        held_derived = held(list(derived.values()))
+        mine |= {uid for uid, other in derived.items() if other in held_derived}
+        taken = held(uids)
+        claimed = []
+        for row in rows:
+            if row.record.uid in mine:
+                claimed.append(None)
+                continue
+            if row.record.uid in taken:
+                row.record.uid = derived[row.record.uid]
+            claimed.append(row)
+        return claimed
 
     def _import_comparison(self, tx: sqlite3.Connection, old_id: int | None, info: dict, record: RunRecord,
                            owner: str | None = None) -> tuple[int | None, bool]:
@@ -249,6 +304,28 @@ class _Row:
     info: dict
     old_id: int | None = None
     scores: list = dataclasses.field(default_factory=list)
+    names_replaced: bool = True       # the row says which run it replaced (None: none); older exports do not
+    old_replaces: int | None = None
+
+
+def _replaced(row: _Row, added: dict[int, int], in_cell: dict[tuple[int, int], int]) -> int | None:
+    """The run here that an imported re-run replaces: the one its export named, once imported too; for rows of
+    older exports, which do not say, the run imported before it in the same cell."""
+    if not row.names_replaced:
+        return in_cell.get((row.record.row, row.record.col))
+    return added.get(row.old_replaces) if row.old_replaces is not None else None
+
+
+def _stored_error(error: sqlite3.Error) -> str:
+    """What a failed insert means for the person importing, not SQLite's own words."""
+    text = str(error)
+    logger.warning("an imported row was not stored: %s", text)
+    if "no such table" in text or "no such column" in text:
+        return ("the run log is missing part of its schema: restore runs.db from a backup or an export, or start "
+                "with a fresh --data-dir")
+    if "UNIQUE" in text or "constraint" in text.lower():
+        return "the run log refused this row as inconsistent with what it holds; check the row's ids"
+    return f"the run log could not store it ({type(error).__name__}); the details are in the server log"
 
 
 def _jsonl(rows: list[dict]) -> str:

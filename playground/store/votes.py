@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..settings import defaults
 from .log import RunLog
-from .records import _now
+from .records import _now, check_id
 
 OUTCOMES = ("win", "tie", "both_bad")
 MAX_REASON = defaults().max_reason_chars     # the request layer's limits, held at the log's own door too
@@ -60,17 +60,18 @@ def record_vote(log: RunLog, *, comparison_id: int, left_run_id: int, right_run_
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > MAX_REASON:
         raise ValueError(f"the reason is limited to {MAX_REASON:,} characters; shorten it")
-    low, high = sorted((int(left_run_id), int(right_run_id)))
+    comparison_id = check_id(comparison_id, "comparison")
+    low, high = sorted((check_id(left_run_id), check_id(right_run_id)))
     try:
         with log._write() as tx:
             found = tx.execute("SELECT count(*) FROM runs WHERE id IN (?, ?) AND comparison_id = ?",
-                               (low, high, int(comparison_id))).fetchone()[0]
+                               (low, high, comparison_id)).fetchone()[0]
             if found != 2:
                 raise ValueError(f"runs #{low} and #{high} are not both part of comparison #{comparison_id}")
             cursor = tx.execute(
                 "INSERT INTO votes (comparison_id, run_low, run_high, left_run_id, outcome, winner_run_id, voter, "
                 "reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (int(comparison_id), low, high, int(left_run_id), outcome, winner_run_id, voter, reason, _now()))
+                (comparison_id, low, high, int(left_run_id), outcome, winner_run_id, voter, reason, _now()))
     except sqlite3.IntegrityError as error:
         if "UNIQUE" in str(error):
             raise DuplicateVote("you have already voted on this pair") from None
@@ -81,12 +82,12 @@ def record_vote(log: RunLog, *, comparison_id: int, left_run_id: int, right_run_
 def list_votes(log: RunLog, comparison_id: int | None = None) -> list[Vote]:
     """Votes in the order they were cast (all of them, or one comparison's)."""
     sql = "SELECT * FROM votes" + (" WHERE comparison_id = ?" if comparison_id is not None else "") + " ORDER BY id"
-    rows = log._db().execute(sql, () if comparison_id is None else (int(comparison_id),)).fetchall()
+    rows = log._db().execute(sql, () if comparison_id is None else (check_id(comparison_id, "comparison"),)).fetchall()
     return [Vote(**{k: row[k] for k in row.keys()}) for row in rows]
 
 
 def voted_pairs(log: RunLog, comparison_id: int, voter: str) -> set[tuple[int, int]]:
     """The (run_low, run_high) pairs this voter has voted on in one comparison."""
     rows = log._db().execute("SELECT run_low, run_high FROM votes WHERE comparison_id = ? AND voter = ?",
-                             (int(comparison_id), voter)).fetchall()
+                             (check_id(comparison_id, "comparison"), voter)).fetchall()
     return {(row[0], row[1]) for row in rows}

@@ -93,7 +93,7 @@ def expand(template: Template, values: Mapping[str, str | list[str]] | None = No
 
     for row, combo in enumerate(itertools.product(*(lists[n] for n in names))):
         row_values = dict(zip(names, combo))
-        system = render(template.system, row_values, "system") if template.system else None
+        system = render(template.system, row_values, "system") if template.system is not None else None
         negative = render(template.negative_prompt, row_values, "negative_prompt") \
             if template.negative_prompt else None
         for col, (variant, body) in enumerate(variants.items()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,27 +12,52 @@ from .frontmatter import MAX_FILE_BYTES, make_template, parse_template, template
 from .model import LIBRARY_DIR, Library, LoadError, Template, check_name
 
 
-def _load_file(path: Path, source: str) -> Template:
+def read_template_file(path: Path, root: Path | None = None) -> str:
+    """A template file's text. Only a regular file is opened (a FIFO would block start-up, a device never ends),
+    no larger than MAX_FILE_BYTES; with `root`, a link that leads outside that folder is refused, not followed."""
+    path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise TemplateError(f"the file is larger than {MAX_FILE_BYTES} bytes", path)
-        raw = path.read_bytes()
+        target = path.resolve(strict=True)
+        if root is not None and Path(root).resolve() not in target.parents:
+            raise TemplateError("a link to a file outside the templates folder; copy the file in instead", path)
+        descriptor = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_NOCTTY", 0))
     except OSError as error:
         raise TemplateError(f"cannot read: {error.strerror}", path) from None
     try:
-        text = raw.decode("utf-8")
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise TemplateError("not a regular file (a pipe, device or folder); only .md files are read", path)
+        if info.st_size > MAX_FILE_BYTES:
+            raise TemplateError(f"the file is larger than {MAX_FILE_BYTES} bytes", path)
+        raw = b""
+        while len(raw) <= MAX_FILE_BYTES:                 # to the end, or past the cap (the file may have grown)
+            chunk = os.read(descriptor, MAX_FILE_BYTES + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        os.close(descriptor)
+    if len(raw) > MAX_FILE_BYTES:
+        raise TemplateError(f"the file is larger than {MAX_FILE_BYTES} bytes", path)
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise TemplateError(f"not UTF-8 text (byte {error.start}); save the file as UTF-8", path) from None
-    template = parse_template(text, path=path, source=source)
+
+
+def _load_file(path: Path, source: str, root: Path) -> Template:
+    template = parse_template(read_template_file(path, root), path=path, source=source)
     if template.name != path.stem:
         raise TemplateError(f"the name {template.name!r} must match the file name {path.stem!r}", path)
     return template
 
 
-def load_library(library_dir: Path = LIBRARY_DIR, user_dir: Path | None = None) -> Library:
+def load_library(library_dir: Path | None = LIBRARY_DIR, user_dir: Path | None = None) -> Library:
     """Every template under library_dir (then user_dir); each broken file is listed, the rest still load."""
     library = Library()
-    sources = [(Path(library_dir), "library")] + ([(Path(user_dir), "user")] if user_dir else [])
+    sources = ([(Path(library_dir), "library")] if library_dir else []) + \
+        ([(Path(user_dir), "user")] if user_dir else [])
     for folder, source in sources:
         if not folder.is_dir():
             continue
@@ -44,7 +70,7 @@ def load_library(library_dir: Path = LIBRARY_DIR, user_dir: Path | None = None) 
             if path.name.lower() == "readme.md":
                 continue
             try:
-                template = _load_file(path, source)
+                template = _load_file(path, source, folder)
                 if template.name in library.templates:
                     other = library.templates[template.name]
                     if other.source == "library" and source == "user":
@@ -96,14 +122,7 @@ def import_template(text_or_path: str | os.PathLike, user_dir: Path, library: Li
     origin = None
     if isinstance(text_or_path, os.PathLike):
         origin = Path(text_or_path)
-        try:
-            if origin.stat().st_size > MAX_FILE_BYTES:
-                raise TemplateError(f"the file is larger than {MAX_FILE_BYTES} bytes", origin)
-            text = origin.read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            raise TemplateError("not UTF-8 text; save the file as UTF-8", origin) from None
-        except OSError as error:
-            raise TemplateError(f"cannot read: {error.strerror}", origin) from None
+        text = read_template_file(origin)
     else:
         text = str(text_or_path)
     template = parse_template(text, path=origin, source="user")

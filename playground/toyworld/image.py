@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..scoring.image import HUES, hue_distance, hue_of
-
 SIZE = 32
 COLOURS = {"red": (220, 38, 38), "orange": (245, 140, 20), "yellow": (236, 206, 28), "green": (34, 160, 60),
            "blue": (37, 84, 222), "purple": (140, 56, 200)}
@@ -107,6 +105,35 @@ def render(scene: Scene, size: int = SIZE, supersample: int = 4):
 
 
 # ---- reading a picture back ---------------------------------------------------------------------------------------
+
+# Hue in degrees of each colour name the reader knows (the HSV colour wheel).
+HUES = {"red": 0.0, "orange": 30.0, "yellow": 55.0, "green": 120.0, "cyan": 180.0, "blue": 225.0, "purple": 275.0,
+        "pink": 330.0}
+
+
+def hue_of(image, min_saturation: float = 0.35, min_value: float = 0.25) -> tuple[float | None, float]:
+    """(mean hue in degrees of the colourful pixels, their share of the image); (None, 0) for an image without
+    colour. The mean is circular (red at 350 and 10 degrees averages to 0, not 180), weighted by saturation."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+    high, low = rgb.max(axis=1), rgb.min(axis=1)
+    chroma = high - low
+    saturation = np.where(high > 0, chroma / np.maximum(high, 1e-9), 0.0)
+    colourful = (saturation >= min_saturation) & (high >= min_value)
+    if not colourful.any():
+        return None, 0.0
+    r, g, b = rgb[colourful].T
+    c, top = chroma[colourful], high[colourful]
+    sector = np.where(top == r, ((g - b) / c) % 6, np.where(top == g, (b - r) / c + 2, (r - g) / c + 4))
+    angles = sector * (math.pi / 3)
+    weights = saturation[colourful]
+    angle = math.atan2(float(np.sum(weights * np.sin(angles))), float(np.sum(weights * np.cos(angles))))
+    return math.degrees(angle) % 360.0, float(colourful.mean())
+
+
+def hue_distance(a: float, b: float) -> float:
+    """Degrees between two hues on the colour wheel (0 to 180)."""
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
 
 def describe(image) -> dict:
     """What a 32x32 picture shows, read with simple rules: colour, background, shape, position, count."""

@@ -18,7 +18,7 @@ from ..scoring import comparison_summary
 from ..services import Services
 from ..store import ImportLimits
 from ..store.scores import scores_for_runs
-from ..templates import expand, import_template, template_to_text
+from ..templates import expand, template_to_text
 from . import exports
 from .errors import at_boundary
 from .queues import MODEL_QUEUE
@@ -30,7 +30,7 @@ def run_json(record) -> dict:
             "model": record.model_id, "status": record.status, "text": record.output_text,
             "file": record.artifact, "error": record.error, "cached": record.cached_from is not None,
             "row": record.row, "col": record.col, "stars": record.stars, "note": record.note,
-            "wall_s": record.wall_s, "tokens_per_s": record.tokens_per_s}
+            "wall_s": record.wall_s, "tokens_per_s": record.tokens_per_s, "replaces": record.replaces}
 
 
 class PublicApi:
@@ -70,7 +70,8 @@ class PublicApi:
 
     def comparison_json(self, comparison_id: int, offset: int, limit: int, owner: str | None) -> dict:
         header = self.log.get_comparison_header(comparison_id, owner=owner)
-        runs = self.log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False)
+        runs = self.log.list_runs(comparison_id=header.id, limit=limit, offset=offset, newest_first=False,
+                                  live_only=True)
         scores = scores_for_runs(self.log, [r.id for r in runs])
         return {"comparison_id": header.id, "modality": header.modality, "title": header.title,
                 "template": header.template_name, "status": header.status, "created_at": header.created_at,
@@ -102,10 +103,11 @@ class PublicApi:
         ask = check(ComparisonRequest, {"template": template, "values": values, "variants": variants,
                                         "models": models, "seeds": seeds, "params": params, "rerun": rerun,
                                         "checks": checks}, self.settings)
-        chosen = ask.resolve_template(self.services.library)
+        owner = self._owner(request)
+        chosen = ask.resolve_template(self.services.library_for(owner))
         spec = ask.spec(chosen, self.settings, self.services.catalog.default_model(chosen.modality))
         self.services.runner.check(spec)
-        started, owner = time.perf_counter(), self._owner(request)
+        started = time.perf_counter()
         comparison_id, last = None, 0.0
         for progress in self.services.runner.run(spec, owner=owner):
             comparison_id = progress.comparison_id
@@ -200,7 +202,7 @@ class PublicApi:
 
     # ---- templates --------------------------------------------------------------------------------------------
 
-    def list_templates(self, modality: str = "") -> list[dict]:
+    def list_templates(self, modality: str = "", request: gr.Request = None) -> list[dict]:
         """The template library: name, modality, description, techniques, variables, variants and params.
 
         Args:
@@ -210,9 +212,10 @@ class PublicApi:
         return [{"name": t.name, "modality": t.modality, "description": t.description,
                  "techniques": list(t.techniques), "variables": {n: x.default for n, x in t.variables.items()},
                  "variants": t.variants, "params": t.params, "source": t.source}
-                for t in self.services.library.templates.values() if not ask.modality or t.modality == ask.modality]
+                for t in self.services.library_for(self._owner(request)).templates.values()
+                if not ask.modality or t.modality == ask.modality]
 
-    def render_template(self, template: str, values: dict | None = None) -> list[dict]:
+    def render_template(self, template: str, values: dict | None = None, request: gr.Request = None) -> list[dict]:
         """The prompts a template renders to, one per variant and value combination (nothing is generated).
 
         Args:
@@ -220,12 +223,12 @@ class PublicApi:
             values: variable name -> value or list of values
         """
         ask = check(ComparisonRequest, {"template": template, "values": values}, self.settings)
-        cells = expand(self.services.library.get(ask.template), values=dict(ask.values) if ask.values else None,
-                       max_cells=self.settings.max_cells)
+        cells = expand(self.services.library_for(self._owner(request)).get(ask.template),
+                       values=dict(ask.values) if ask.values else None, max_cells=self.settings.max_cells)
         return [{"variant": c.variant, "values": c.values, "prompt": c.prompt, "system": c.system,
                  "negative_prompt": c.negative_prompt} for c in cells]
 
-    def save_template(self, text: str, overwrite: bool = False) -> dict:
+    def save_template(self, text: str, overwrite: bool = False, request: gr.Request = None) -> dict:
         """Save a template (Markdown with YAML front matter) to the user's templates.
 
         Args:
@@ -233,9 +236,7 @@ class PublicApi:
             overwrite: true to replace your own template of the same name
         """
         ask = check(TemplateText, {"text": text, "overwrite": overwrite}, self.settings)
-        saved = import_template(ask.text, self.settings.user_templates_dir, self.services.library,
-                                overwrite=ask.overwrite)
-        self.services.reload_library()
+        saved = self.services.libraries.import_template(ask.text, self._owner(request), overwrite=ask.overwrite)
         return {"name": saved.name, "modality": saved.modality, "variants": list(saved.variants)}
 
     # ---- files ------------------------------------------------------------------------------------------------
@@ -248,16 +249,17 @@ class PublicApi:
             fmt: jsonl, csv or zip
         """
         ask = check(ExportRequest, {"comparison_id": comparison_id, "fmt": fmt}, self.settings)
-        runs = self.log.get_comparison(ask.comparison_id, owner=self._owner(request)).runs
+        runs = self.log.get_comparison(ask.comparison_id, owner=self._owner(request), live_only=False).runs
         return exports.export_runs(self.log, runs, f"comparison-{ask.comparison_id}", ask.fmt)
 
-    def export_template(self, template: str) -> str:
+    def export_template(self, template: str, request: gr.Request = None) -> str:
         """A template as a Markdown file, ready to share or import elsewhere.
 
         Args:
             template: library template name
         """
-        chosen = self.services.library.get(check(TemplateName, {"template": template}, self.settings).template)
+        name = check(TemplateName, {"template": template}, self.settings).template
+        chosen = self.services.library_for(self._owner(request)).get(name)
         return exports.export_text(template_to_text(chosen), chosen.name, "md")
 
     def import_runs(self, file: str, request: gr.Request = None) -> dict:

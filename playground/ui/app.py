@@ -12,6 +12,7 @@ import gradio as gr
 from .. import __version__
 from ..registry import MODALITIES
 from .. import visitors
+from ..bodylimit import body_limit_middleware
 from ..scoring.panel import comparison_panel
 from ..services import Services
 from ..settings import Settings
@@ -19,8 +20,10 @@ from . import grid
 from .api import register_api
 from .compare import build_compare_tab
 from .history import build_history_tab, parse_comparison_id, when
-from .library import build_library_tab
+from .improve import build_improve_tab
+from .library import build_library_tab, template_rows
 from .diff import build_diff_tab
+from .evidence import evidence
 from .vote import build_vote_tab
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -40,8 +43,8 @@ def _about(services: Services) -> str:
         except PackageNotFoundError:
             lines.append(f"- {name}: not installed")
     s = services.settings
-    lines += [f"- data dir: `{s.data_dir}` (run log `{s.db_path.name}`, media in `artifacts/`, "
-              f"your templates in `templates/`)",
+    lines += [f"- data dir: `{s.data_dir.name}` (run log `{s.db_path.name}`, media in `artifacts/`, "
+              f"your templates in `templates/`; the full path is in the server's start-up log)",
               f"- limits: {s.max_cells} cells per grid, {s.max_new_tokens} new tokens, {s.max_steps} steps, "
               f"{s.max_side} px, {s.max_duration_s:g} s of audio; {s.max_models_loaded} models kept warm",
               f"- models: {'offline tiny models' if services.catalog.offline else 'Hugging Face Hub'}"]
@@ -51,17 +54,18 @@ def _about(services: Services) -> str:
 def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks:
     services = services or Services.create(settings)
     services.start_jobs()       # experiments run as server-side jobs; those a stopped server left continue now
-    with gr.Blocks(title="Prompt Playground") as demo:
+    with gr.Blocks(title="Prompt Playground",
+                   delete_cache=(settings.cache_max_age_s, settings.cache_max_age_s)) as demo:
         # Before any component: queue() rebuilds the server app from the blocks so far, which is cheap only now
         # (after the last block it is one more full build, ~0.2 s of start-up).
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
         register_api(services)      # first, so the API page opens on /compare
         browser_state = gr.BrowserState({}, storage_key="prompt-playground-last")
-        # The browser's anonymous visitor id, kept across reloads and restarts (encrypted with a stable secret).
+        # The browser's anonymous visitor id, signed by the server and kept across reloads and restarts. Gradio
+        # publishes a BrowserState's `secret` in /config: it gets a derived key, never the signing key.
         visitor = gr.BrowserState("", storage_key="prompt-playground-visitor",
-                                  secret=visitors.browser_state_secret(settings.data_dir))
+                                  secret=visitors.browser_state_key(services.visitors.secret))
         gr.HTML(grid.ICON_SPRITE, container=False, padding=False, elem_id="pp-icons")
-        voter_state = gr.BrowserState("", storage_key="prompt-playground-voter")     # anonymous voter id
         with gr.Row(elem_classes="pp-header"):
             gr.Markdown("# Prompt Playground\nWrite prompt variants, run them side by side, keep the evidence.")
             if services.visitors.apart and visitors.running_on_space():
@@ -74,14 +78,16 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                 with gr.Tab(modality.label, id=modality.name):
                     compare_tabs[modality.name] = build_compare_tab(modality.name, services, browser_state)
             with gr.Tab("Library", id="library"):
-                build_library_tab(services, tabs, compare_tabs)
+                library = build_library_tab(services, tabs, compare_tabs)
             with gr.Tab("History", id="history") as history_tab:
                 history = build_history_tab(services)
             with gr.Tab("Vote", id="vote"):
-                build_vote_tab(services, demo, tabs, voter_state,
+                build_vote_tab(services, demo, tabs, visitor,
                                summary_for=lambda cid: comparison_panel(services.log, cid))
             with gr.Tab("Diff", id="diff"):
                 build_diff_tab(services)
+            with gr.Tab("Improve", id="improve") as improve_tab:
+                build_improve_tab(services).opened_by(improve_tab)
             # Runs made in the other tabs show up as soon as History is opened.
             history_tab.select(history.handlers.search, history.view.filters(), history.view.tables(),
                                api_visibility="private")
@@ -91,44 +97,49 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
         def restore(values: dict, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
             """On page load: who this is (public deployments keep visitors apart), then each tab shows the form and
             the last comparison it ran (first page), from the log."""
-            visitor_id = visitors.ensure_browser_id(values[visitor])
-            services.visitors.register(request, profile, visitor_id)
+            signed = services.visitors.identify(request, profile, values[visitor])
             owner = services.visitors.owner(request, profile)
             remembered = values[browser_state] if isinstance(values[browser_state], dict) else {}
             forms = remembered.get("forms") if isinstance(remembered.get("forms"), dict) else {}
-            updates = {visitor: visitor_id}
+            updates = {visitor: signed, library.view.table: template_rows(services, owner=owner)}
             for modality, tab in compare_tabs.items():
-                updates |= tab.handlers.restore(forms.get(modality))
+                updates |= tab.handlers.restore(forms.get(modality), owner)
                 html_, state = _last_grid(services, modality, remembered.get(modality), owner)
                 updates |= {tab.form.grid: html_, tab.form.run_state: state}
             return updates | history.handlers.first_search(request)
 
-        outputs = [visitor, *history.view.tables()] + [c for tab in compare_tabs.values()
+        outputs = [visitor, library.view.table, *history.view.tables()] + [c for tab in compare_tabs.values()
                                                        for c in tab.restore_outputs()]
-        demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
+        loaded = demo.load(restore, {browser_state, visitor}, outputs, api_visibility="private")
+        for tab in compare_tabs.values():
+            tab.preview_after(loaded)
     demo.services = services
     return demo
 
 
 def _last_grid(services: Services, modality: str, comparison_id, owner: str | None = None) -> list:
-    """The grid and run state of the comparison a tab ran last (its first page), or the empty grid."""
+    """The grid, evidence panel and run state of the comparison a tab ran last (its first page), or the empty grid.
+    The run state carries the comparison's checks: a cell re-run after the reload is scored like the others."""
     from ..spec import spec_from_runs
 
     try:
         header = services.log.get_comparison_header(parse_comparison_id(comparison_id), owner=owner)
         runs = services.log.list_runs(comparison_id=header.id, limit=services.settings.max_cells,
-                                      newest_first=False)
+                                      newest_first=False, live_only=True)
         views = grid.views_for_records(runs, services.log)
     except (KeyError, LookupError, ValueError, OSError, sqlite3.Error):
         return [grid.render_grid([], modality), None]
+    checks = header.spec.get("checks") if isinstance(header.spec, dict) else None
     try:
-        state = {"spec": spec_from_runs(runs), "views": views, "comparison_id": header.id}
+        state = {"spec": spec_from_runs(runs, checks=checks if isinstance(checks, list) else None), "views": views,
+                 "comparison_id": header.id}
     except ValueError:
         state = None
+    panel, badges = evidence(services.log, header.id, owner)
     html_ = grid.render_grid(views, modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
-                             key=services.visitors.grid_key(owner),
-                             message=f"last run: #{header.id} · {when(header.created_at)}")
-    return [html_, state]
+                             key=services.visitors.grid_key(owner), badges=badges,
+                             **grid.logged_progress(header, f"last run #{header.id}", when(header.created_at)))
+    return [html_ + panel, state]
 
 
 def launch_kwargs(settings: Settings) -> dict:
@@ -141,4 +152,7 @@ def launch_kwargs(settings: Settings) -> dict:
         # Only the generated media; exports reach their client through Gradio's per-request file cache.
         "allowed_paths": [str(settings.artifacts_dir)],
         "favicon_path": str(ASSETS / "logo.svg"),
+        # Uploads past an import's size are refused while they arrive; any other body past its cap before parsing.
+        "max_file_size": settings.max_import_bytes,
+        "app_kwargs": {"middleware": [body_limit_middleware(settings)]},
     }

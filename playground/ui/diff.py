@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..render import Markup, render
+from ..render import Markup, render, rerun_badge
 from ..requests import ComparisonRef, check
 from ..services import Services
 from ..stakeholders.diffs import DEL_STYLE, INS_STYLE, diff_stats, spectrogram_of_file, word_diff_html
@@ -73,7 +73,9 @@ class DiffHandlers:
         cells = latest_per_cell(comparison.runs)
         columns = [(name, col) for col, name in sorted({(col, run.variant or f"column {col}")
                                                        for (_, col), run in cells.items()})]
-        rows = sorted({(row_label(run), row) for (row, _), run in cells.items()}, key=lambda item: item[1])
+        seeds = self.services.log.row_seeds(comparison.id)
+        rows = sorted({row: (row_label(run, seeds.get(row)), row) for (row, _), run in cells.items()}.values(),
+                      key=lambda item: item[1])
         if len(columns) < 2:
             raise gr.Error("This comparison has a single column: nothing to diff")
         return {v.left: gr.update(choices=columns, value=columns[0][1]),
@@ -118,7 +120,9 @@ class DiffHandlers:
             stats = diff_stats(old, new)
             blocks.append({"title": f"Output · {stats['similarity']:.0%} alike · {stats['removed']} words removed, "
                                     f"{stats['added']} added", "diff": Markup(word_diff_html(old, new))})
-        return render("diff.html.j2", blocks=blocks, del_style=DEL_STYLE, ins_style=INS_STYLE,
+        sides = [{"variant": run.variant or f"column {run.col}", "run_id": run.id, "badge": rerun_badge(run)}
+                 for run in (left, right)]
+        return render("diff.html.j2", blocks=blocks, del_style=DEL_STYLE, ins_style=INS_STYLE, sides=sides,
                       missing=missing and modality != "text")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import html
 import inspect
 import logging
 import os
@@ -31,6 +32,9 @@ _OS_ADVICE = {
     errno.EFBIG: "a file grew past the file system's size limit: export and trim the log, or use another disk",
     errno.ENOTDIR: "a file stands where a folder should be: move it away or start with --data-dir elsewhere",
     errno.EEXIST: "a file stands where a folder should be: move it away or start with --data-dir elsewhere",
+    errno.EISDIR: "a folder stands where a file should be: move it away or start with --data-dir elsewhere",
+    errno.ENOENT: "a file or folder it needs is missing and cannot be made there (as under /proc): start with "
+                  "--data-dir pointing to a writable folder",
     errno.EMFILE: "too many files are open: restart the app",
     errno.EIO: "the disk reported an input/output error: check the disk, then restart the app",
 }
@@ -44,6 +48,10 @@ _SQLITE_ADVICE = (
     ("not a database", "runs.db is not a run log: move it away or start with --data-dir elsewhere"),
     ("disk i/o", _OS_ADVICE[errno.EIO]),
     ("too big", _OS_ADVICE[errno.EFBIG]),
+    ("no such table", "the run log is missing part of its schema: restore runs.db from a backup or an export, or "
+                      "start with a fresh --data-dir"),
+    ("no such column", "the run log is missing part of its schema: restore runs.db from a backup or an export, or "
+                       "start with a fresh --data-dir"),
 )
 
 
@@ -57,7 +65,7 @@ def storage_message(error: BaseException, data_dir: Path, *, full_path: bool = F
     folder in full (for the person starting the server, not for web clients)."""
     advice = None
     if isinstance(error, OSError):
-        advice = _OS_ADVICE.get(error.errno or 0)
+        advice = getattr(error, "advice", None) or _OS_ADVICE.get(error.errno or 0)
         if advice is None and isinstance(error, PermissionError):
             advice = _OS_ADVICE[errno.EACCES]
     elif isinstance(error, sqlite3.Error):
@@ -81,6 +89,12 @@ def scrub(message: str, data_dir: Path | None = None) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(2) or "<folder>", message)
 
 
+def toast_text(message: str) -> str:
+    """A message for gr.Error / gr.Warning, which the page shows as HTML: what it quotes of the user's input (a
+    value, a name, a template's default) stays text and can load nothing."""
+    return html.escape(str(message), quote=False)
+
+
 def user_error(error: BaseException, data_dir: Path, where: str = "request") -> gr.Error:
     """The gr.Error a caller sees for an exception raised while serving them. The server log gets one line for a
     request it refused (bad input, a missing id) and the traceback only for its own faults; Gradio prints none."""
@@ -89,25 +103,25 @@ def user_error(error: BaseException, data_dir: Path, where: str = "request") -> 
         logger.error("unexpected error in %s", where, exc_info=error)
         answer = gr.Error(f"Something went wrong ({type(error).__name__}); the details are in the server log.")
     elif not isinstance(error, (OSError, sqlite3.Error)):
-        logger.info("%s refused: %s", where, " ".join(str(answer.message).split())[:300])
+        logger.info("%s refused: %s", where, " ".join(html.unescape(str(answer.message)).split())[:300])
     answer.print_exception = False
     return answer
 
 
 def _answer(error: BaseException, data_dir: Path) -> gr.Error | None:
-    """What to tell the caller, or None for a fault of the server's own."""
+    """What to tell the caller (quoting input as text), or None for a fault of the server's own."""
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, (OSError, sqlite3.Error)):
         logger.error("storage error in %s: %r", data_dir, error)
-        return gr.Error(storage_message(error, data_dir), title="Storage problem")
+        return gr.Error(toast_text(storage_message(error, data_dir)), title="Storage problem")
     if isinstance(error, TemplateError):
-        return gr.Error(scrub(error.public, data_dir), title="Fix the template")
+        return gr.Error(toast_text(scrub(error.public, data_dir)), title="Fix the template")
     if isinstance(error, (InvalidInput, ValueError)):
-        return gr.Error(scrub(str(error), data_dir), title="Fix the input")
+        return gr.Error(toast_text(scrub(str(error), data_dir)), title="Fix the input")
     if isinstance(error, (KeyError, LookupError)):
         message = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
-        return gr.Error(scrub(message, data_dir), title="Not found")
+        return gr.Error(toast_text(scrub(message, data_dir)), title="Not found")
     return None
 
 

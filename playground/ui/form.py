@@ -78,11 +78,11 @@ def edited_template(base: Template | None, modality: str, variants: dict, names:
 
 
 def remembered_form(template: str | None, names: list[str], raw_values: list, variants: list[tuple[str, str]],
-                    models: list[str], seeds: str, extras: dict) -> dict:
-    """What the browser keeps of the form (plain JSON)."""
+                    models: list[str], seeds: str, extras: dict, checks: str | None = None) -> dict:
+    """What the browser keeps of the form (plain JSON): the checks too, they are part of the comparison."""
     return {"template": template, "variables": [[n, v or ""] for n, v in zip(names, raw_values)],
             "variants": [[n or "", t or ""] for n, t in variants], "models": list(models or []),
-            "seeds": str(seeds or ""), "extras": {k: v or "" for k, v in extras.items()}}
+            "seeds": str(seeds or ""), "extras": {k: v or "" for k, v in extras.items()}, "checks": str(checks or "")}
 
 
 def named_variants(pairs) -> dict[str, str]:

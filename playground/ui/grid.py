@@ -14,7 +14,8 @@ from urllib.parse import quote
 import numpy as np
 from markupsafe import Markup
 
-from ..render import render
+from ..render import render, rerun_badge, status_text
+from ..render.words import planned_cells
 
 STATUS_TEXT = {"pending": "waiting…", "running": "generating…", "cancelled": "stopped"}
 
@@ -63,6 +64,7 @@ def apply_record(view: CellView, record, log) -> CellView:
     path = log.artifact_path(record) if record.artifact else None
     view.media = str(path) if path else None
     view.stars, view.thumbs, view.note = record.stars, record.thumbs, record.note
+    view.badge = rerun_badge(record)
     view.cached = record.cached_from is not None
     view.error = record.error
     view.metrics = {"wall_s": record.wall_s, "load_s": record.load_s, "tokens_per_s": record.tokens_per_s,
@@ -71,13 +73,25 @@ def apply_record(view: CellView, record, log) -> CellView:
 
 
 def views_for_records(records, log) -> list[CellView]:
+    """Views of logged runs (live ones: one per cell); a re-run cell keeps its row's label and shows its own seed."""
     show_model = len({r.model_id for r in records}) > 1
+    reruns = [r for r in records if r.replaces is not None and r.comparison_id is not None]
+    seeds = log.row_seeds(reruns[0].comparison_id) if reruns else {}
     views = []
     for index, record in enumerate(records):
+        seed = seeds.get(record.row, record.seed) if record.replaces is not None else record.seed
         view = CellView(index=index, row=record.row, col=record.col, variant=record.variant or "prompt",
-                        row_label=row_label(record.variables or {}, record.seed, record.model_id, show_model))
+                        row_label=row_label(record.variables or {}, seed, record.model_id, show_model))
         views.append(apply_record(view, record, log))
     return views
+
+
+def logged_progress(comparison, *details: str) -> dict:
+    """render_grid's status line for a logged comparison: its live cells out of those it was started with, what
+    became of it (done, stopped, interrupted...), then `details`."""
+    live = comparison.run_count or 0
+    return {"done": live, "total": max(planned_cells(comparison) or live, live), "status": comparison.status,
+            "message": " · ".join([status_text(comparison), *[d for d in details if d]])}
 
 
 def file_url(path: str) -> str:
@@ -86,10 +100,12 @@ def file_url(path: str) -> str:
 
 def render_grid(views: list[CellView], modality: str, *, done: int | None = None, total: int | None = None,
                 comparison_id: int | None = None, winner_run_id: int | None = None, message: str = "",
-                cell_reruns: bool = True, badges: dict[str, list[str]] | None = None, key: str = "") -> str:
+                cell_reruns: bool = True, badges: dict[str, list[str]] | None = None, key: str = "",
+                status: str | None = None) -> str:
     """`cell_reruns`: show the per-cell re-run buttons (the comparison tabs handle them; History re-runs whole
     comparisons instead). `badges`: variant -> the scores it clearly wins (statistics), shown on its column.
-    `key`: the grid key of the visitor it is drawn for (Visitors.grid_key), sent back with its ratings."""
+    `key`: the grid key of the visitor it is drawn for (Visitors.grid_key), sent back with its ratings.
+    `status`: a logged comparison's status (see logged_progress); one that did not finish is marked."""
     columns = sorted({(v.col, v.variant) for v in views})
     labels: dict[int, str] = {}
     for view in sorted(views, key=lambda v: (v.row, v.col)):
@@ -100,7 +116,9 @@ def render_grid(views: list[CellView], modality: str, *, done: int | None = None
     by_pos = {(v.row, v.col): v for v in views}
     rows = [{"label": label, "cells": [_cell(by_pos.get((row, col)), modality, winner_run_id) for col, _ in columns]}
             for row, label in sorted(labels.items())]
+    unfinished = status in ("cancelled", "interrupted")
     return render("grid.html.j2", rows=rows, modality=modality, done=done, total=total, message=message,
+                  progress_class="stopped" if unfinished else "done" if total and done == total else "running",
                   comparison_id=comparison_id, cell_reruns=cell_reruns, key=key,
                   columns=[{"name": name, "wins": (badges or {}).get(name)} for _, name in columns])
 

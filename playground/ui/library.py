@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..services import Services
-from ..templates import TemplateError, expand, import_template, template_to_text
+from ..templates import TemplateError, expand, template_to_text
 from . import exports
 from .compare import CompareTab
 from .errors import at_boundary, scrub
@@ -33,10 +33,11 @@ Notes for whoever reads this template: what to look for when comparing the outpu
 """
 
 
-def template_rows(services: Services, modality: str = ALL, technique: str = ALL, query: str = "") -> list[list]:
+def template_rows(services: Services, modality: str = ALL, technique: str = ALL, query: str = "",
+                  owner: str | None = None) -> list[list]:
     query = (query or "").strip().lower()
     rows = []
-    for t in services.library.templates.values():
+    for t in services.library_for(owner).templates.values():
         if modality != ALL and t.modality != modality:
             continue
         if technique not in (ALL, None, "") and technique not in t.techniques:
@@ -94,7 +95,7 @@ def lay_out(services: Services) -> LibraryView:
                                 elem_id="library-technique")
         query = gr.Textbox(label="Search", placeholder="name, description, notes", scale=2, elem_id="library-query")
     table = gr.Dataframe(template_rows(services), headers=HEADERS, interactive=False, max_height=360, wrap=True,
-                         column_widths=["20%", "9%", "15%", "8%", "8%", "40%"],
+                         column_widths=["190px", "100px", "170px", "96px", "90px", "560px"],   # phones scroll it
                          label="Templates (click one to read it)", elem_id="library-table")
     errors = gr.HTML(_errors_html(services), elem_id="library-errors", elem_classes="pp-md")
     with gr.Row(equal_height=False):
@@ -132,65 +133,68 @@ class LibraryHandlers:
     def __init__(self, view: LibraryView, services: Services, tabs: gr.Tabs, compare_tabs: dict[str, CompareTab]):
         self.view, self.services, self.tabs, self.compare_tabs = view, services, tabs, compare_tabs
 
-    def rows(self, values: dict) -> list[list]:
-        v = self.view
-        return template_rows(self.services, values[v.modality], values[v.technique], values[v.query])
+    def _library(self, request):
+        return self.services.library_for(self.services.visitors.owner(request))
 
-    def show(self, name: str) -> dict:
+    def rows(self, values: dict, request: gr.Request = None) -> list[list]:
+        v = self.view
+        return template_rows(self.services, values[v.modality], values[v.technique], values[v.query],
+                             self.services.visitors.owner(request))
+
+    def show(self, name: str, request: gr.Request = None) -> dict:
         """A template's file, and the prompts it renders to."""
-        v, template = self.view, self.services.library.get(name)
+        v, template = self.view, self._library(request).get(name)
         cells = expand(template, max_cells=self.services.settings.max_cells)
         heading = {"name": template.name, "description": template.description,
                    "details": f"{template.modality} · {', '.join(template.techniques)} · {template.source}"}
         return {v.source: gr.update(value=template.text, visible=True), v.preview: prompts_html(cells, heading),
                 v.selected: name, v.empty: gr.update(visible=False)}
 
-    def pick(self, event: gr.SelectData) -> dict:
-        return self.show(event.row_value[0])
+    def pick(self, event: gr.SelectData, request: gr.Request = None) -> dict:
+        return self.show(event.row_value[0], request)
 
-    def open_in_tab(self, name) -> dict:
+    def open_in_tab(self, name, request: gr.Request = None) -> dict:
         """The template's own tab, with the template picked there (the tab then fills its form)."""
         if not name:
             raise gr.Error("Select a template first")
-        template = self.services.library.get(name)
+        template, owner = self._library(request).get(name), self.services.visitors.owner(request)
         tab = self.compare_tabs[template.modality]
         return {self.tabs: gr.Tabs(selected=template.modality),
-                tab.template: gr.update(choices=template_choices(self.services, template.modality), value=name)}
+                tab.template: gr.update(choices=template_choices(self.services, template.modality, owner), value=name)}
 
-    def export(self, name) -> dict:
+    def export(self, name, request: gr.Request = None) -> dict:
         if not name:
             raise gr.Error("Select a template first")
-        template = self.services.library.get(name)
+        template = self._library(request).get(name)
         return {self.view.export_file: gr.update(value=exports.export_text(template_to_text(template),
                                                                            template.name, "md"), visible=True)}
 
-    def changed(self, message: str, values: dict) -> dict:
+    def changed(self, message: str, values: dict, request) -> dict:
         """After a save or an import: the library again, in the table and in every tab's template list."""
-        v = self.view
-        self.services.reload_library()
-        return {v.status: message_html(message), v.table: self.rows(values), v.errors: _errors_html(self.services),
-                v.technique: gr.update(choices=_techniques(self.services))} | {
-            tab.template: tab.handlers.template_choices() for tab in self.compare_tabs.values()}
+        v, owner = self.view, self.services.visitors.owner(request)
+        return {v.status: message_html(message), v.table: self.rows(values, request),
+                v.errors: _errors_html(self.services), v.technique: gr.update(choices=_techniques(self.services))} | {
+            tab.template: tab.handlers.template_choices(owner) for tab in self.compare_tabs.values()}
 
-    def save(self, values: dict) -> dict:
+    def save(self, values: dict, request: gr.Request = None) -> dict:
         v = self.view
         try:
-            template = import_template(values[v.new], self.services.settings.user_templates_dir,
-                                       self.services.library, overwrite=bool(values[v.overwrite]))
+            template = self.services.libraries.import_template(values[v.new], self.services.visitors.owner(request),
+                                                               overwrite=bool(values[v.overwrite]))
         except TemplateError as error:
             return {v.status: message_html(f"⚠️ {error}")}
-        return self.changed(f"Saved **{template.name}** to your templates.", values)
+        return self.changed(f"Saved **{template.name}** to your templates.", values, request)
 
-    def import_file(self, values: dict) -> dict:
+    def import_file(self, values: dict, request: gr.Request = None) -> dict:
         v = self.view
         if not values[v.upload]:
             return {}
         try:
-            template = import_template(Path(values[v.upload]), self.services.settings.user_templates_dir,
-                                       self.services.library)
+            template = self.services.libraries.import_template(Path(values[v.upload]),
+                                                               self.services.visitors.owner(request))
         except TemplateError as error:
             return {v.status: message_html(f"⚠️ {error}")}
-        return self.changed(f"Imported **{template.name}**.", values)
+        return self.changed(f"Imported **{template.name}**.", values, request)
 
     def change_outputs(self) -> list:
         v = self.view
@@ -208,8 +212,8 @@ def build_library_tab(services: Services, tabs: gr.Tabs, compare_tabs: dict[str,
     opened = view.open.click(boundary(handlers.open_in_tab), view.selected,
                              [tabs] + [t.template for t in compare_tabs.values()], api_visibility="private")
     for tab in compare_tabs.values():
-        opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(), api_visibility="private",
-                    show_progress="hidden")
+        tab.preview_after(opened.then(tab.handlers.open_template, view.selected, tab.form.template_outputs(),
+                                      api_visibility="private", show_progress="hidden"))
     view.export.click(boundary(handlers.export), view.selected, view.export_file, api_visibility="private")
     view.save.click(boundary(handlers.save), {view.new, view.overwrite} | view.filters(), handlers.change_outputs(),
                     api_visibility="private")

@@ -32,6 +32,10 @@ def param_controls(modality: str, settings, elem_prefix: str) -> dict[str, gr.co
                                                   info=spec.help, elem_id=elem_id)
                 continue
             step = _STEPS.get(spec.name, spec.multiple_of or (1 if spec.kind is int else 0.1))
+            if spec.default is None:        # unset means the model's own value: an empty box, not a slider
+                controls[spec.name] = gr.Number(None, minimum=spec.low, maximum=spec.high, step=step, label=label,
+                                                info=spec.help, placeholder="model default", elem_id=elem_id)
+                continue
             controls[spec.name] = gr.Slider(spec.low, spec.high, value=spec.default, step=step, label=label,
                                             info=spec.help, elem_id=elem_id)
     return controls

@@ -37,9 +37,16 @@ def stage_text(progress) -> str:
     return "running"
 
 
-def _first_stage(spec: ComparisonSpec) -> str:
+def _first_stage(services: Services, spec: ComparisonSpec) -> str:
+    """What the grid says the moment Run is pressed, before the runner has said anything: what it will wait for."""
     models = sorted({c.model_id for c in spec.cells})
-    return f"loading {', '.join(models[:2])}{'…' if len(models) > 2 else ''} (the first run also builds or downloads it)"
+    preparing = {model: services.catalog.preparing(spec.modality, model) for model in models}
+
+    def names(which: list[str]) -> str:
+        return ", ".join(which[:2]) + ("…" if len(which) > 2 else "")
+
+    loading = [m for m in models if preparing[m] == "load"]
+    return f"loading {names(loading)}" if loading else "starting"
 
 
 def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event, owner: str | None = None,
@@ -84,23 +91,34 @@ def _events(services: Services, spec: ComparisonSpec, cancel: threading.Event, o
 
 def stream_grid(services: Services, modality: str, spec: ComparisonSpec, cancel: threading.Event,
                 remembered: dict, remember: bool = True, cell_reruns: bool = True, started: float | None = None,
-                owner: str | None = None, into: int | None = None):
+                owner: str | None = None, into: int | None = None, before: tuple | None = None):
     """Run the spec, yielding (grid html, run state, browser state) as cells finish, text streams in, and
-    every heartbeat while the model loads."""
+    every heartbeat while the model loads or builds. The first frame comes at once, saying what it waits for.
+    `before`: the (grid html, run state) the page showed; put back when the runner refuses the spec."""
     started = started or time.perf_counter()
     views = grid.views_for_cells(spec.cells)
-    state = {"spec": spec, "views": views, "comparison_id": None}
-    comparison_id, done, stage, last = None, 0, _first_stage(spec), 0.0
+    state = {"spec": spec, "views": views, "comparison_id": None, "status": ""}
+    comparison_id, done, stage, last = None, 0, _first_stage(services, spec), 0.0
 
     key = services.visitors.grid_key(owner)
 
     def frame(message: str, panel: str = "", badges: dict | None = None):
+        state["status"] = message
         return (grid.render_grid(views, modality, done=done, total=len(views), comparison_id=comparison_id,
                                  message=message, cell_reruns=cell_reruns, badges=badges, key=key) + panel, state,
                 remembered)
 
     yield frame(f"{stage} · {time.perf_counter() - started:.1f} s")
-    for progress in _events(services, spec, cancel, owner, into):
+    events = _events(services, spec, cancel, owner, into)
+    while True:
+        try:
+            progress = next(events)
+        except StopIteration:
+            break
+        except Exception:
+            if comparison_id is None and before is not None:
+                yield (*before, remembered)          # refused before anything ran: the page keeps what it showed
+            raise
         now = time.perf_counter()
         if progress is not None:
             comparison_id = state["comparison_id"] = progress.comparison_id

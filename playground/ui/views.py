@@ -8,9 +8,9 @@ from ..services import Services
 from ..templates import Template
 
 
-def template_choices(services: Services, modality: str) -> list[tuple[str, str]]:
+def template_choices(services: Services, modality: str, owner: str | None = None) -> list[tuple[str, str]]:
     return [(f"{t.name}{' (mine)' if t.source == 'user' else ''} — {', '.join(t.techniques)}", t.name)
-            for t in services.library.by_modality(modality)]
+            for t in services.library_for(owner).by_modality(modality)]
 
 
 def template_info_html(template: Template) -> str:

@@ -31,10 +31,16 @@ class CompareTab:
     def template(self) -> gr.Dropdown:
         return self.form.template
 
+    def preview_after(self, event) -> None:
+        """Render the preview once `event` has filled the form (a preview started with the event would read the
+        form as it was before)."""
+        event.then(self.handlers.preview, self.form.prompt_inputs(), self.form.preview, api_visibility="private",
+                   concurrency_id=PREVIEW_QUEUE, concurrency_limit=4, show_progress="hidden")
+
     def restore_outputs(self) -> list:
         """What a page load may change: the form, and the grid of the last comparison this tab ran."""
         f = self.form
-        return [f.template, f.models, f.seeds, *f.template_outputs(), f.grid, f.run_state]
+        return [f.template, f.models, f.seeds, f.checks, *f.template_outputs(), f.grid, f.run_state]
 
 
 def build_compare_tab(modality: str, services: Services, browser_state: gr.BrowserState) -> CompareTab:
@@ -42,17 +48,19 @@ def build_compare_tab(modality: str, services: Services, browser_state: gr.Brows
     form = lay_out(modality, services)
     handlers = CompareHandlers(form, services, browser_state)
     boundary = at_boundary(services.settings.data_dir)
-    _wire_form(form, handlers, services)
+    tab = CompareTab(form, handlers)
+    _wire_form(tab, services)
     _wire_run(form, handlers, services, boundary)
     form.save.click(handlers.save, {form.save_name, form.overwrite} | form.prompt_inputs(),
                     [form.save_status, form.template, form.overwrite], api_visibility="private")
-    return CompareTab(form, handlers)
+    return tab
 
 
-def _wire_form(form: CompareForm, handlers: CompareHandlers, services: Services) -> None:
+def _wire_form(tab: CompareTab, services: Services) -> None:
+    form, handlers = tab.form, tab.handlers
     # .input, not .change: a restored or library-opened template must not re-fill (and reset) the form.
-    form.template.input(handlers.pick_template, {form.template, form.models}, form.template_outputs(),
-                        api_visibility="private")
+    tab.preview_after(form.template.input(handlers.pick_template, {form.template, form.models},
+                                          form.template_outputs(), api_visibility="private"))
     editor_outputs = [form.n_variants] + [c for s in form.slots for c in (s.name, s.text, s.column)]
     editor_inputs = {form.n_variants} | {s.name for s in form.slots} | {s.text for s in form.slots}
     for index, slot in enumerate(form.slots):
@@ -63,8 +71,6 @@ def _wire_form(form: CompareForm, handlers: CompareHandlers, services: Services)
             form.extras.values()):
         box.blur(handlers.preview, form.prompt_inputs(), form.preview, api_visibility="private",
                  concurrency_id=PREVIEW_QUEUE, concurrency_limit=4, show_progress="hidden")
-    form.template.change(handlers.preview, form.prompt_inputs(), form.preview, api_visibility="private",
-                         concurrency_id=PREVIEW_QUEUE, concurrency_limit=4, show_progress="hidden")
     for box in [s.text for s in form.slots] + form.variables + list(form.extras.values()):
         box.blur(handlers.sync_variables, form.prompt_inputs(), [form.var_names, *form.variables, form.var_warning],
                  api_visibility="private", queue=False)
@@ -81,7 +87,8 @@ def _editor(handlers: CompareHandlers, action: str, index: int):
 
 def _wire_run(form: CompareForm, handlers: CompareHandlers, services: Services, boundary) -> None:
     browser_state = handlers.browser_state
-    run_inputs = form.prompt_inputs() | {form.seeds, form.rerun, form.checks, browser_state, *form.params.values()}
+    run_inputs = form.prompt_inputs() | {form.seeds, form.rerun, form.checks, browser_state, form.grid, form.run_state,
+                                         *form.params.values()}
     run_outputs = [form.grid, form.run_state, browser_state]
     form.run.click(boundary(handlers.run), run_inputs, run_outputs, api_visibility="private",
                    show_progress="minimal", concurrency_id=MODEL_QUEUE,

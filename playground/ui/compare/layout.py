@@ -14,7 +14,9 @@ from .. import grid
 from ..params import param_controls
 from ..views import template_choices, template_info_html
 
-CHECK_EXAMPLES = {"text": "length:unit=words\ncontains=lantern", "image": "clip", "music": "clap\nloudness"}
+# Shown greyed and in italics when the box is empty; "e.g." so that it never reads as a check already set.
+CHECK_EXAMPLES = {"text": "e.g. length:unit=words or contains=lantern", "image": "e.g. clip",
+                  "music": "e.g. clap or loudness"}
 DEFAULT_TEMPLATE = {"text": "product-tagline", "image": "style-words", "music": "genre-shift"}
 ONE_PER_LINE = "Several values: one per line"
 
@@ -108,6 +110,7 @@ def _side(modality: str, services: Services, first: Template | None) -> dict:
                            elem_id=f"{modality}-seeds")
         randomize = gr.Button("Random", scale=0, min_width=80, size="sm", elem_id=f"{modality}-randomize")
     checks = gr.Textbox(label="Checks", lines=1, max_lines=6, elem_id=f"{modality}-checks",
+                        elem_classes="pp-checks",
                         placeholder=CHECK_EXAMPLES[modality],
                         info="One per line; scores every cell, and the summary under the grid says which variant "
                              "wins and how sure that is")

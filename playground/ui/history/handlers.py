@@ -45,10 +45,13 @@ class HistoryHandlers:
                     min_stars=ask.min_stars or None, query=ask.query or None, since=since)
 
     def search(self, values: dict, request: gr.Request) -> dict:
+        """Both tables narrowed by the filters: the comparisons that hold a matching run, and those runs."""
         found, owner = self.filters(values), self._owner(request)
+        by_run = {k: v for k, v in found.items() if k not in ("modality", "template") and v is not None}
         return {self.view.comparisons: comparison_rows(self.services, found["modality"], found["template"],
-                                                       owner=owner),
-                self.view.runs: run_rows(self.services.log.list_runs(limit=200, owner=owner, **found))}
+                                                       owner=owner, runs_matching=by_run or None),
+                self.view.runs: run_rows(self.services.log.list_runs(limit=200, owner=owner, live_only=True,
+                                                                     **found))}
 
     def first_search(self, request: gr.Request) -> dict:
         """The tables as a page load shows them: no filter."""
@@ -120,7 +123,7 @@ class HistoryHandlers:
             if not values[v.opened]:
                 raise gr.Error("Open a comparison first, or export the filtered history")
             comparison_id = parse_comparison_id(values[v.opened])
-            records = self.services.log.get_comparison(comparison_id, owner=owner).runs
+            records = self.services.log.get_comparison(comparison_id, owner=owner, live_only=False).runs
             stem = f"comparison-{comparison_id}"
             if fmt == "report":        # one self-contained HTML file: grid, media, scores, votes, records
                 path = write_report(self.services.log, comparison_id, exports.export_path(stem, "html"),

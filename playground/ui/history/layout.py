@@ -14,6 +14,11 @@ from .pages import COMPARISON_HEADERS, RUN_HEADERS
 ALL = "all"
 SINCE = {"any time": None, "today": 1, "last 7 days": 7, "last 30 days": 30}
 SUMMARY_HEADERS = ["template", "variant", "runs", "rated", "avg stars", "good", "bad", "wins"]
+# Columns in pixels, not shares of the page: on a phone a table keeps readable columns and scrolls sideways inside
+# its own box (shares of a 390 px screen squeezed "text" to one letter a line).
+COMPARISON_WIDTHS = ["56px", "170px", "96px", "440px", "80px", "170px", "100px"]
+RUN_WIDTHS = ["64px", "56px", "170px", "130px", "130px", "120px", "76px", "230px", "230px"]
+SUMMARY_WIDTHS = ["150px", "130px", "60px", "64px", "84px", "60px", "56px", "60px"]
 
 
 @dataclass
@@ -61,11 +66,11 @@ def lay_out(services: Services) -> HistoryView:
     fields = _filters(services)
     fields["comparisons"] = gr.Dataframe(headers=COMPARISON_HEADERS, interactive=False, wrap=True,
                                          label="Comparisons (click one to open it)", max_height=300,
-                                         column_widths=["7%", "18%", "10%", "35%", "8%", "10%", "12%"],
+                                         column_widths=COMPARISON_WIDTHS,
                                          elem_id="history-comparisons")
     fields["runs"] = gr.Dataframe(headers=RUN_HEADERS, interactive=False, wrap=True, max_height=300,
                                   label="Matching runs (click one to open it)", elem_id="history-runs",
-                                  column_widths=["6%", "5%", "15%", "12%", "11%", "7%", "7%", "19%", "18%"])
+                                  column_widths=RUN_WIDTHS)
     fields |= _opened(services)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
@@ -73,6 +78,7 @@ def lay_out(services: Services) -> HistoryView:
         with gr.Column(scale=3, min_width=280):
             fields["summary_button"] = gr.Button("Which variant wins?", elem_id="history-summary-btn")
             fields["summary"] = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True,
+                                             column_widths=SUMMARY_WIDTHS,
                                              label="Ratings per variant", elem_id="history-summary")
     return HistoryView(**fields, opened=gr.State(None), page=gr.State(0))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from ...render import cells_text, status_text
 from ...requests import Id, RequestError, check_value
 from ...services import Services
 from .. import grid
@@ -43,10 +44,13 @@ def when(iso: str, now: _dt.datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") + (f" · {ago}" if ago else "")
 
 
-def comparison_rows(services: Services, modality=None, template=None, limit=200, owner=None) -> list[list]:
-    return [[c.id, when(c.created_at), c.modality, c.title, c.run_count, c.status,
-             f"run {c.winner_run_id}" if c.winner_run_id else ""]
-            for c in services.log.list_comparisons(modality=modality, template=template, limit=limit, owner=owner)]
+def comparison_rows(services: Services, modality=None, template=None, limit=200, owner=None,
+                    runs_matching: dict | None = None) -> list[list]:
+    """The Comparisons table; `runs_matching` (run filters) keeps those with a live run that matches."""
+    found = services.log.list_comparisons(modality=modality, template=template, limit=limit, owner=owner,
+                                          runs_matching=runs_matching)
+    return [[c.id, when(c.created_at), c.modality, c.title, cells_text(c), status_text(c),
+             f"run {c.winner_run_id}" if c.winner_run_id else ""] for c in found]
 
 
 def run_rows(records) -> list[list]:
@@ -85,12 +89,13 @@ def render_page(services: Services, comparison_id, page: int = 0, owner: str | N
     pages = page_count(header.run_count)
     page = min(max(0, int(page or 0)), pages - 1)
     records = services.log.list_runs(comparison_id=header.id, limit=PAGE_CELLS, offset=page * PAGE_CELLS,
-                                     newest_first=False)
+                                     newest_first=False, live_only=True)
     views = grid.views_for_records(records, services.log)
     shown = (f" · cells {page * PAGE_CELLS + 1}–{page * PAGE_CELLS + len(records)} of {header.run_count:,}"
              if pages > 1 else "")
     panel, badges = evidence(services.log, header.id, owner) if header.run_count <= MAX_SUMMARY_RUNS else ("", {})
     html_ = grid.render_grid(views, header.modality, comparison_id=header.id, winner_run_id=header.winner_run_id,
-                             message=f"#{header.id} · {header.title} · {when(header.created_at)}{shown}",
-                             cell_reruns=False, badges=badges, key=services.visitors.grid_key(owner))
+                             cell_reruns=False, badges=badges, key=services.visitors.grid_key(owner),
+                             **grid.logged_progress(header, f"#{header.id} {header.title}", when(header.created_at)
+                                                    + shown))
     return html_ + panel, header.id, str(header.id), page

@@ -14,10 +14,10 @@ from ...services import Services
 from ...stakeholders.votes import PairTokens
 from ..errors import at_boundary
 from .api import VoteApi
-from .handlers import VoteHandlers, ranking_html, voter_name
+from .handlers import VoteHandlers, ranking_html
 from .layout import VoteView, lay_out
 
-__all__ = ["VoteTab", "build_vote_tab", "ranking_html", "voter_name"]
+__all__ = ["VoteTab", "build_vote_tab", "ranking_html"]
 
 
 @dataclass

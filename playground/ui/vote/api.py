@@ -19,20 +19,15 @@ class VoteApi:
         gr.api(boundary(self.vote_pair), api_name="vote_pair")
         gr.api(boundary(self.vote_cast), api_name="vote_cast")
 
-    @staticmethod
-    def _voter(request, voter: str) -> str:
-        user = getattr(request, "username", None)
-        return f"user:{user}" if user else f"api:{voter.strip()}"
-
-    def vote_pair(self, comparison_id: int, voter: str, request: gr.Request) -> dict:
+    def vote_pair(self, comparison_id: int, voter: str = "", request: gr.Request = None) -> dict:
         """Deal a blind pair of a text comparison: {"token", "values", "a", "b", "voted", "total"}, or {"done"}.
 
         Args:
             comparison_id: the comparison to vote on
-            voter: your name or id (ignored when signed in: the account name is used)
+            voter: ignored: the server knows the voter (your sign-in, else this client's session)
         """
         ask = check(VotePairRequest, {"comparison_id": comparison_id, "voter": voter}, self.services.settings)
-        who = self._voter(request, ask.voter)
+        who = self.services.visitors.voter(request)
         header = self.services.log.get_comparison_header(ask.comparison_id, owner=self.services.visitors.owner(request))
         if header.modality != "text":
             raise gr.Error("API voting shows text outputs; vote on images and music in the Vote tab")
@@ -43,17 +38,18 @@ class VoteApi:
         return {"token": self.tokens.issue(pair, who), "values": pair.left.variables, "a": pair.left.output_text,
                 "b": pair.right.output_text, "voted": done, "total": total}
 
-    def vote_cast(self, token: str, choice: str, voter: str, reason: str = "", request: gr.Request = None) -> dict:
+    def vote_cast(self, token: str, choice: str, voter: str = "", reason: str = "",
+                  request: gr.Request = None) -> dict:
         """Vote on a dealt pair: choice is "A", "B", "tie" or "both bad". Returns {"saved": true}.
 
         Args:
             token: the token vote_pair returned
             choice: A, B, tie or both bad
-            voter: the same voter name given to vote_pair
+            voter: ignored, as in vote_pair
             reason: optional, why
         """
         ask = check(VoteCastRequest, {"token": token, "choice": choice, "voter": voter, "reason": reason},
                     self.services.settings)
-        who = self._voter(request, ask.voter)
+        who = self.services.visitors.voter(request)
         cast(self.services.log, self.tokens.take(ask.token, who), ask.choice, who, ask.reason)
         return {"saved": True}

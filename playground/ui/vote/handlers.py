@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import random
 import re
-import uuid
 from typing import Callable
 
 import gradio as gr
 
-from ...render import render
+from ...render import render, rerun_badge
 from ...requests import ComparisonRef, RequestError, check
 from ...services import Services
 from ...stakeholders.diffs import read_wav
@@ -27,15 +26,6 @@ from ..views import message_html
 from .layout import KINDS, VoteView
 
 SHARE_UID = re.compile(r"^[0-9a-f]{32}$")   # comparisons.uid: unguessable, so a link with it can be shared
-
-
-def voter_name(request: gr.Request | None, stored: str | None) -> str:
-    """The signed-in user's name, or the browser's anonymous id (made on first visit)."""
-    user = getattr(request, "username", None) if request is not None else None
-    if user:
-        return f"user:{user}"
-    stored = (stored or "").strip()
-    return stored if stored.startswith("anon:") else f"anon:{uuid.uuid4().hex}"
 
 
 def ranking_html(services: Services, comparison_id: int, scores: dict[str, dict] | None = None) -> str:
@@ -84,7 +74,7 @@ class VoteHandlers:
             v.context: render("vote_context.html.j2", comparison_id=comparison_id,
                               done_total=progress(self.services.log, comparison_id, who)),
             v.status: message_html(message), v.finish: gr.update(visible=False), v.results: gr.update(visible=True),
-            v.ranking: ranking_html(self.services, comparison_id, scores), v.token: None, v.voter: who}
+            v.ranking: ranking_html(self.services, comparison_id, scores), v.token: None}
 
     def deal(self, comparison_id: int, who: str, message: str = "", owner: str | None = None) -> dict:
         """The next blind pair for this voter, or the ranking when none is left."""
@@ -95,14 +85,16 @@ class VoteHandlers:
             return self.reveal(header.id, who, message + " No pairs left to vote on: here is the ranking.")
         done, total = progress(self.services.log, header.id, who)
         updates = {v.context: render("vote_context.html.j2", done_total=None, number=done + 1, total=total,
-                                     values=pair.left.variables or {},
+                                     values=pair.left.variables or {}, seed=pair.left.seed,
+                                     reruns={side: rerun_badge(run) for side, run in (("A", pair.left),
+                                                                                     ("B", pair.right))},
                                      share=header.uid if header.uid and owner is not None else None)}
         for side, run in zip(v.sides, (pair.left, pair.right)):
             content = side_content(self.services, run, header.modality)
             updates |= {side[kind]: gr.update(visible=kind in content, value=content.get(kind)) for kind in KINDS}
         return updates | {v.buttons_row: gr.update(visible=True), v.reason: gr.update(visible=True, value=""),
                           v.status: message_html(message), v.finish: gr.update(visible=True),
-                          v.results: gr.update(visible=False), v.token: self.tokens.issue(pair, who), v.voter: who}
+                          v.results: gr.update(visible=False), v.token: self.tokens.issue(pair, who)}
 
     def comparison_of(self, values: dict, request: gr.Request) -> tuple[int, str | None]:
         """(the comparison asked for, the owner to read it as). One opened through its share link (an unguessable
@@ -114,12 +106,17 @@ class VoteHandlers:
         shared = values[self.view.granted] is not None and values[self.view.granted] == comparison_id
         return comparison_id, None if shared else self.services.visitors.owner(request)
 
+    def voter(self, values: dict, request: gr.Request) -> str:
+        """Who votes: the server's choice (see Visitors.voter); the page's stored value counts only as an id this
+        server signed."""
+        return self.services.visitors.voter(request, values[self.view.voter])
+
     def start(self, values: dict, request: gr.Request) -> dict:
         comparison_id, owner = self.comparison_of(values, request)
-        return self.deal(comparison_id, voter_name(request, values[self.view.voter]), owner=owner)
+        return self.deal(comparison_id, self.voter(values, request), owner=owner)
 
     def vote(self, values: dict, choice: str, request: gr.Request) -> dict:
-        who = voter_name(request, values[self.view.voter])
+        who = self.voter(values, request)
         try:
             pair = self.tokens.take(values[self.view.token], who)
             cast(self.services.log, pair, choice, who, values[self.view.reason] or "")
@@ -134,11 +131,13 @@ class VoteHandlers:
     def finish(self, values: dict, request: gr.Request) -> dict:
         comparison_id, owner = self.comparison_of(values, request)
         self.services.log.get_comparison_header(comparison_id, owner=owner)
-        return self.reveal(comparison_id, voter_name(request, values[self.view.voter]), "Thanks for voting.")
+        return self.reveal(comparison_id, self.voter(values, request), "Thanks for voting.")
 
-    def open_link(self, stored, request: gr.Request) -> dict:
-        """Page load: makes the anonymous id; `?vote=<uid or number>` opens this tab on the first pair."""
-        v, who = self.view, voter_name(request, stored)
+    def open_link(self, stored, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
+        """Page load: knows the visitor (this load may come before the app's own); `?vote=<uid or number>` opens
+        this tab on the first pair."""
+        self.services.visitors.identify(request, profile, stored)
+        v, who = self.view, self.services.visitors.voter(request, stored)
         wanted = ((request.query_params.get("vote") if request is not None else None) or "").strip()
         shared = self.services.log.comparison_id_for_uid(wanted) if SHARE_UID.match(wanted) else None
         if shared is not None:           # a share link: open to whoever holds it
@@ -147,7 +146,7 @@ class VoteHandlers:
         try:
             comparison_id = check(ComparisonRef, {"comparison_id": int(wanted)}).comparison_id
         except (ValueError, RequestError):
-            return {v.voter: who, v.granted: None}
+            return {v.granted: None}
         return self.deal(comparison_id, who, owner=self.services.visitors.owner(request)) | {
             v.comparison: comparison_id, v.granted: None, self.tabs: gr.Tabs(selected="vote")}
 
