@@ -219,12 +219,10 @@ def main() -> None:
     parser.add_argument("--promptfoo", default="/tmp/promptfoo/node_modules/.bin/promptfoo")
     parser.add_argument("--no-promptfoo", action="store_true")
     args = parser.parse_args()
-    from playground.engines.tiny import tiny_model_path
-    from playground.settings import Settings
+    from playground.engines.tiny import shipped_model
 
     work = Path(tempfile.mkdtemp(prefix="pp-bench-experiment-"))
-    settings = Settings(data_dir=work / "models-home", offline=True, device="cpu")
-    folder = tiny_model_path(settings.models_dir, "tiny-text")
+    folder, _ = shipped_model("tiny-text")
     data, template = write_inputs(work, args.cells // len(VARIANTS), args.tokens)
     big, _ = write_inputs(work, args.big // len(VARIANTS), args.tokens)
     binary = Path(args.promptfoo)

@@ -3,7 +3,7 @@ flight versus 8, through the same runner the app uses.
 
     python benchmarks/bench_remote.py [--tokens 32] [--continuous-batching]
 
-The server runs the tiny offline text model (random weights) on 127.0.0.1. With 8 in flight the client overlaps
+The server runs the offline tiny text model (trained on a toy world) on 127.0.0.1. With 8 in flight the client overlaps
 network and server work; how much the server itself gains depends on whether it batches concurrent requests
 (`--continuous-batching` turns on transformers serve's own continuous batching).
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from playground.engines.catalog import Catalog  # noqa: E402
-from playground.engines.tiny import tiny_model_path  # noqa: E402
+from playground.engines.tiny import shipped_model  # noqa: E402
 from playground.runner import Runner  # noqa: E402
 from playground.spec import build_spec  # noqa: E402
 from playground.settings import Settings  # noqa: E402
@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="pp-bench-remote-"))
     settings = Settings(data_dir=data, offline=True, device="cpu")
-    folder = tiny_model_path(settings.models_dir, "tiny-text")
+    folder = shipped_model("tiny-text")[0]
     process, url = serve(folder, args.continuous_batching)
     try:
         grid_seconds(data, settings, url, folder, 8, 2)        # warm the server

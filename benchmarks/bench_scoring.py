@@ -114,13 +114,13 @@ def main() -> None:
     if not args.tiny:
         from speed_models import build_musicgen_small, build_sd_turbo
 
-        from playground.engines.tiny import tiny_model_path
+        from playground.engines.tiny import shipped_model
 
         def build_mid_image(folder):
-            build_sd_turbo(folder, tiny_model_path(models, "tiny-image"))
+            build_sd_turbo(folder, shipped_model("tiny-image")[0])
 
         def build_mid_music(folder):
-            build_musicgen_small(folder, tiny_model_path(models, "tiny-music"))
+            build_musicgen_small(folder, shipped_model("tiny-music")[0])
 
         cases += [("image", str(_built(models / "mid-image", build_mid_image)),
                    {"width": 256, "height": 256, "num_inference_steps": 1, "guidance_scale": 0.0},

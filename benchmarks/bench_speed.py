@@ -84,7 +84,7 @@ def images(data_dir: Path, repeats: int, quick: bool) -> None:
     from playground.engines import local_image
     from playground.engines.base import GenerationRequest
     from playground.engines.catalog import Catalog
-    from playground.engines.tiny import tiny_model_path
+    from playground.engines.tiny import shipped_model
     from playground.registry import ImageOptions, validate_options
     from playground.settings import Settings
 
@@ -92,7 +92,7 @@ def images(data_dir: Path, repeats: int, quick: bool) -> None:
     catalog = Catalog(settings)
     cases = [("tiny", "tiny-image", {"width": 64, "height": 64, "num_inference_steps": 4, "guidance_scale": 4.0})]
     if not quick:
-        folder = built(data_dir / "sd-turbo", build_sd_turbo, tiny_model_path(settings.models_dir, "tiny-image"))
+        folder = built(data_dir / "sd-turbo", build_sd_turbo, shipped_model("tiny-image")[0])
         cases.append(("SD-Turbo arch", str(folder), {"width": 256, "height": 256, "num_inference_steps": 1,
                                                      "guidance_scale": 0.0}))
     print("\nimages: 4 cells, exact (per-cell denoiser) vs fast (one batched call), same seeds")
@@ -132,7 +132,7 @@ def music(data_dir: Path, repeats: int, quick: bool) -> None:
 
     from playground.engines.base import GenerationRequest
     from playground.engines.catalog import Catalog
-    from playground.engines.tiny import tiny_model_path
+    from playground.engines.tiny import shipped_model
     from playground.registry import MusicOptions, validate_options
     from playground.settings import Settings
 
@@ -141,7 +141,7 @@ def music(data_dir: Path, repeats: int, quick: bool) -> None:
     cases = [("tiny", "tiny-music", 2.0)]
     if not quick:
         folder = built(data_dir / "musicgen-small", build_musicgen_small,
-                       tiny_model_path(settings.models_dir, "tiny-music"))
+                       shipped_model("tiny-music")[0])
         cases.append(("MusicGen-small arch", str(folder), 1.0))
     print("\nmusic: 4 cells, guidance 3 (doubles the batch)")
     requests = [GenerationRequest(p, seed=i + 1) for i, p in enumerate(TEXT_PROMPTS[:4])]

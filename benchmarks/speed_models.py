@@ -40,14 +40,29 @@ def build_smollm2_360m(folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+# A fixed corpus, so the tokenizer (and with it the model) comes out the same on every machine.
+_CORPUS = """
+Write a short tagline for a solar powered lantern. You are a helpful assistant. Answer in one sentence.
+Summarize the following text in three bullet points. Classify the review as positive, negative or neutral.
+Extract the names, dates and places as JSON. Think step by step, then give the final answer.
+A photograph of a red fox in a snowy forest at golden hour, soft light, shallow depth of field, 35mm.
+An oil painting of a lighthouse on a cliff, dramatic clouds, wide angle, highly detailed, cinematic lighting.
+A watercolor illustration of a city street in the rain, people with umbrellas, reflections, muted colors.
+Lo-fi hip hop beat with mellow piano chords, vinyl crackle and a slow relaxed groove at 80 BPM.
+Upbeat electronic dance track with a driving four on the floor kick, bright synth leads and a big drop.
+Calm acoustic guitar ballad, warm and intimate, recorded in a small room, gentle strings in the chorus.
+The quick brown fox jumps over the lazy dog. The weather today is sunny with a light breeze from the west.
+Customers love the long battery life, but some say the screen is too dim outside in bright sunlight.
+Please rewrite this email in a friendly, professional tone and keep it under one hundred words.
+"""
+
+
 def _bpe_49152(specials: list[str]):
     """A byte-level BPE tokenizer of exactly 49152 tokens, trained on English sentences and made-up words drawn from
     a fixed seed."""
     import random
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from playground.engines.tiny import _CORPUS
 
     draw = random.Random(0)
     syllables = [a + b for a in "bcdfghjklmnprstvwz" for b in "aeiouy"] + list("aeiou")

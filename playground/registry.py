@@ -184,6 +184,8 @@ class RemoteImageOptions(Options):
 class ImageOptions(RemoteImageOptions):
     """A diffusers pipeline on this machine: the provider's options plus precision and how the batch runs."""
 
+    width: WholeNumber = Field(512, ge=32, le=2048, description="pixels")  # 32: the offline tiny model's own size
+    height: WholeNumber = Field(512, ge=32, le=2048, description="pixels")
     precision: Precision = Field("auto", description=PRECISION_HELP + " (this machine's models only)")
     image_mode: Literal["auto", "exact", "fast"] = Field(
         "auto", description="exact: each cell's denoiser runs alone, so a cell is bit-identical whatever ran beside "

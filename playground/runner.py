@@ -204,7 +204,7 @@ class Runner(CellLogging):
 
     def _run_local(self, spec, checked, resolved: Resolved, indices, comparison_id, cancel, batch_size=None):
         warm = self.catalog.find_loaded(spec.modality, resolved.model_id, resolved.revision) is not None
-        if not warm:       # a model built on first use was built by check(): what is left is loading it
+        if not warm:
             yield Progress(0, 0, comparison_id, stage=f"loading {resolved.model_id}")
         yield from self._take_turn(comparison_id, cancel)
         try:

@@ -35,7 +35,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
 
     data_dir: Path = Path.home() / ".prompt-playground"
-    offline: bool = False          # True: never touch the hub; use the tiny models built locally
+    offline: bool = False          # True: never touch the hub; use the shipped tiny models
     device: str | None = None      # None: pick cuda > mps > cpu
     dtype: str | None = None       # what precision "auto" means; None: bf16/fp16 on GPU, bf16 on CPUs with native bf16
     max_models_loaded: int = Field(2, ge=1, le=64)     # warm models kept by the catalog (LRU)

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models are built once per test session, offline, and loaded like real checkpoints."""
+"""Shared fixtures: the shipped tiny models, loaded in place like real checkpoints, and tiny scorers built once per
+test session, offline."""
 
 from __future__ import annotations
 

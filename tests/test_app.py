@@ -276,7 +276,7 @@ def test_history_search_matches_word_beginnings(client):
 
 
 def test_a_run_shows_its_stage_and_wall_time_before_the_first_event(served_app):
-    """The first redraw comes before the runner has said anything (a model may be loading or building)."""
+    """The first redraw comes before the runner has said anything (a model may be loading)."""
     import threading
 
     from playground.spec import build_spec
@@ -285,7 +285,7 @@ def test_a_run_shows_its_stage_and_wall_time_before_the_first_event(served_app):
     services = served_app.services
     spec = build_spec(services.library.get("product-tagline"), models=["tiny-text"], seeds=[11],
                       params={"max_new_tokens": 3}, rerun=True)
-    waits_for = {"build": "building tiny-text", "load": "loading tiny-text", None: "starting"}[
+    waits_for = {"load": "loading tiny-text", None: "starting"}[
         services.catalog.preparing("text", "tiny-text")]            # loaded already when another test ran first
     frames = [html for html, _, _ in stream_grid(services, "text", spec, threading.Event(), {})]
     assert waits_for in frames[0] and "0 / 3 cells" in frames[0]

@@ -72,7 +72,7 @@ def test_three_variant_comparison_rate_reload_history_export(page, served_app, m
     assert headers == variants
     if modality == "image":
         grid.locator("img.pp-image").first.wait_for()
-        assert page.evaluate(f"document.querySelector('#{modality}-grid img.pp-image').naturalWidth") == 128   # the tiny model's preset size
+        assert page.evaluate(f"document.querySelector('#{modality}-grid img.pp-image').naturalWidth") == 32   # the tiny model's preset size
     if modality == "music":
         assert grid.locator("audio.pp-audio").count() == 3 and grid.locator("svg.pp-wave").count() == 3
     page.screenshot(path=str(OUTPUT / f"{modality}-tab.png"), full_page=True)

@@ -75,6 +75,10 @@ def test_length_in_words_tokens_and_chars():
     assert run_check({"type": "length", "unit": "chars"}, text).value == len(text)
     assert run_check({"type": "length", "max": 5}, text).passed is False
     assert run_check({"type": "length", "min": 3, "max": 10}, text).passed is True
+    # A limit on one side says which way is better; both sides or none: a plain measurement.
+    assert run_check({"type": "length", "max": 5}, text).detail["better"] == "lower"
+    assert run_check({"type": "length", "min": 5}, text).detail["better"] == "higher"
+    assert run_check({"type": "length", "min": 3, "max": 10}, text).detail["better"] is None
     record = RunRecord(modality="text", model_id="m", prompt="p", seed=1, params={}, completion_tokens=12)
     assert run_check({"type": "length", "unit": "tokens"}, text, record=record).value == 12
     approx = run_check({"type": "length", "unit": "tokens"}, "Hi, you!")

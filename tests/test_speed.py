@@ -428,8 +428,10 @@ def test_preview_autoencoder_decodes_the_same_latents_faster(image_model, settin
     from playground.engines import local_image
 
     torch.manual_seed(0)
-    AutoencoderTiny(encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16),
-                    num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1), latent_channels=4).save_pretrained(tmp_path)
+    blocks = int(np.log2(image_model.multiple)) + 1            # upsamples like the pipeline's own autoencoder
+    AutoencoderTiny(encoder_block_out_channels=(16,) * blocks, decoder_block_out_channels=(16,) * blocks,
+                    num_encoder_blocks=(1,) * blocks, num_decoder_blocks=(1,) * blocks,
+                    latent_channels=4).save_pretrained(tmp_path)
     monkeypatch.setitem(local_image.PREVIEW_VAES, "StableDiffusionPipeline", str(tmp_path))
     monkeypatch.setattr(image_model, "preview", None)
     params = options("image", IMAGE | {"preview_vae": True}, settings)

@@ -217,27 +217,26 @@ def test_a_rerun_after_a_reload_is_scored_and_keeps_the_status_line_and_panel(ta
 
 
 def test_the_grid_says_what_a_first_run_waits_for_before_the_runner_starts(settings, tmp_path):
-    """A fresh data dir: the tiny model is not built; the first frames come before anything is built or logged."""
-    from playground.engines.tiny import tiny_model_ready
+    """A fresh process: the tiny model is not loaded; the first frames come before anything is loaded or logged."""
     from playground.services import Services
     from playground.ui.compare import build_compare_tab
 
     fresh = Services.create(settings.replace(data_dir=tmp_path))
     with gr.Blocks():
         first = build_compare_tab("text", fresh, gr.BrowserState({}))
-    assert fresh.catalog.preparing("text", "tiny-text") == "build"
+    assert fresh.catalog.preparing("text", "tiny-text") == "load"
     frames = first.handlers.run(run_values(first), visitor("page-a"))
     assert "rendering the prompts" in next(frames)[first.form.grid]
-    assert "building tiny-text on first use" in next(frames)[first.form.grid]
+    assert "loading tiny-text" in next(frames)[first.form.grid]
     frames.close()
-    assert fresh.log.list_comparisons() == [] and not tiny_model_ready(fresh.settings.models_dir, "tiny-text")
+    assert fresh.log.list_comparisons() == [] and fresh.catalog.loads == 0
 
 
-def test_preparing_a_model_says_build_only_when_its_folder_is_incomplete(settings, catalog, text_model):
+def test_preparing_a_model_says_load_until_it_is_loaded(settings, catalog, text_model):
     from playground.engines.catalog import Catalog
 
     assert catalog.preparing("text", "tiny-text") is None               # loaded in this process
-    assert Catalog(settings).preparing("text", "tiny-text") == "load"     # another process: built, only loaded
+    assert Catalog(settings).preparing("text", "tiny-text") == "load"     # another process: shipped, only loaded
 
 
 def test_a_stopped_comparison_says_so_in_history(history, services):

@@ -2,12 +2,11 @@
 
 The catalog is the only owner of loaded models: local models are loaded here, kept warm in a bounded LRU, and
 unloaded (with device memory freed) when the user moves on; remote clients are kept per endpoint. Resolution checks
-a model once per comparison and pins what will be loaded (the hub commit, or a hash of a built tiny model's files).
+a model once per comparison and pins what will be loaded (the hub commit, or a hash of a shipped tiny model's files).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -21,7 +20,7 @@ from ..registry import MODALITIES, Engine, InvalidInput, engine_for, engines_for
 from ..settings import Settings
 from .base import EngineModel, LocalModel, choose_device, choose_dtype, free_device_memory
 from .endpoints import Endpoint, load_endpoints
-from .tiny import TINY_MODELS, tiny_model_path, tiny_model_ready
+from .tiny import TINY_MODELS, shipped_model
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +48,14 @@ PRESETS: tuple[Preset, ...] = (
            gpu=True),
     Preset("facebook/musicgen-small", "music", "MusicGen small", "300M; a few seconds of audio on a CPU Space"),
     Preset("facebook/musicgen-medium", "music", "MusicGen medium", "1.5B; wants a GPU", gpu=True),
-    Preset("tiny-text", "text", "Tiny text (offline, random weights)", "built locally; output is noise",
-           {"max_new_tokens": 32}, tiny=True),
-    Preset("tiny-image", "image", "Tiny image (offline, random weights)", "built locally; output is noise",
-           {"num_inference_steps": 4, "width": 128, "height": 128}, tiny=True),
-    Preset("tiny-music", "music", "Tiny music (offline, random weights)", "built locally; output is noise",
-           {"duration_s": 2.0}, tiny=True),
+    Preset("tiny-text", "text", "Tiny text (offline, trained on a toy world)",
+           "taglines, labels, summaries, JSON: shows that prompts matter; not a real model", {"max_new_tokens": 96},
+           tiny=True),
+    Preset("tiny-image", "image", "Tiny image (offline, trained on a toy world)",
+           "32x32 coloured shapes: shows that prompts matter; not a real model",
+           {"num_inference_steps": 50, "guidance_scale": 3.0, "width": 32, "height": 32}, tiny=True),
+    Preset("tiny-music", "music", "Tiny music (offline, trained on a toy world)",
+           "synthesised tones: shows that prompts matter; not a real model", {"duration_s": 2.0}, tiny=True),
 )
 
 
@@ -121,15 +122,6 @@ def modality_of_folder(folder: Path) -> str | None:
     if any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or []):
         return "text"
     return None
-
-
-def files_hash(folder: Path) -> str:
-    """A short hash of a folder's files (names and bytes): two builds with the same hash are the same model."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".complete"):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
 
 
 class Catalog:
@@ -200,8 +192,8 @@ class Catalog:
             kind = TINY_MODELS[model_id]
             if kind != modality_name:
                 raise InvalidInput("model", f"{model_id!r} is a {kind} model; the {modality_name} tab needs {needs}")
-            folder = tiny_model_path(self.settings.models_dir, model_id)
-            return Resolved(model_id, modality_name, engine, str(folder), f"built:{model_id}@{files_hash(folder)}")
+            folder, revision = shipped_model(model_id)
+            return Resolved(model_id, modality_name, engine, str(folder), f"built:{model_id}@{revision}")
         folder = Path(model_id).expanduser()
         looks_like_path = folder.is_absolute() or model_id.startswith((".", "~")) or not _HUB_ID.match(model_id)
         if looks_like_path or (self.settings.local_model_roots() is None and folder.is_dir()):
@@ -310,15 +302,13 @@ class Catalog:
             return model
 
     def preparing(self, modality_name: str, model_id: str) -> str | None:
-        """What first using this model takes: "build" (a tiny model whose folder is not complete yet), "load" (a
-        local model not loaded in this process), or None (loaded already, remote, or not a model id)."""
+        """What first using this model takes: "load" (a local model not loaded in this process), or None (loaded
+        already, remote, or not a model id)."""
         try:
             if engine_for(modality_name, model_id, self.endpoints).remote:
                 return None
         except InvalidInput:
             return None
-        if TINY_MODELS.get(model_id) == modality_name and not tiny_model_ready(self.settings.models_dir, model_id):
-            return "build"
         with self._lock:
             warm = any(key[:2] == (modality_name, model_id) for key in self._loaded)
         return None if warm else "load"

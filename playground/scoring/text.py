@@ -218,7 +218,8 @@ _TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
 
 class Length(Check):
     type, modalities, better = "length", ("text",), None
-    description = "the output's length in words, tokens or characters; passes when within min..max if given"
+    description = ("the output's length in words, tokens or characters; passes when within min..max if given. "
+                   "With only a max, shorter is better; with only a min, longer")
     class Args(CheckArgs):
         unit: Literal["words", "tokens", "chars"] = "words"
         min: whole(0, 10**9) | None = Field(None, description="fewest allowed")
@@ -238,7 +239,8 @@ class Length(Check):
         low, high = self.options["min"], self.options["max"]
         passed = None if low is None and high is None else (
             (low is None or count >= low) and (high is None or count <= high))
-        return self.make(count, passed, **detail)
+        better = "lower" if low is None and high is not None else "higher" if high is None and low is not None else None
+        return self.make(count, passed, better=better, **detail)
 
 
 def syllables(word: str) -> int:

@@ -7,10 +7,14 @@ Their scores are meaningless (random weights); they exist so that every scoring 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
-from ..engines.tiny import clip_vocab, ensure_built
+from ..engines import compute
 
 SCORER_TINY_VERSION = 4
 TINY_SCORERS = ("tiny-clip", "tiny-clap")
@@ -25,6 +29,43 @@ lo-fi hip hop beat with mellow piano chords, vinyl crackle and a slow relaxed gr
 upbeat electronic dance track with a driving kick, bright synth leads and a big drop.
 calm acoustic guitar ballad, warm and intimate, gentle strings in the chorus. a cat, a dog, a tree, the sea.
 """
+
+# CLIP's character vocabulary: these characters and their word-final forms.
+_CLIP_ALPHABET = ",-.0358abcdefghijklmnopqrstuvwxyz" + "abcdefghijklmnopqrstuvwxyz0123456789"
+
+_lock = threading.Lock()
+
+
+def clip_vocab(special: list[str]) -> dict[str, int]:
+    """A character-level CLIP vocabulary with no merges: written out, not trained, because the BPE trainer breaks
+    ties between equally frequent pairs differently in each process, which gave each build different ids."""
+    alphabet = list(_CLIP_ALPHABET)
+    tokens = list(dict.fromkeys(special + alphabet + [ch + "</w>" for ch in alphabet]))
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def ensure_built(target: Path, build: Callable[[Path], None], note: str) -> Path:
+    """`target`, built on first use: into a scratch folder beside it, marked complete, then renamed into place
+    (one builder at a time in this process; a half-built folder is never seen)."""
+    with _lock:
+        if not (target / ".complete").exists():
+            _build_atomically(target, build, note)
+    return target
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None], note: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        compute.run(build, scratch)
+        (scratch / ".complete").write_text(note + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(scratch, target)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
 
 def tiny_scorer_path(models_dir: Path, name: str) -> Path:
     """The folder of a tiny scorer, built on first use."""

@@ -30,9 +30,10 @@ from .vote import build_vote_tab
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 
 OFFLINE_BANNER = (
-    "**Offline mode:** the models are tiny stand-ins with random weights, built on this machine, so outputs "
-    "are noise. Everything else works exactly as with real models: templates, side-by-side runs, ratings, "
-    "history and export. Run with internet access (and without `--offline`) to use real models.")
+    "**Offline mode:** the models are tiny ones trained on a toy world (taglines, labels, summaries and JSON; "
+    "32x32 coloured shapes; synthesised tones), shipped with the app. They are useful to see that prompts "
+    "matter, not real models. Everything else works exactly as with real models: templates, side-by-side runs, "
+    "checks, ratings, history and export. Run with internet access (and without `--offline`) to use real models.")
 
 
 def _about(services: Services) -> str:

@@ -45,9 +45,6 @@ def _first_stage(services: Services, spec: ComparisonSpec) -> str:
     def names(which: list[str]) -> str:
         return ", ".join(which[:2]) + ("…" if len(which) > 2 else "")
 
-    building = [m for m in models if preparing[m] == "build"]
-    if building:
-        return f"building {names(building)} on first use (later runs only load it)"
     loading = [m for m in models if preparing[m] == "load"]
     return f"loading {names(loading)}" if loading else "starting"
 
