@@ -49,6 +49,7 @@ def test_improve_a_template_from_the_browser(scripted, tmp_path, settings, monke
         page = context.new_page()
         page.set_default_timeout(120_000)
         page.goto(demo.local_url)
+        page.get_by_role("tab", name="Experiments").click()
         page.get_by_role("tab", name="Improve").click()
         choose(page, "improve-template", case["template"])
         page.wait_for_function("document.querySelector('#improve-variant input').value !== ''")

@@ -20,7 +20,6 @@ from . import grid
 from .api import register_api
 from .compare import build_compare_tab
 from .history import build_history_tab, parse_comparison_id, when
-from .improve import build_improve_tab
 from .library import build_library_tab, template_rows
 from .diff import build_diff_tab
 from .evidence import evidence
@@ -89,8 +88,6 @@ def build_app(settings: Settings, services: Services | None = None) -> gr.Blocks
                                summary_for=lambda cid: comparison_panel(services.log, cid))
             with gr.Tab("Diff", id="diff"):
                 build_diff_tab(services)
-            with gr.Tab("Improve", id="improve") as improve_tab:
-                build_improve_tab(services).opened_by(improve_tab)
             # Runs made in the other tabs show up as soon as History is opened.
             history_tab.select(history.handlers.search, history.view.filters(), history.view.tables(),
                                api_visibility="private")

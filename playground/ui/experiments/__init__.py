@@ -1,6 +1,7 @@
 """The Experiments tab: a template's variants over a whole dataset, run as a job the server owns. Sub-tabs: New (the
 form and its dry run), Results (every experiment's progress, polled by a timer so that a job started on a closed
-page or from the command line shows here; its table, statistics, export), Compare two (a baseline and a candidate).
+page or from the command line shows here; its table, statistics, export), Compare two (a baseline and a candidate),
+Improve (playground/ui/improve: a model proposes better versions of a variant).
 form.py and layout.py lay them out, new.py, results.py and compare.py hold what they do, api.py the same for API
 clients; this module wires them by component. More sub-tabs join `ExperimentsTab.tabs`."""
 
@@ -12,6 +13,7 @@ import gradio as gr
 
 from ...services import Services
 from ..errors import at_boundary
+from ..improve import build_improve_tab
 from .api import ExperimentApi
 from .compare import CompareHandlers
 from .form import NewForm, lay_out_new
@@ -69,6 +71,8 @@ def build_experiments_tab(services: Services) -> ExperimentsTab:
             view = lay_out_results()
         with gr.Tab("Compare two", id="exp-compare") as compare_tab:
             compare_view = lay_out_compare()
+        with gr.Tab("Improve", id="exp-improve") as improve_tab:
+            build_improve_tab(services).opened_by(improve_tab)
     tab = ExperimentsTab(tabs, form, NewHandlers(form, services), view, ResultsHandlers(view, services),
                          compare_view, CompareHandlers(compare_view, services))
     ExperimentApi(services).register(boundary)
