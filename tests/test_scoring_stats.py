@@ -90,6 +90,14 @@ def test_all_ties():
     assert "tie" in pair.sentence and pair.more_seeds is None
 
 
+def test_the_panel_calls_a_tie_not_clear():
+    from playground.scoring.panel import summary_html
+
+    summary = summarize(*table([("a", s, 1.0) for s in range(4)] + [("b", s, 1.0) for s in range(4)]))
+    html = summary_html(summary)             # pairs reach the template as dicts, which have a .clear method
+    assert "not clear" in html and 'class="pp-clear"' not in html
+
+
 def test_lower_is_better_scores_and_three_variants():
     rows = []
     for seed in range(8):
