@@ -115,12 +115,9 @@ def submit(services, spec: ExperimentSpec, *, owner: str | None = None, start: b
     """Create the experiment (its comparison and its job) and queue it; `start=False` leaves it paused (to hand its
     cells to a batch engine, or start later). The same spec submitted again returns the experiment it made before
     (resumed when it had stopped and `start`), unless that one was cancelled or `new` is given."""
-    if not new:
-        job = services.jobs.find(KIND, spec.key, owner)
-        if job is not None and job.status != "cancelled" and job.comparison_id is not None:
-            if start and job.status in ("paused", "interrupted", "failed"):
-                job = services.jobs.resume(job.id, owner)
-            return Experiment(job.comparison_id, job, spec)
+    job = None if new else services.jobs.existing(KIND, spec.key, owner, start)
+    if job is not None:
+        return Experiment(job.comparison_id, job, spec)
     plan = check_experiment(services, spec, owner)
     title = spec.title or f"{plan.template.name} × {plan.dataset.name} · {plan.total:,} cells"
     comparison_id = services.log.start_comparison(

@@ -143,12 +143,9 @@ def submit(services, spec: ImproveSpec, *, owner: str | None = None, start: bool
            new: bool = False) -> Search:
     """Create the search (its comparison and its job) and queue it. The same spec submitted again returns the
     search it made before (resumed when it had stopped and `start`), unless that one was cancelled or `new`."""
-    if not new:
-        job = services.jobs.find(KIND, spec.key, owner)
-        if job is not None and job.status != "cancelled" and job.comparison_id is not None:
-            if start and job.status in ("paused", "interrupted", "failed"):
-                job = services.jobs.resume(job.id, owner)
-            return Search(job.comparison_id, job, spec)
+    job = None if new else services.jobs.existing(KIND, spec.key, owner, start)
+    if job is not None:
+        return Search(job.comparison_id, job, spec)
     projection = project(services, spec, owner)
     title = spec.title or f"improve {spec.template_name}/{spec.variant} on {spec.objective_text()}: proposals"
     comparison_id = services.log.start_comparison("text", title, template_name=spec.template_name, owner=owner,

@@ -117,6 +117,16 @@ class JobQueue:
                                      "ORDER BY id DESC LIMIT 1", (kind, spec_hash_, owner)).fetchone()
         return _job(row) if row else None
 
+    def existing(self, kind: str, spec_hash_: str, owner: str | None = None, start: bool = True) -> Job | None:
+        """The job a spec submitted again finds: the newest of this kind and spec hash that was not cancelled,
+        queued again when it had stopped and `start` asks for it; None when there is none."""
+        job = self.find(kind, spec_hash_, owner)
+        if job is None or job.status == "cancelled" or job.comparison_id is None:
+            return None
+        if start and job.status in ("paused", "interrupted", "failed"):
+            job = self.resume(job.id, owner)
+        return job
+
     def for_comparison(self, comparison_id: int) -> Job | None:
         row = self.log._db().execute("SELECT * FROM jobs WHERE comparison_id = ? ORDER BY id DESC LIMIT 1",
                                      (int(comparison_id),)).fetchone()
