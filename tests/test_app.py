@@ -95,8 +95,8 @@ PUBLIC = ["/compare", "/list_templates", "/render_template", "/comparison", "/st
           "/variant_summary", "/save_template", "/export_comparison", "/export_template", "/import_runs",
           "/dataset_add", "/dataset_rows", "/experiment_start", "/experiment_status", "/experiment_list",
           "/experiment_control", "/experiment_results", "/experiment_compare", "/experiment_rerun",
-          "/experiment_export", "/vote_pair", "/vote_cast", "/improve_plan", "/improve_start", "/improve_status",
-          "/improve_searches", "/improve_pause", "/improve_resume", "/improve_cancel", "/improve_save"]
+          "/experiment_export", "/improve_plan", "/improve_start", "/improve_status", "/improve_searches",
+          "/improve_pause", "/improve_resume", "/improve_cancel", "/improve_save", "/vote_pair", "/vote_cast"]
 
 
 def test_the_api_is_the_documented_endpoints_only(client):

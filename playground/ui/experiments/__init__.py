@@ -64,6 +64,7 @@ class ExperimentsTab:
 
 def build_experiments_tab(services: Services) -> ExperimentsTab:
     boundary = at_boundary(services.settings.data_dir)
+    ExperimentApi(services).register(boundary)      # before Improve's, which its page registers
     with gr.Tabs(elem_id="exp-tabs") as tabs:
         with gr.Tab("New", id="exp-new"):
             form = lay_out_new(services)
@@ -75,7 +76,6 @@ def build_experiments_tab(services: Services) -> ExperimentsTab:
             build_improve_tab(services).opened_by(improve_tab)
     tab = ExperimentsTab(tabs, form, NewHandlers(form, services), view, ResultsHandlers(view, services),
                          compare_view, CompareHandlers(compare_view, services))
-    ExperimentApi(services).register(boundary)
     _wire_new(tab, boundary)
     _wire_results(tab, boundary)
     tab.show_on(results_tab)
