@@ -272,10 +272,43 @@ def test_bad_input_is_refused_in_words_and_nothing_is_started(tab, services, mon
         tab.new.estimate(values | {f.params: "max_new_tokens 2"}, visitor())
     with pytest.raises(ValueError, match="similarity"):
         tab.new.estimate(values | {f.expected: "", f.checks: "similarity"}, visitor())
-    monkeypatch.setenv("SPACES_ZERO_GPU", "1")
-    with pytest.raises(ValueError, match="ZeroGPU"):
-        tab.new.estimate(values, visitor())
+    monkeypatch.setenv("SPACES_ZERO_GPU", "1")          # a local model cannot run as the server's job there
+    estimated = tab.new.estimate(values, visitor())[f.estimated]
+    with pytest.raises(ValueError, match="ZeroGPU.*Run on this page"):
+        tab.new.run(values | {f.estimated: estimated}, visitor())
     assert services.jobs.list() == []
+
+
+def test_on_zerogpu_a_page_runs_its_experiment_in_chunks_and_pauses_when_it_goes(tmp_path, settings, catalog,
+                                                                                   text_model, monkeypatch):
+    from playground.services import Services
+
+    services = Services.create(data_dir(tmp_path, settings, experiment_chunk_cells=4), catalog=catalog)
+    tab = build(services)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "1")
+    monkeypatch.setattr(experiments.api, "PAGE_CHUNK_S", 0.05)     # page chunks far shorter than the experiment
+    f = tab.form
+    values = ready_form(tab, count=6, seeds="1, 2, 3, 4, 5, 6")      # 72 cells
+    first = list(tab.new.run_here(values, visitor()))
+    assert len(first) == 1 and "Run on this page</strong> again" in first[0][f.plan] and services.jobs.list() == []
+    page = tab.new.run_here(values | {f.estimated: first[0][f.estimated]}, visitor())
+    said = [next(page)[f.plan]]
+    while "runs on this page: 0/72" in said[-1]:                 # until a chunk has logged cells
+        said.append(next(page)[f.plan])
+    page.close()                                             # the page goes: its request ends
+    job = services.jobs.list()[0]
+    logged = len(services.log.list_runs(comparison_id=job.comparison_id, limit=100))
+    assert "runs on this page: 0/72 cells" in said[0] and "Keep the page open" in said[-1]
+    assert job.status == "paused" and job.worker is None and 0 < logged < 72
+    with pytest.raises(ValueError, match="ZeroGPU"):               # not the server's job, even resumed
+        tab.results.control(values_of(tab.refresh_inputs()) | {tab.view.opened: job.comparison_id}, "resume",
+                            visitor())
+    monkeypatch.setattr(experiments.api, "PAGE_CHUNK_S", 60.0)
+    again = list(tab.new.run_here(values | {f.estimated: first[0][f.estimated]}, visitor()))
+    runs = services.log.list_runs(comparison_id=job.comparison_id, limit=100)
+    assert "is done: 72/72 cells" in again[-1][f.plan]
+    assert len(runs) == 72 and len({r.cell_key for r in runs}) == 72
+    services.log.close()
 
 
 def test_a_visitor_sees_their_own_experiments_and_the_caps_in_words(tmp_path, settings, catalog, text_model):

@@ -4,7 +4,7 @@ calls is exported here; every function takes `owner` (the visitor on a public de
 No gradio and no torch here."""
 
 from .api import (Experiment, ExperimentStatus, build_spec, cancel, check_experiment, get, list_experiments, pause,
-                  resume, run_inline, status, submit)
+                  resume, run_inline, run_on_page, status, submit)
 from .batch import BatchImport, export_batch, import_batch
 from .compare import ExperimentComparison, RowChange, compare_experiments, rerun_rows
 from .estimate import Estimate, ModelEstimate, estimate
@@ -17,5 +17,5 @@ __all__ = ["BatchImport", "Estimate", "Experiment", "ExperimentComparison", "Exp
            "ModelEstimate", "Plan", "ResultCell", "ResultRow", "ResultsPage", "RowChange", "build_spec", "cancel",
            "cell_key", "check_experiment", "compare_experiments", "estimate", "experiment_spec", "export_batch",
            "export_results", "fail_under", "get", "import_batch", "import_results", "list_experiments", "make_plan",
-           "parse_key", "pause", "rerun_rows", "results_page", "resume", "run_inline", "status", "submit",
+           "parse_key", "pause", "rerun_rows", "results_page", "resume", "run_inline", "run_on_page", "status", "submit",
            "variant_means", "variants_of"]

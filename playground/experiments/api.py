@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from ..jobs import Job, JobError
-from ..registry import InvalidInput
+from ..registry import InvalidInput, engine_for
 from ..store import NotFound
 from ..templates import Template
-from .budget import check_hardware, check_visitor
+from .budget import check_hardware, check_visitor, on_zero_gpu
 from .spec import ExperimentSpec, Plan, make_plan, spec_summary
 from .store import cell_counts, set_status
 
 KIND = "experiment"
+PAGE_CHUNK_S = 20.0        # a page runs an experiment in chunks of this long (its GPU lease on ZeroGPU)
 
 
 @dataclass
@@ -91,9 +93,11 @@ def build_spec(services, *, template: Template | str, dataset, models: list[str]
         "checks": list(checks or []), "title": title, "rerun": rerun, "parent": parent})
 
 
-def check_experiment(services, spec: ExperimentSpec, owner: str | None = None) -> Plan:
+def check_experiment(services, spec: ExperimentSpec, owner: str | None = None, *,
+                     server_side: bool = True) -> Plan:
     """Everything checked before anything runs: template, dataset, mapping, sample, models, options, checks and
-    the limits. Returns the plan; raises DatasetError, TemplateError or InvalidInput saying what to change."""
+    the limits. Returns the plan; raises DatasetError, TemplateError or InvalidInput saying what to change.
+    `server_side`: it is to run as the server's job (on ZeroGPU local models can run only from a page)."""
     plan = make_plan(spec, services.datasets, owner=owner)
     limit = services.settings.max_experiment_cells
     if plan.total > limit:
@@ -104,7 +108,8 @@ def check_experiment(services, spec: ExperimentSpec, owner: str | None = None) -
                                       [dict(c) for c in plan.template.checks] + list(spec.checks),
                                       has_reference=bool(spec.expected))
     remote = {r.model_id for r in checked.models.values() if r.engine.remote}
-    check_hardware([m for m in spec.models if m not in remote])
+    if server_side:
+        check_hardware([m for m in spec.models if m not in remote])
     remote_calls = plan.total // len(spec.models) * len(remote)
     check_visitor(services, owner, plan.total, remote_calls)
     return plan
@@ -118,7 +123,7 @@ def submit(services, spec: ExperimentSpec, *, owner: str | None = None, start: b
     job = None if new else services.jobs.existing(KIND, spec.key, owner, start)
     if job is not None:
         return Experiment(job.comparison_id, job, spec)
-    plan = check_experiment(services, spec, owner)
+    plan = check_experiment(services, spec, owner, server_side=start)
     title = spec.title or f"{plan.template.name} × {plan.dataset.name} · {plan.total:,} cells"
     comparison_id = services.log.start_comparison(
         plan.modality, title, template_name=plan.template.name, owner=owner,
@@ -141,6 +146,39 @@ def run_inline(services, spec: ExperimentSpec, *, owner: str | None = None,
     if experiment.job.status != "done":
         JobWorker(services, services.jobs).run_one(experiment.job.id, paused=True, stop=stop, stopped="paused")
     return status(services, experiment.id, owner)
+
+
+def run_on_page(services, spec: ExperimentSpec, *, owner: str | None = None,
+                chunk_s: float | None = None) -> Iterator[ExperimentStatus]:
+    """Run an experiment from a page's own request, chunk by chunk, yielding its status before the first and after
+    each: on ZeroGPU a local model gets a GPU only inside a visitor's request, which a server-side job does not
+    have. Between chunks, and once the page has gone (its request ends at the next yield), the experiment is
+    paused; running it from a page again continues it with the cells not yet logged."""
+    from ..jobs import JobWorker
+
+    experiment = submit(services, spec, owner=owner, start=False)
+    chunk_s = PAGE_CHUNK_S if chunk_s is None else chunk_s
+    current = status(services, experiment.id, owner)
+    while True:
+        yield current
+        if current.status in ("done", "cancelled", "failed") or not current.left:
+            return
+        before = current.left
+        stop = threading.Event()
+        timer = threading.Timer(chunk_s, stop.set)
+        timer.daemon = True
+        timer.start()
+        try:
+            ran = JobWorker(services, services.jobs).run_one(experiment.job.id, paused=True, stop=stop,
+                                                             stopped="paused")
+        finally:
+            timer.cancel()
+        current = status(services, experiment.id, owner)
+        if ran is None:             # another live worker holds it: it is running there
+            yield current
+            return
+        if current.left == before:  # a chunk too short for a batch (a model's load): the next one is longer
+            chunk_s *= 2
 
 
 def get(services, experiment_id: int, owner: str | None = None) -> Experiment:
@@ -218,5 +256,9 @@ def resume(services, experiment_id: int, owner: str | None = None,
     job = _job(services, experiment_id, owner)
     if job.status == "cancelled" and not retry_errors:
         raise JobError(f"experiment #{experiment_id} was cancelled; submit it again to start over")
+    if on_zero_gpu():               # queued again, it is the server's job: local models cannot run so there
+        spec = ExperimentSpec.parse(job.spec)
+        modality = make_plan(spec, services.datasets, owner=owner).modality
+        check_hardware([m for m in spec.models if not engine_for(modality, m, services.catalog.endpoints).remote])
     services.jobs.resume(job.id, owner, options={"retry_errors": True} if retry_errors else None)
     return status(services, experiment_id, owner)

@@ -52,10 +52,15 @@ def check_visitor(services, owner: str | None, cells: int, remote_calls: int) ->
     check_budget(services, owner, remote_calls)
 
 
+def on_zero_gpu() -> bool:
+    return bool(os.environ.get("SPACES_ZERO_GPU"))
+
+
 def check_hardware(local_models: list[str]) -> None:
     """On ZeroGPU a local model gets a GPU only inside a visitor's request, which a server-side job does not have:
     such cells must run in chunks while a page is open, not as a job."""
-    if local_models and os.environ.get("SPACES_ZERO_GPU"):
+    if local_models and on_zero_gpu():
         raise InvalidInput("models", f"{', '.join(local_models)} run on this Space's ZeroGPU, which lends a GPU "
-                           "only while a page asks for it: run local models from the page, or use a remote model "
-                           "(openai:..., hf:...) for a server-side experiment")
+                           "only while a page asks for it: press 'Run on this page' in the Experiments tab (it runs "
+                           "while the page stays open), or use a remote model (openai:..., hf:...) for a "
+                           "server-side experiment")

@@ -62,7 +62,7 @@ class Estimate:
 def estimate(services, spec: ExperimentSpec, *, owner: str | None = None, pilot: int = 0,
              experiment_id: int | None = None) -> Estimate:
     """The dry run of `spec` (of an existing experiment's remaining cells with `experiment_id`)."""
-    plan = check_experiment(services, spec, owner) if experiment_id is None else \
+    plan = check_experiment(services, spec, owner, server_side=False) if experiment_id is None else \
         _plan_of(services, spec, owner)
     logged = logged_cells(services.log, experiment_id) if experiment_id is not None else {}
     done = sum(1 for status in logged.values() if status == "ok")

@@ -102,6 +102,7 @@ def _wire_new(tab: ExperimentsTab, boundary) -> None:
                          **PRIVATE).success(boundary(tab.open_started(f.started)), {f.started},
                                             list(dict.fromkeys(started)), **PRIVATE)
     tab.then_statistics(opened, boundary)
+    f.run_here.click(boundary(new.run_here), f.spec_inputs() | {f.estimated}, [f.plan, f.estimated], **PRIVATE)
 
 
 def _wire_results(tab: ExperimentsTab, boundary) -> None:

@@ -17,9 +17,9 @@ ROWS = ("all rows", "first N", "random N", "a range", "where a column holds a va
 FILE_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".parquet"]
 NO_COLUMN = ("(none)", "")
 ZERO_GPU_NOTE = ("**On this Space, local models run on ZeroGPU**, which lends a GPU only while a page asks for it: "
-                 "an experiment with a local model cannot run as a server-side job here. Pick a remote model "
-                 "(`openai:...`, `hf:...`) to run it on the server, or compare local models on a few values in "
-                 "the Text, Image and Music tabs.")
+                 "an experiment with a local model runs with **Run on this page**, in chunks while this page stays "
+                 "open (closing it pauses the experiment; the same button continues it). Pick a remote model "
+                 "(`openai:...`, `hf:...`) to run it on the server with **Run**.")
 
 
 @dataclass
@@ -61,6 +61,7 @@ class NewForm:
     title: gr.Textbox
     estimate: gr.Button
     run: gr.Button
+    run_here: gr.Button                  # ZeroGPU: the experiment runs from this page's request, chunk by chunk
     plan: gr.HTML                        # the dry run, or what to change
     estimated: gr.State                  # the key of the spec whose dry run was shown last
     started: gr.State                    # the experiment Run started (or found) last
@@ -189,9 +190,11 @@ def _run_options(services: Services, first) -> dict:
     with gr.Row():
         estimate = gr.Button("Estimate (dry run)", elem_id="exp-estimate")
         run = gr.Button("Run", variant="primary", elem_id="exp-run")
+        run_here = gr.Button("Run on this page", visible=bool(os.environ.get("SPACES_ZERO_GPU")),
+                             elem_id="exp-run-here")
     plan = gr.HTML(elem_id="exp-plan", elem_classes="pp-md")
     return dict(models=models, seeds=seeds, checks=checks, params=params, title=title, estimate=estimate, run=run,
-                plan=plan, estimated=gr.State(None), started=gr.State(None))
+                run_here=run_here, plan=plan, estimated=gr.State(None), started=gr.State(None))
 
 
 def _params_text(params: dict) -> str:

@@ -175,7 +175,7 @@ class NewHandlers:
             "params": parse_params(values[f.params]), "title": (values[f.title] or "").strip() or None,
             "checks": self._checks(values[f.checks], template.modality, bool(expected))}, self.services.settings)
         spec = ask.spec(self.services, owner)
-        return spec, experiments.check_experiment(self.services, spec, owner)
+        return spec, experiments.check_experiment(self.services, spec, owner, server_side=False)
 
     @staticmethod
     def _checks(typed: str | None, modality: str, has_reference: bool) -> list[dict]:
@@ -204,6 +204,23 @@ class NewHandlers:
                 "stop it." if experiment.created else
                 f"This experiment ran before: **#{experiment.id}** ({experiment.job.status}); opened it.")
         return {f.plan: message_html(said), f.estimated: None, f.started: experiment.id}
+
+    def run_here(self, values: dict, request: gr.Request):
+        """Run the experiment from this page, chunk by chunk (ZeroGPU lends a GPU only inside a page's request):
+        the plan area follows it; closing the page pauses it, and Run on this page continues it."""
+        f, owner = self.form, self._owner(request)
+        spec, _ = self.read(values, owner)
+        if values[f.estimated] != spec.key:
+            shown = experiments.estimate(self.services, spec, owner=owner)
+            note = message_html("The dry run of this form is below: check it and press **Run on this page** again.")
+            yield {f.plan: note + estimate_html(shown, ready=True), f.estimated: spec.key}
+            return
+        for current in experiments.run_on_page(self.services, spec, owner=owner):
+            said = (f"Experiment **#{current.id}** runs on this page: {current.line()}. Keep the page open; "
+                    "closing it pauses the experiment, and **Run on this page** continues it.")
+            if current.status == "done" or not current.left:
+                said = f"Experiment **#{current.id}** is done: {current.line()}. Its table is under Results."
+            yield {f.plan: message_html(said), f.estimated: None}
 
 
 def parse_params(typed: str | None) -> dict | None:
