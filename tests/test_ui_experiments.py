@@ -251,6 +251,8 @@ def test_results_export_in_every_format_and_import_again(tab, services, tmp_path
         assert expected.replace("**", "") in re.sub(r"</?strong>", "", said)
     table = imported.results.open(experiment_id, visitor())[imported.view.table]
     assert table.count("<tr data-row") == 4
+    listing = imported.results.refresh(values_of(imported.refresh_inputs()), visitor())[imported.view.listing]
+    assert f'data-experiment="{experiment_id}"' in listing              # listed though it has no job
     other.log.close()
 
 

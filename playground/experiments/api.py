@@ -18,7 +18,7 @@ from ..store import NotFound
 from ..templates import Template
 from .budget import check_hardware, check_visitor, on_zero_gpu
 from .spec import ExperimentSpec, Plan, make_plan, spec_summary
-from .store import cell_counts, set_status
+from .store import cell_counts, imported_experiments, set_status
 
 KIND = "experiment"
 PAGE_CHUNK_S = 20.0        # a page runs an experiment in chunks of this long (its GPU lease on ZeroGPU)
@@ -211,10 +211,13 @@ def status(services, experiment_id: int, owner: str | None = None) -> Experiment
 
 
 def list_experiments(services, owner: str | None = None, limit: int = 50) -> list[ExperimentStatus]:
+    """The newest experiments: those with a job, and those imported from an export (read, not run)."""
+    ids = [job.comparison_id for job in services.jobs.list(KIND, owner=owner, limit=limit)]
+    ids = sorted(set(ids + imported_experiments(services.log, owner, limit)) - {None}, reverse=True)[:limit]
     found = []
-    for job in services.jobs.list(KIND, owner=owner, limit=limit):
+    for experiment_id in ids:
         try:
-            found.append(status(services, job.comparison_id, owner))
+            found.append(status(services, experiment_id, owner))
         except (NotFound, TypeError, ValueError):
             continue              # its comparison was deleted
     return found

@@ -31,3 +31,14 @@ def set_status(log, comparison_id: int, status: str) -> None:
         raise ValueError(f"status must be one of {', '.join(COMPARISON_STATUSES)}")
     with log._write() as tx:
         tx.execute("UPDATE comparisons SET status = ? WHERE id = ?", (status, comparison_id))
+
+
+def imported_experiments(log, owner: str | None, limit: int) -> list[int]:
+    """Ids of experiments that came from an export: comparisons with an experiment's spec and no job (newest
+    first; `owner` None: everyone's)."""
+    where, args = ("json_extract(spec, '$.experiment') IS NOT NULL AND id NOT IN "
+                   "(SELECT comparison_id FROM jobs WHERE comparison_id IS NOT NULL)"), []
+    if owner is not None:
+        where, args = where + " AND owner = ?", [owner]
+    rows = log._db().execute(f"SELECT id FROM comparisons WHERE {where} ORDER BY id DESC LIMIT ?", (*args, limit))
+    return [row[0] for row in rows]
