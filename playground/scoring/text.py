@@ -43,54 +43,41 @@ class Contains(Check):
                                  "when left out)")
         case_sensitive: bool = Field(False, description="match upper and lower case exactly")
 
-    def _found(self, cell) -> bool | None:
-        value = self.argument("value", cell)
-        if value is None:
-            return None
-        return _case(value, self.options["case_sensitive"]) in _case(_text(cell), self.options["case_sensitive"])
+    def matches(self, output: str, value: str) -> bool:
+        """Whether the output (case folded unless case_sensitive) passes against the value."""
+        return value in output
 
     def score(self, cell, context):
-        found = self._found(cell)
-        if found is None:
+        value = self.argument("value", cell)
+        if value is None:
             return self.make(None, None, error=NO_REFERENCE)
-        return self.make(1.0 if found else 0.0, found)
+        case = self.options["case_sensitive"]
+        ok = self.matches(_case(_text(cell), case), _case(value, case))
+        return self.make(1.0 if ok else 0.0, ok)
 
 
 class NotContains(Contains):
     type = "not_contains"
     description = "passes when the output does not contain the text"
 
-    def score(self, cell, context):
-        found = self._found(cell)
-        if found is None:
-            return self.make(None, None, error=NO_REFERENCE)
-        return self.make(0.0 if found else 1.0, not found)
+    def matches(self, output: str, value: str) -> bool:
+        return value not in output
 
 
 class StartsWith(Contains):
     type = "starts_with"
     description = "passes when the output (leading spaces ignored) starts with the text"
 
-    def score(self, cell, context):
-        value = self.argument("value", cell)
-        if value is None:
-            return self.make(None, None, error=NO_REFERENCE)
-        ok = _case(_text(cell).lstrip(), self.options["case_sensitive"]).startswith(
-            _case(value, self.options["case_sensitive"]))
-        return self.make(1.0 if ok else 0.0, ok)
+    def matches(self, output: str, value: str) -> bool:
+        return output.lstrip().startswith(value)
 
 
 class Equals(Contains):
     type = "equals"
     description = "passes when the output, spaces at both ends ignored, is the text (or the row's expected answer)"
 
-    def score(self, cell, context):
-        value = self.argument("value", cell)
-        if value is None:
-            return self.make(None, None, error=NO_REFERENCE)
-        ok = _case(_text(cell).strip(), self.options["case_sensitive"]) == _case(
-            value.strip(), self.options["case_sensitive"])
-        return self.make(1.0 if ok else 0.0, ok)
+    def matches(self, output: str, value: str) -> bool:
+        return output.strip() == value.strip()
 
 
 class Regex(Check):
