@@ -13,7 +13,7 @@ from playground.engines.catalog import Catalog
 from playground.services import Services
 from playground.ui.app import build_app, launch_kwargs
 from tests.conftest import _free_port
-from tests.test_remote_faults import Script, kept_open
+from tests.test_remote_faults import kept_open, script_server
 
 pytestmark = pytest.mark.slow
 
@@ -61,16 +61,8 @@ def test_a_burst_of_sixteen_callers_with_four_comparisons_each_is_queued_not_ref
 
 @pytest.fixture
 def keep_alive_server():
-    import http.server
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Script)
-    server.daemon_threads = True
-    server.lock, server.requests, server.active, server.arrivals = threading.Lock(), 0, 0, []
-    server.gone, server.plan = threading.Event(), kept_open
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with script_server(kept_open) as server:
+        yield server
 
 
 def test_a_hung_remote_comparison_holds_up_no_local_one_and_is_cancelled_at_once(tmp_path, settings,

@@ -4,6 +4,7 @@ server's reason, 429 with Retry-After, and server errors that pass."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
@@ -104,16 +105,25 @@ class Script(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def scripted():
+@contextlib.contextmanager
+def script_server(plan):
+    """A scripted OpenAI-compatible server on loopback answering with `plan` (set `.plan` to change it)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Script)
     server.daemon_threads = True
     server.lock, server.requests, server.active, server.arrivals = threading.Lock(), 0, 0, []
-    server.gone, server.plan = threading.Event(), stream
+    server.gone, server.plan = threading.Event(), plan
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def scripted():
+    with script_server(stream) as server:
+        yield server
 
 
 def lab(tmp_path, settings, server, *, max_concurrency=2, **changes) -> tuple[Runner, RunLog]:
