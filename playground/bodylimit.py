@@ -2,7 +2,9 @@
 
 A 50 MB JSON body sent to the queue once added 350 MB to the server's memory before any handler could refuse it.
 Here a body that declares more than its route allows is answered 413 without being read, and one that streams past
-its cap without declaring a length is cut off at the cap. Uploads (`.../upload`) may be as large as an import file;
+its cap without declaring a length is cut off at the cap. The connection is not closed on the refusal: the server
+reads and discards whatever the client still sends, so the client gets to read the 413 and its message (closing
+with unread bytes makes the kernel answer with a reset, which a client sees instead of the answer). Uploads (`.../upload`) may be as large as an import file;
 every other request carries JSON or a form, and gets `max_request_bytes`.
 """
 
@@ -58,8 +60,7 @@ async def _refuse(send, limit: int) -> None:
                                 "(files: PLAYGROUND_MAX_IMPORT_BYTES; other requests: "
                                 "PLAYGROUND_MAX_REQUEST_BYTES)"}).encode()
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
