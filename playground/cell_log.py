@@ -64,7 +64,8 @@ class CellLogging:
             model_revision=resolved.revision, backend=resolved.engine.name,
             endpoint=resolved.endpoint.host if resolved.endpoint else None,
             device=model.device if model is not None else None, dtype=model.dtype if model is not None else None,
-            versions=versions, cell_key=cell.key, reference=cell.reference, replaces=cell.replaces)
+            versions=versions, cell_key=cell.key, reference=cell.reference,
+            reference_file=cell.reference_file, replaces=cell.replaces)
 
     def _log_output(self, spec, checked, index, comparison_id, model, output: Output, load_s,
                     imported: bool = False) -> CellResult:

@@ -149,6 +149,11 @@ class Settings(BaseModel):
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
 
+    @property
+    def references_dir(self) -> Path:
+        """Reference images and clips of dataset rows, by content hash (datasets/store.py: keep_reference)."""
+        return self.data_dir / "references"
+
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed, checked like the original."""
         return type(self).model_validate({**self.model_dump(), **changes})

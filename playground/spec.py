@@ -29,6 +29,7 @@ class Cell:
     replaces: int | None = None      # a re-run of one cell: the logged run it replaces in the grid
     key: str | None = None           # an experiment's cell key (logged once per comparison); None in a grid
     reference: str | None = None     # the row's reference answer, for checks that compare with one
+    reference_file: str | None = None   # the row's reference image or audio (a path under the data dir)
 
     @property
     def label(self) -> str:
@@ -98,13 +99,18 @@ def build_spec(template: Template, *, modality: str | None = None, values: dict 
                 cells.append(Cell(prompt=pc.prompt, model_id=model, seed=int(seed), variant=pc.variant,
                                   values=dict(pc.values), system=pc.system, negative_prompt=pc.negative_prompt,
                                   row=(m * len(seeds) + s) * rows_per_block + pc.row, col=pc.col))
-    # The template's params, then what the first model needs (turbo: few steps), then the caller's choices.
-    merged = {**template.params, **preset_params(models[0], modality), **(params or {})}
-    return ComparisonSpec(modality=modality, cells=cells, params=merged, template_name=template.name,
+    return ComparisonSpec(modality=modality, cells=cells, params=merged_params(template, models, params, modality),
+                          template_name=template.name,
                           template_hash=template.hash, rerun=rerun,
                           title=title or f"{template.name} · {len(cells)} cells",
                           checks=[dict(c) for c in getattr(template, "checks", ())] + list(checks or []))
 
+
+
+def merged_params(template, models: list[str], params: dict | None, modality_name: str | None = None) -> dict:
+    """The options a comparison or an experiment runs with: the template's params, then what the first model needs
+    (turbo: few steps; a tiny model: its own size), then the caller's choices."""
+    return {**template.params, **preset_params(models[0], modality_name or template.modality), **(params or {})}
 
 
 def spec_from_runs(records: list[RunRecord], *, title: str = "", new_seeds: list[int] | None = None,

@@ -65,7 +65,7 @@ def run(services, experiment):
 
 
 def spec(services, dataset, **extra):
-    options = {"models": ["tiny-text"], "seeds": [1, 2]}
+    options = {"models": ["tiny-text"], "seeds": [1, 2], "params": {"max_new_tokens": 1}}
     return experiments.build_spec(services, template=tagline(), dataset=dataset, **{**options, **extra})
 
 

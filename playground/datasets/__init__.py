@@ -5,9 +5,9 @@ variables, with a column as the reference answer checks read. No gradio and no t
 imported when rows are read."""
 
 from .errors import DatasetError, did_you_mean
-from .mapping import as_reference, as_value, map_columns
+from .mapping import as_reference, as_value, map_columns, reference_media
 from .sample import DEFAULT_SHARES, Sample, select_rows
 from .store import Column, DatasetInfo, Datasets, Preview, content_hash
 
 __all__ = ["DEFAULT_SHARES", "Column", "DatasetError", "DatasetInfo", "Datasets", "Preview", "Sample", "as_reference",
-           "as_value", "content_hash", "did_you_mean", "map_columns", "select_rows"]
+           "as_value", "content_hash", "did_you_mean", "map_columns", "reference_media", "select_rows"]

@@ -61,9 +61,26 @@ def as_value(value) -> str:
 
 
 def as_reference(value) -> str | None:
-    """The reference answer of a row as the checks read it (text); None when the row has none."""
+    """The reference answer of a row as the checks read it (text); None when the row has none, or when it is an
+    image or audio clip (see `reference_media`)."""
     if value is None:
         return None
     if isinstance(value, dict) and "bytes" in value:
-        return None                 # media: a check that uses it reads the dataset itself
+        return None
     return as_value(value)
+
+
+# What a reference file is, from its first bytes: the suffix it is kept under (checks open it by its content).
+_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"),
+          (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp3"), (b"\xff\xfb", ".mp3"))
+
+
+def reference_media(value) -> tuple[bytes, str] | None:
+    """(bytes, suffix) of a row's reference image or audio clip (a media column as the expected answer); None when
+    the row has none."""
+    if not isinstance(value, dict) or not value.get("bytes"):
+        return None
+    data = bytes(value["bytes"])
+    if data[:4] == b"RIFF":
+        return data, {b"WAVE": ".wav", b"WEBP": ".webp"}.get(data[8:12], ".bin")
+    return data, next((suffix for magic, suffix in _MAGIC if data.startswith(magic)), ".bin")

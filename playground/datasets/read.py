@@ -1,6 +1,7 @@
 """Reading rows from where they live, all through one call, `datasets.load_dataset`: a CSV, TSV, JSONL, JSON or
-Parquet file, rows pasted as text, a local folder of data files, or a Hugging Face dataset id with its config and
-split (offline, a dataset already in the local cache still loads). Every failure becomes a DatasetError that says
+Parquet file, rows pasted as text, a local folder of data files (an image or audio folder with a metadata.csv
+naming each file's row, as the library's imagefolder / audiofolder read it), or a Hugging Face dataset id with its
+config and split (offline, a dataset already in the local cache still loads). Every failure becomes a DatasetError that says
 what to change. `datasets` (and pyarrow) are imported inside functions: importing this module stays cheap.
 """
 
@@ -83,10 +84,16 @@ def loaded(source: str | Path, *, fmt: str | None = None, config: str | None = N
         if dataset.num_rows > max_rows:
             raise DatasetError(f"{origin['label']} has {dataset.num_rows:,} rows; the limit is {max_rows:,} "
                                "(setting max_dataset_rows): use a split or a slice such as train[:10000]")
+        origin["features"] = {name: _kind(feature) for name, feature in dataset.features.items()}
         table = dataset.data.table
+        if set(origin["features"].values()) & {"image", "audio"}:
+            # An image or audio folder names its files; the bytes go into the rows, so the stored dataset holds
+            # them (and its version hashes them), whatever happens to the files later. Only names stay as paths.
+            from datasets.table import embed_table_storage
+
+            table = embed_table_storage(table)
         check_size(table.nbytes, max_bytes, origin["label"])
         check_columns(table, origin["label"])
-        origin["features"] = {name: _kind(feature) for name, feature in dataset.features.items()}
         yield table, origin
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -174,6 +181,10 @@ def explain(error: BaseException, origin: dict) -> str:
             return f"{label}: {detail}"
         return f"cannot load {label}: {detail}"
     kind = LABELS.get(origin.get("format", ""), "data")
+    if "torchcodec" in detail:
+        return (f"{label} has audio files, and the datasets library reads an audio folder only with torchcodec "
+                "(pip install torchcodec, which needs FFmpeg); or add a Parquet file whose audio column holds the "
+                "clips' bytes, as Hugging Face datasets keep them")
     if "corresponds to no data" in detail:
         return f"{label} has no rows: add rows under its header"
     if kind == "Parquet" and ("magic bytes" in detail or "Parquet" in detail):

@@ -215,6 +215,23 @@ class Datasets:
         # ParquetFile, not read_table: read_table loads pyarrow.dataset, and with it pandas (~30 MB) for nothing
         return pq.ParquetFile(self.path(info), memory_map=True).read(columns=columns)
 
+    def keep_reference(self, media: tuple[bytes, str]) -> str:
+        """A row's reference image or audio kept in the data dir by its content hash (once, however many cells
+        and experiments compare with it); the path the run log records, relative to the data dir."""
+        data, suffix = media
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.settings.references_dir / digest[:2] / f"{digest}{suffix}"
+        relative = path.relative_to(self.settings.data_dir).as_posix()
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{uuid.uuid4().hex}.tmp")
+            try:
+                temporary.write_bytes(data)
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
+        return relative
+
     def preview(self, ref, n: int = 20, owner: str | None = None) -> Preview:
         """Columns with their types, the row count and the first `n` rows (long text cut, media named)."""
         info = ref if isinstance(ref, DatasetInfo) else self.get(ref, owner=owner)

@@ -104,15 +104,30 @@ def check_experiment(services, spec: ExperimentSpec, owner: str | None = None, *
         raise InvalidInput("cells", f"{plan.describe()}; the limit is {limit:,} (setting max_experiment_cells): "
                            "sample fewer rows, or use fewer seeds or models")
     checked = services.runner.prepare(plan.modality, [(m, None) for m in spec.models],
-                                      {**plan.template.params, **spec.params},
+                                      plan.params,
                                       [dict(c) for c in plan.template.checks] + list(spec.checks),
                                       has_reference=bool(spec.expected))
+    check_references(plan, checked.checks)
     remote = {r.model_id for r in checked.models.values() if r.engine.remote}
     if server_side:
         check_hardware([m for m in spec.models if m not in remote])
     remote_calls = plan.total // len(spec.models) * len(remote)
     check_visitor(services, owner, plan.total, remote_calls)
     return plan
+
+
+def check_references(plan: Plan, checks) -> None:
+    """A check that compares each output with the row's reference image or clip needs the expected column to hold
+    them; a text column as the expected answer, with an image or audio check, is refused before anything runs."""
+    expected = plan.spec.expected
+    kind = plan.dataset.column(expected).type if expected else None
+    for check in checks:
+        wanted = getattr(check, "needs_reference", None)
+        if wanted and kind != wanted:
+            held = f"column {expected!r} holds {kind}" if expected else "no column is the expected answer"
+            raise InvalidInput("checks", f"check {check.name!r} compares each output with the row's reference "
+                                         f"{wanted}, but {held}: choose the dataset's {wanted} column as the "
+                                         "expected answer")
 
 
 def submit(services, spec: ExperimentSpec, *, owner: str | None = None, start: bool = True,

@@ -42,7 +42,7 @@ def _prepared(services, experiment_id: int, owner):
     if plan.modality != "text":
         raise InvalidInput("experiment", "batch engines answer chat requests: hand off text experiments only")
     checked = services.runner.prepare(plan.modality, [(m, None) for m in spec.models],
-                                      {**plan.template.params, **spec.params},
+                                      plan.params,
                                       [dict(c) for c in plan.template.checks] + list(spec.checks),
                                       has_reference=bool(spec.expected))
     return spec, plan, checked

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from ..datasets import as_reference, as_value
+from ..datasets import as_reference, as_value, reference_media
 from ..spec import Cell, ComparisonSpec
 from ..templates import TemplateError, render_source
 from .spec import Plan
@@ -30,15 +30,16 @@ class Chunk:
 def comparison_spec(plan: Plan, cells: list[Cell]) -> ComparisonSpec:
     """The runner's view of a chunk: the experiment's params, checks and reference column."""
     spec = plan.spec
-    params = {**plan.template.params, **spec.params}
+    params = plan.params
     checks = [dict(c) for c in plan.template.checks] + list(spec.checks)
     return ComparisonSpec(modality=plan.modality, cells=cells, params=params, title=spec.title,
                           template_name=plan.template.name, template_hash=plan.template.hash, rerun=spec.rerun,
                           checks=checks, expected=spec.expected)
 
 
-def row_values(plan: Plan, datasets, positions: list[int]) -> Iterator[tuple[int, dict, str | None]]:
-    """(position, template values, reference) of the rows at these positions of the plan, read in blocks."""
+def row_values(plan: Plan, datasets, positions: list[int]) -> Iterator[tuple[int, dict, str | None, str | None]]:
+    """(position, template values, reference, reference file) of the rows at these positions of the plan, read in
+    blocks. A reference is text; an image or audio reference is kept as a file (its path under the data dir)."""
     table = datasets.table(plan.dataset, plan.columns)
     expected = plan.spec.expected
     for start in range(0, len(positions), ROWS_PER_READ):
@@ -46,7 +47,9 @@ def row_values(plan: Plan, datasets, positions: list[int]) -> Iterator[tuple[int
         records = rows_at(table, [plan.rows[p] for p in block])
         for position, record in zip(block, records):
             values = {variable: as_value(record[column]) for variable, column in plan.mapping.items()}
-            yield position, values, as_reference(record[expected]) if expected else None
+            media = reference_media(record[expected]) if expected else None
+            yield (position, values, as_reference(record[expected]) if expected else None,
+                   datasets.keep_reference(media) if media else None)
 
 
 def rows_at(table, rows: list[int]) -> list[dict]:
@@ -90,7 +93,7 @@ def pending_chunks(plan: Plan, datasets, skip: set[str], chunk_cells: int, max_c
               if any(key not in skip for key, *_ in plan.keys(p))]
     cells: list[Cell] = []
     failed: list[tuple[Cell, str]] = []
-    for position, values, reference in row_values(plan, datasets, wanted):
+    for position, values, reference, reference_file in row_values(plan, datasets, wanted):
         rendered = render_row(plan, values, max_chars)
         for key, v, s, m in plan.keys(position):
             if key in skip:
@@ -99,7 +102,7 @@ def pending_chunks(plan: Plan, datasets, skip: set[str], chunk_cells: int, max_c
             prompt, system, negative = rendered[variant] if isinstance(rendered, dict) else ("", None, None)
             cell = Cell(prompt=prompt, model_id=plan.spec.models[m], seed=plan.spec.seeds[s], variant=variant,
                         values=values, system=system, negative_prompt=negative, row=plan.grid_row(position, m, s),
-                        col=v, key=key, reference=reference)
+                        col=v, key=key, reference=reference, reference_file=reference_file)
             if isinstance(rendered, str):
                 failed.append((cell, f"row {plan.rows[position]}: {rendered}"))
             else:

@@ -68,7 +68,7 @@ def estimate(services, spec: ExperimentSpec, *, owner: str | None = None, pilot:
     done = sum(1 for status in logged.values() if status == "ok")
     result = Estimate(plan.describe(), plan.total, plan.total - done, notes=list(plan.notes))
     checked = services.runner.prepare(plan.modality, [(m, None) for m in spec.models],
-                                      {**plan.template.params, **spec.params}, [], has_reference=False)
+                                      plan.params, [], has_reference=False)
     if pilot:
         _pilot(services, plan, checked, pilot, owner)
     prompt_chars = _prompt_chars(services, plan)

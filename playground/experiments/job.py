@@ -69,7 +69,7 @@ def _run(context) -> None:
     runner, settings = services.runner, services.settings
     template_checks = [dict(c) for c in plan.template.checks] + list(spec.checks)
     checked = runner.prepare(plan.modality, [(m, None) for m in spec.models],
-                             {**plan.template.params, **spec.params}, template_checks,
+                             plan.params, template_checks,
                              has_reference=bool(spec.expected))
     logged = logged_cells(services.log, comparison_id)
     retry = bool(job.options.get("retry_errors"))

@@ -38,6 +38,7 @@ class ResultRow:
     reference: str | None
     cells: dict[str, ResultCell] = field(default_factory=dict)   # variant -> its cell
     diff: float | None = None        # the sort key, when sorted by a difference
+    reference_file: str | None = None   # the row's reference image or clip (under the data dir)
 
 
 @dataclass
@@ -137,7 +138,8 @@ def _rows(log, experiment_id, picked, spec, variants, text_chars) -> list[Result
     if not picked:
         return []
     found = log._db().execute(
-        "SELECT id, row, col, status, output_text, artifact, error, variables, seed, model_id, reference, cell_key "
+        "SELECT id, row, col, status, output_text, artifact, error, variables, seed, model_id, reference, cell_key, "
+        "reference_file "
         "FROM runs WHERE comparison_id = ? AND row IN (SELECT value FROM json_each(?))",
         (experiment_id, json.dumps([row for row, _ in picked]))).fetchall()
     scores = scores_for_runs(log, [r["id"] for r in found])
@@ -149,6 +151,7 @@ def _rows(log, experiment_id, picked, spec, variants, text_chars) -> list[Result
             result.dataset_row = key[0]
         result.seed, result.model = run["seed"], run["model_id"]
         result.values, result.reference = json.loads(run["variables"] or "{}"), run["reference"]
+        result.reference_file = run["reference_file"]
         text = run["output_text"]
         variant = variants[run["col"]] if run["col"] < len(variants) else str(run["col"])
         result.cells[variant] = ResultCell(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..datasets import DatasetInfo, Sample, map_columns, select_rows
 from ..jobs import spec_hash
 from ..registry import InvalidInput
+from ..spec import merged_params
 from ..templates import Template, TemplateError, parse_template
 
 MAX_MODELS = 8
@@ -105,6 +106,11 @@ class Plan:
     @property
     def modality(self) -> str:
         return self.template.modality
+
+    @property
+    def params(self) -> dict:
+        """What every cell runs with: the template's params, the first model's needs, the experiment's own."""
+        return merged_params(self.template, self.spec.models, self.spec.params)
 
     @property
     def per_row(self) -> int:

@@ -68,6 +68,16 @@ def _uid(value: str) -> str:
     return value
 
 
+# How a kept reference image or clip is named (datasets/store.py: keep_reference): a run names only such a file.
+REFERENCE_FILE = re.compile(r"^references/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{2,5}$")
+
+
+def _reference_file(value: str) -> str:
+    if not REFERENCE_FILE.match(value):
+        raise refuse("reference_file", "must name a kept reference (references/<hash>.<suffix>), never another file")
+    return value
+
+
 def _formatted_prompt(value: str, info: ValidationInfo) -> str:
     """The text the model saw: the prompt and the system prompt inside a chat template."""
     top = 2 * _limit(info, "max_prompt_chars") + 10_000
@@ -81,6 +91,7 @@ SmallObject = Annotated[dict[Annotated[str, AfterValidator(storable)], Plain], A
 Position = Annotated[int, AfterValidator(_cell_position)]
 Measure = Annotated[float, AfterValidator(_measure)]
 Uid = Annotated[str, AfterValidator(_uid)]
+ReferenceFile = Annotated[str, AfterValidator(_reference_file)]
 Prompt = text("max_prompt_chars")
 Output = text("max_output_chars")
 Short = text(200)
@@ -137,6 +148,7 @@ class RunFields(TypedDict, total=False):
     replaces: Id | None
     cell_key: Short | None
     reference: Output | None
+    reference_file: ReferenceFile | None
     id: Id | None
     created_at: Moment | None
     stars: Stars | None

@@ -39,6 +39,7 @@ class CellInput:
     image: Any = None                     # PIL.Image.Image
     audio: tuple[int, Any] | None = None  # (sample_rate, float32 numpy array, mono or (channels, samples))
     reference: str | None = None          # the row's reference answer (an experiment's `expected` column)
+    reference_file: Path | None = None    # or the row's reference image or audio clip (a file in the data dir)
 
 
 @dataclass
@@ -108,6 +109,8 @@ class Check:
     # Arguments that may be left out when each row brings its own reference answer (a dataset column), each with
     # a stand-in its validators accept; the check then reads the row's reference (see `argument`).
     from_reference: ClassVar[dict[str, Any]] = {}
+    # A check that only compares with each row's reference file: what the file must be ("image" or "audio").
+    needs_reference: ClassVar[str | None] = None
 
     def __init__(self, name: str, options: dict):
         self.name = name
@@ -131,6 +134,7 @@ class Check:
     def describe(cls) -> dict:
         """For the UI and the API: what this check is and what it takes."""
         return {"type": cls.type, "modalities": list(cls.modalities), "needs_model": cls.needs_model,
+                "needs_reference": cls.needs_reference,
                 "better": cls.better, "description": cls.description,
                 "args": describe_arguments(cls.Args)}
 

@@ -16,7 +16,8 @@ def cell_input(record, output: Any = None, log=None) -> CellInput:
     a backend Output (text / PIL image / (rate, waveform)), text, PNG or WAV bytes, a file path, or nothing
     (then the record's text, or its artifact file read through `log`)."""
     cell = CellInput(modality=record.modality, prompt=record.prompt, record=record,
-                     reference=getattr(record, "reference", None))
+                     reference=getattr(record, "reference", None),
+                     reference_file=log.reference_path(record) if log is not None else None)
     if output is None:
         if record.output_text is not None:
             output = record.output_text

@@ -233,10 +233,19 @@ class RunLog(TransferMixin, HousekeepingMixin):
 
     def artifact_path(self, record: RunRecord) -> Path | None:
         """The absolute path of a record's file, or None (no file, or a path that leads outside the data dir)."""
-        if not record.artifact:
+        return self.inside(record.artifact)
+
+    def reference_path(self, record: RunRecord) -> Path | None:
+        """The absolute path of the reference image or audio a record's checks compare with, or None."""
+        return self.inside(getattr(record, "reference_file", None))
+
+    def inside(self, relative: str | None) -> Path | None:
+        """A path the log keeps relative to the data dir, made absolute; None for none, or for one that leads
+        outside the data dir (an imported record cannot point anywhere else)."""
+        if not relative:
             return None
         root = self.data_dir.resolve()
-        path = (root / record.artifact).resolve()
+        path = (root / relative).resolve()
         if root not in path.parents:
             return None
         return path

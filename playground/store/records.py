@@ -54,6 +54,7 @@ class RunRecord:
     replaces: int | None = None              # the run this one re-ran in its cell (that run is no longer live)
     cell_key: str | None = None              # an experiment's cell (dataset row, variant, seed, model); one run each
     reference: str | None = None             # the answer this cell's checks compared against (a dataset column)
+    reference_file: str | None = None        # or the image / audio it was compared with (under the data dir)
     id: int | None = None
     created_at: str | None = None
     stars: int | None = None

@@ -190,6 +190,11 @@ MIGRATIONS: list[tuple[int, str]] = [
     WHERE comparison_id IS NOT NULL;
     CREATE UNIQUE INDEX runs_replaces ON runs(replaces) WHERE replaces IS NOT NULL;
     """),
+    # A reference image or audio clip (a dataset's media column as the expected answer) is kept once in the data
+    # dir, by its content hash (datasets/store.py: keep_reference); a run names the file its checks compared with.
+    (13, """
+    ALTER TABLE runs ADD COLUMN reference_file TEXT;
+    """),
 ]
 SCHEMA_VERSION = max(number for number, _ in MIGRATIONS)   # numbers are handed out, not always appended in order
 STATUSES = ("ok", "error", "cancelled")

@@ -149,8 +149,9 @@ def launch_kwargs(settings: Settings) -> dict:
                                 font=["Inter", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
                                 font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]),
         "css_paths": [ASSETS / "style.css", ASSETS / "experiments.css"],
-        # Only the generated media; exports reach their client through Gradio's per-request file cache.
-        "allowed_paths": [str(settings.artifacts_dir)],
+        # Only the generated media and the datasets' reference media; exports reach their client through Gradio's
+        # per-request file cache.
+        "allowed_paths": [str(settings.artifacts_dir), str(settings.references_dir)],
         "favicon_path": str(ASSETS / "logo.svg"),
         # Uploads past an import's size are refused while they arrive; any other body past its cap before parsing.
         "max_file_size": settings.max_import_bytes,

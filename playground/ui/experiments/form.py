@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ...services import Services
+from ...spec import merged_params
 from ..views import template_info_html
 
 SOURCES = ("Upload a file", "Paste rows", "Hugging Face dataset", "Added before")
@@ -182,9 +183,11 @@ def _run_options(services: Services, first) -> dict:
                            info="each a repeat of every cell, e.g. 1, 2")
         checks = gr.Textbox(label="Checks", lines=2, max_lines=8, min_width=220, elem_id="exp-checks",
                             placeholder="contains\nlength:unit=words",
-                            info="one per line; with an expected column, equals / contains / similarity read it")
+                            info="one per line; with an expected column, equals / contains / similarity read it; "
+                                 "image_match / audio_match compare with an image or audio column")
     with gr.Row(equal_height=False):
-        params = gr.Textbox(_params_text(first.params if first else {}), label="Parameters", lines=2, max_lines=8,
+        start = merged_params(first, [services.catalog.default_model(modality)], None) if first else {}
+        params = gr.Textbox(_params_text(start), label="Parameters", lines=2, max_lines=8,
                             min_width=220, elem_id="exp-params", info="name = value, one per line")
         title = gr.Textbox(label="Title (optional)", max_lines=1, min_width=220, elem_id="exp-title")
     with gr.Row():

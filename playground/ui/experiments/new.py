@@ -14,6 +14,7 @@ from ...requests import InvalidInput, check
 from ...requests.experiments import DatasetSource, ExperimentRequest
 from ...scoring import CheckError, parse_check_args
 from ...services import Services
+from ...spec import merged_params
 from ...templates import Template
 from ..form import parse_seeds
 from ..views import message_html, template_info_html
@@ -50,10 +51,11 @@ class NewHandlers:
             return {f.plan: message_html(f"⚠️ No template named {values[f.template]!r}: pick one from the list")}
         names = list(template.variants)
         catalog = self.services.catalog
+        model = catalog.default_model(template.modality)
         updates = {f.info: template_info_html(template), f.variants: gr.update(choices=names, value=names),
-                   f.models: gr.update(choices=catalog.model_choices(template.modality),
-                                       value=[catalog.default_model(template.modality)]),
-                   f.checks: "", f.params: _params_text(template.params), f.plan: "", f.estimated: None}
+                   f.models: gr.update(choices=catalog.model_choices(template.modality), value=[model]),
+                   f.checks: "", f.params: _params_text(merged_params(template, [model], None)), f.plan: "",
+                   f.estimated: None}
         return updates | self.mapping_updates(template, self._dataset(values[f.dataset], self._owner(request)))
 
     def mapping_updates(self, template: Template | None, info: DatasetInfo | None) -> dict:

@@ -6,7 +6,6 @@ playground.experiments returns; no gradio here."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 from ...experiments import ExperimentComparison, ExperimentStatus, ResultsPage
 from ...experiments.api import clock
@@ -69,9 +68,10 @@ def status_html(status: ExperimentStatus, parent: int | None = None) -> str:
     return render("experiment_status.html.j2", s=status, line=status.line(), summary=described, parent=parent)
 
 
-def _media(log, artifact: str | None) -> str | None:
-    path = log.artifact_path(SimpleNamespace(artifact=artifact)) if artifact else None
-    return file_url(str(path)) if path is not None else None
+def _media(log, relative: str | None) -> str | None:
+    """The page's URL of a file the log keeps (an output, or a row's reference image or clip)."""
+    path = log.inside(relative)
+    return file_url(str(path)) if path is not None and path.is_file() else None
 
 
 def _cell(log, variant: str, cell, modality: str) -> dict:
@@ -93,9 +93,11 @@ def table_html(log, page: ResultsPage, modality: str, *, sorted_by: str = "", em
              "extra": f"seed {r.seed} · {r.model}" if show_extra else "",
              "filled": [(name, _clip(value)) for name, value in r.values.items()],
              "reference": _clip(r.reference) if r.reference is not None else "",
+             "reference_media": _media(log, r.reference_file),
              "cells": [_cell(log, v, r.cells.get(v), modality) for v in page.variants]} for r in page.rows]
     return render("experiment_table.html.j2", rows=rows, variants=page.variants, sorted=sorted_by,
-                  show_reference=any(r.reference is not None for r in page.rows), experiment_id=page.experiment_id,
+                  show_reference=any(r.reference is not None or r.reference_file for r in page.rows),
+                  media_kind="audio" if modality == "music" else "image", experiment_id=page.experiment_id,
                   empty=empty or "No rows match.")
 
 
