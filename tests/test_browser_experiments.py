@@ -78,6 +78,8 @@ def test_an_experiment_outlives_its_page_and_reads_at_phone_width(browser, serve
     page.wait_for_function("document.querySelectorAll('#exp-table tr[data-row]').length == 6")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390     # cards, not a table off the screen
     page.locator("#exp-evidence .pp-summary").wait_for()
+    assert page.evaluate("(e => e.scrollWidth <= e.clientWidth + 1)(document.querySelector('#exp-evidence'))"), \
+        "the paired statistics scroll sideways on a phone"                  # each row a card instead
 
     pick(page, "#exp-column", "kind")
     page.locator("#exp-value input").fill("big")

@@ -31,6 +31,18 @@ STYLE = Markup("""
   vertical-align: top; }
 .pp-summary td.pp-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .pp-summary .pp-clear { color: #16a34a; font-weight: 600; }
+/* On a phone each row is a card, each value beside its column's name: nothing scrolls sideways. */
+@media (max-width: 720px) {
+  .pp-summary table, .pp-summary tbody, .pp-summary tr { display: block; width: auto; min-width: 0; }
+  .pp-summary table { border: 0 !important; }
+  .pp-summary thead { display: none; }
+  .pp-summary tr { border: 1px solid rgba(128,128,128,0.3) !important; border-radius: 8px; margin: 0 0 8px;
+    padding: 4px 6px; }
+  .pp-summary th, .pp-summary td, .pp-summary td.pp-num { display: grid; grid-template-columns: 7rem 1fr;
+    gap: 8px; border: 0 !important; padding: 1px 2px !important; text-align: left; white-space: normal; }
+  .pp-summary td[data-label="reading"], .pp-summary td[data-label="reading"]::before { display: block; }
+  .pp-summary td::before { content: attr(data-label); opacity: 0.7; font-size: 12px; }
+}
 </style>
 """)
 
