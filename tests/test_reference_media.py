@@ -203,3 +203,30 @@ def test_an_import_refuses_a_reference_that_names_another_file(services, tmp_pat
     assert report.imported == 1 and [number for number, _ in report.errors] == [2, 3], report
     assert all("must name a kept reference" in message for _, message in report.errors)
     assert [r.reference_file for r in services.log.list_runs(limit=10)] == [kept]
+
+
+def test_the_embedding_methods_compare_both_sides_with_one_model(models_dir, tmp_path):
+    """clip and clap embed the output and the reference with the same (offline: tiny, meaningless) model: the same
+    file on both sides is 1, another one less."""
+    from PIL import Image
+
+    from playground.scoring.audio import read_wav
+
+    context = ScorerContext(models_dir=models_dir, offline=True)
+    red, blue = tmp_path / "red.png", tmp_path / "blue.png"
+    red.write_bytes(drawn("red", "circle"))
+    blue.write_bytes(drawn("blue", "square"))
+    image = Image.open(red)
+    check = make_check({"type": "image_match", "method": "clip"}, has_reference=True)
+    same = check.score(CellInput(modality="image", prompt="x", image=image, reference_file=red), context)
+    other = check.score(CellInput(modality="image", prompt="x", image=image, reference_file=blue), context)
+    assert same.value == pytest.approx(1, abs=1e-5) and other.value < same.value
+    assert same.detail["method"] == "clip" and same.detail["meaningless"] and same.detail["loaded_from"].startswith("tiny-clip")
+    high, low = tmp_path / "high.wav", tmp_path / "low.wav"
+    high.write_bytes(tone(1000))
+    low.write_bytes(tone(250))
+    check = make_check({"type": "audio_match", "method": "clap"}, has_reference=True)
+    clip = read_wav(tone(1000))
+    same = check.score(CellInput(modality="music", prompt="x", audio=clip, reference_file=high), context)
+    other = check.score(CellInput(modality="music", prompt="x", audio=clip, reference_file=low), context)
+    assert same.value == pytest.approx(1, abs=1e-5) and other.value < same.value and same.detail["meaningless"]

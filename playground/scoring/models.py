@@ -98,6 +98,53 @@ def load_clap(source: str, device: str):
     return ClapModel.from_pretrained(source).to(device).eval(), ClapProcessor.from_pretrained(source)
 
 
+def clip_for(context: ScorerContext, source: str, processor_source: str | None = None):
+    """(model, processor) of a CLIP checkpoint, loaded once per scorer context."""
+    return context.cached(("clip", source, processor_source, context.device),
+                          lambda: load_clip(source, processor_source, context.device))
+
+
+def clap_for(context: ScorerContext, source: str):
+    """(model, processor) of a CLAP checkpoint, loaded once per scorer context."""
+    return context.cached(("clap", source, context.device), lambda: load_clap(source, context.device))
+
+
+def image_features(model, processor, images: list, device: str):
+    """The projected CLIP embeddings of PIL images, one row each."""
+    import torch
+
+    pixels = processor.image_processor(images=[image.convert("RGB") for image in images],
+                                       return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        return _features(model.get_image_features(pixel_values=pixels.to(device)))
+
+
+def audio_features(model, processor, clips: list[tuple[int, object]], device: str):
+    """The projected CLAP embeddings of (rate, waveform) clips, one row each."""
+    import torch
+
+    from .audio import mono, resample
+
+    extractor = processor.feature_extractor
+    target = int(extractor.sampling_rate)
+    # CLAP crops clips longer than its window at random; crop the start here so a score is reproducible.
+    waveforms = [resample(mono(waveform), int(rate), target)[: int(extractor.nb_max_samples)]
+                 for rate, waveform in clips]
+    inputs = extractor(waveforms, sampling_rate=target, return_tensors="pt")
+    with torch.inference_mode():
+        return _features(model.get_audio_features(
+            input_features=inputs["input_features"].to(device),
+            is_longer=inputs["is_longer"].to(device) if "is_longer" in inputs else None))
+
+
+def scorer_detail(model_option: str | None, preset: str, source: str, meaningless: bool) -> dict:
+    """What a model scorer's score records: the model asked for, where it loaded from, and whether it is tiny."""
+    detail = {"model": model_option or preset, "loaded_from": shown_source(source)}
+    if meaningless:
+        detail.update(meaningless=True, note=MEANINGLESS_NOTE)
+    return detail
+
+
 class _ModelCheck(Check):
     needs_model = True
     runs_torch = True
@@ -111,10 +158,7 @@ class _ModelCheck(Check):
         return resolve_scorer(context, self.options["model"], self.preset, self.tiny)
 
     def _detail(self, source: str, meaningless: bool) -> dict:
-        detail = {"model": self.options["model"] or self.preset, "loaded_from": shown_source(source)}
-        if meaningless:
-            detail.update(meaningless=True, note=MEANINGLESS_NOTE)
-        return detail
+        return scorer_detail(self.options["model"], self.preset, source, meaningless)
 
 
 class ClipScore(_ModelCheck):
@@ -123,20 +167,15 @@ class ClipScore(_ModelCheck):
     description = "prompt-image similarity (cosine of CLIP embeddings, -1 to 1)"
 
     def _embeddings(self, cell: CellInput, context: ScorerContext, processor_source: str | None = None):
-        import torch
-
         if cell.image is None:
             raise ValueError("this cell has no image to score")
         source, meaningless = self._source(context)
         if meaningless:
             processor_source = None
-        model, processor = context.cached(("clip", source, processor_source, context.device),
-                                          lambda: load_clip(source, processor_source, context.device))
+        model, processor = clip_for(context, source, processor_source)
         text = context.remember(("clip-text", source, cell.prompt),
                                 lambda: _text_features(model, processor.tokenizer, cell.prompt, context.device))
-        pixels = processor.image_processor(images=[cell.image.convert("RGB")], return_tensors="pt")["pixel_values"]
-        with torch.inference_mode():
-            image = _features(model.get_image_features(pixel_values=pixels.to(context.device)))
+        image = image_features(model, processor, [cell.image], context.device)
         return model, text, image, self._detail(source, meaningless)
 
     def score(self, cell, context):
@@ -163,26 +202,12 @@ class ClapScore(_ModelCheck):
     description = "prompt-audio similarity (cosine of CLAP embeddings, -1 to 1)"
 
     def score(self, cell, context):
-        import torch
-
-        from .audio import mono, resample
-
         if cell.audio is None:
             raise ValueError("this cell has no audio to score")
         source, meaningless = self._source(context)
-        model, processor = context.cached(("clap", source, context.device),
-                                          lambda: load_clap(source, context.device))
-        extractor = processor.feature_extractor
-        target = int(extractor.sampling_rate)
-        waveform = resample(mono(cell.audio[1]), int(cell.audio[0]), target)
-        # CLAP crops clips longer than its window at random; crop the start here so a score is reproducible.
-        waveform = waveform[: int(extractor.nb_max_samples)]
+        model, processor = clap_for(context, source)
         text = context.remember(("clap-text", source, cell.prompt),
                                 lambda: _text_features(model, processor.tokenizer, cell.prompt, context.device))
-        inputs = extractor([waveform], sampling_rate=target, return_tensors="pt")
-        with torch.inference_mode():
-            audio = _features(model.get_audio_features(
-                input_features=inputs["input_features"].to(context.device),
-                is_longer=inputs["is_longer"].to(context.device) if "is_longer" in inputs else None))
+        audio = audio_features(model, processor, [cell.audio], context.device)
         return self.make(round(_cosine(text, audio), 6), None, **self._detail(source, meaningless))
 

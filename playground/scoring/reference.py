@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from ..requests.checks import CheckArgs, CheckText
 from .audio import mono, read_wav, resample
-from .base import CellInput, Check
-from .models import CLAP_PRESET, CLIP_PRESET, _cosine, _features, load_clap, load_clip, resolve_scorer, shown_source
-from .tiny import MEANINGLESS_NOTE
+from .base import CellInput, Check, ScorerContext
+from .models import (CLAP_PRESET, CLIP_PRESET, _cosine, audio_features, clap_for, clip_for, image_features,
+                     resolve_scorer, scorer_detail)
 
 IMAGE_SIDE = 32                 # pixels per side both images are reduced to before they are compared
 AUDIO_RATE = 16_000             # both clips are resampled to this before their spectra are compared
@@ -60,23 +60,46 @@ def reference_audio(cell: CellInput) -> tuple[int, np.ndarray]:
 
 
 class _ReferenceCheck(Check):
-    """A check whose declaration names a method and optionally the embedding model and a pass mark."""
+    """Compares the cell's output with the row's reference: by a method that needs no model (`free_method`), or by
+    the cosine of a model's embeddings of the two. Subclasses say how to read each side and how to measure."""
 
-    def _passed(self, value: float) -> bool | None:
+    runs_torch = True
+    free_method: ClassVar[str]
+    preset: ClassVar[str]
+    tiny: ClassVar[str]
+
+    def output(self, cell: CellInput):
+        raise NotImplementedError
+
+    def reference(self, cell: CellInput):
+        raise NotImplementedError
+
+    def free(self, output, reference) -> tuple[float, dict]:
+        """(similarity, detail) by the method that needs no model."""
+        raise NotImplementedError
+
+    def embeddings(self, context: ScorerContext, source: str, output, reference):
+        """The model's embeddings of the output and the reference, one row each."""
+        raise NotImplementedError
+
+    def score(self, cell, context):
+        output, reference = self.output(cell), self.reference(cell)
+        method = self.options["method"]
+        if method == self.free_method:
+            value, detail = self.free(output, reference)
+        else:
+            source, meaningless = resolve_scorer(context, self.options["model"], self.preset, self.tiny)
+            embedded = self.embeddings(context, source, output, reference)
+            value, detail = _cosine(embedded[:1], embedded[1:]), scorer_detail(self.options["model"], self.preset,
+                                                                               source, meaningless)
+        value = round(value, 6)
         low = self.options["min"]
-        return None if low is None else value >= low
-
-    def _model_detail(self, source: str, meaningless: bool) -> dict:
-        detail = {"model": self.options["model"] or self.preset, "loaded_from": shown_source(source)}
-        if meaningless:
-            detail.update(meaningless=True, note=MEANINGLESS_NOTE)
-        return detail
+        return self.make(value, None if low is None else value >= low, method=method, **detail)
 
 
 class ImageMatch(_ReferenceCheck):
     type, modalities, main_arg, needs_reference = "image_match", ("image",), "method", "image"
-    runs_torch = True
-    preset = CLIP_PRESET
+    free_method, preset, tiny = "pixels", CLIP_PRESET, "tiny-clip"
     description = ("how close the image is to the row's reference image: pixels (0 to 1, no model) or clip "
                    "(cosine of CLIP image embeddings); passes at min or more if given")
 
@@ -87,30 +110,25 @@ class ImageMatch(_ReferenceCheck):
                                                           "offline: a tiny random model)")
         min: float | None = Field(None, ge=-1, le=1, description="the similarity a pass needs, e.g. 0.9")
 
-    def score(self, cell, context):
+    def output(self, cell):
         if cell.image is None:
             raise ValueError("this cell has no image to compare")
-        reference = reference_image(cell)
-        if self.options["method"] == "pixels":
-            value = round(pixel_similarity(cell.image, reference), 6)
-            return self.make(value, self._passed(value), method="pixels", side=IMAGE_SIDE)
-        import torch
+        return cell.image
 
-        source, meaningless = resolve_scorer(context, self.options["model"], CLIP_PRESET, "tiny-clip")
-        model, processor = context.cached(("clip", source, None, context.device),
-                                          lambda: load_clip(source, None, context.device))
-        pixels = processor.image_processor(images=[cell.image.convert("RGB"), reference.convert("RGB")],
-                                           return_tensors="pt")["pixel_values"]
-        with torch.inference_mode():
-            embeddings = _features(model.get_image_features(pixel_values=pixels.to(context.device)))
-        value = round(_cosine(embeddings[:1], embeddings[1:]), 6)
-        return self.make(value, self._passed(value), method="clip", **self._model_detail(source, meaningless))
+    def reference(self, cell):
+        return reference_image(cell)
+
+    def free(self, output, reference):
+        return pixel_similarity(output, reference), {"side": IMAGE_SIDE}
+
+    def embeddings(self, context, source, output, reference):
+        model, processor = clip_for(context, source)
+        return image_features(model, processor, [output, reference], context.device)
 
 
 class AudioMatch(_ReferenceCheck):
     type, modalities, main_arg, needs_reference = "audio_match", ("music",), "method", "audio"
-    runs_torch = True
-    preset = CLAP_PRESET
+    free_method, preset, tiny = "spectrum", CLAP_PRESET, "tiny-clap"
     description = ("how close the clip is to the row's reference clip: spectrum (correlation of average log "
                    "spectra, no model) or clap (cosine of CLAP audio embeddings), -1 to 1; passes at min or more")
 
@@ -121,28 +139,20 @@ class AudioMatch(_ReferenceCheck):
                                                           "offline: a tiny random model)")
         min: float | None = Field(None, ge=-1, le=1, description="the similarity a pass needs, e.g. 0.8")
 
-    def score(self, cell, context):
+    def output(self, cell):
         if cell.audio is None:
             raise ValueError("this cell has no audio to compare")
-        reference = reference_audio(cell)
-        if self.options["method"] == "spectrum":
-            value = round(spectrum_similarity(cell.audio, reference), 6)
-            return self.make(value, self._passed(value), method="spectrum", bands=BANDS)
-        import torch
+        return cell.audio
 
-        source, meaningless = resolve_scorer(context, self.options["model"], CLAP_PRESET, "tiny-clap")
-        model, processor = context.cached(("clap", source, context.device), lambda: load_clap(source, context.device))
-        extractor = processor.feature_extractor
-        target = int(extractor.sampling_rate)
-        # CLAP crops clips longer than its window at random; crop the start here so a score is reproducible.
-        clips = [resample(mono(w), int(r), target)[: int(extractor.nb_max_samples)] for r, w in (cell.audio, reference)]
-        inputs = extractor(clips, sampling_rate=target, return_tensors="pt")
-        with torch.inference_mode():
-            embeddings = _features(model.get_audio_features(
-                input_features=inputs["input_features"].to(context.device),
-                is_longer=inputs["is_longer"].to(context.device) if "is_longer" in inputs else None))
-        value = round(_cosine(embeddings[:1], embeddings[1:]), 6)
-        return self.make(value, self._passed(value), method="clap", **self._model_detail(source, meaningless))
+    def reference(self, cell):
+        return reference_audio(cell)
+
+    def free(self, output, reference):
+        return spectrum_similarity(output, reference), {"bands": BANDS}
+
+    def embeddings(self, context, source, output, reference):
+        model, processor = clap_for(context, source)
+        return audio_features(model, processor, [output, reference], context.device)
 
 
 def pixel_similarity(image, reference) -> float:
