@@ -205,7 +205,7 @@ def main() -> None:
     if "music" in sections:
         music(data_dir, args.repeats, args.quick)
     if "cold" in sections:
-        cold(max(args.repeats, 3), args.port + 1)
+        cold(max(args.repeats, 3))
     print(f"\n{load_average()}")
 
 

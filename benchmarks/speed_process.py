@@ -11,10 +11,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
+from bench_app import cold_start
 from speed_common import PYTHON, ROOT, TEXT_PROMPTS, line, load_average, median_ratio, wall
 
 # Run in a fresh process: the libraries imported (timed apart: every process that loads a model pays them, the
@@ -104,7 +103,7 @@ def cli(folder: Path, repeats: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def cold(repeats: int, port: int) -> None:
+def cold(repeats: int) -> None:
     print("\ncold start: process start -> page served")
     help_s = statistics.median(wall([PYTHON, "app.py", "--help"]) for _ in range(3))
     line("python app.py --help", f"{help_s:.2f} s")
@@ -114,32 +113,12 @@ def cold(repeats: int, port: int) -> None:
     line("import playground.ui.app (gradio included)", f"{float(out[0]):.2f} s",
          f"heavy model libraries imported: {', '.join(out[1:]) or 'none'}")
     app, bare = [], []
-    for turn in range(max(repeats, 3)):
-        app.append(served([PYTHON, "app.py", "--offline", "--data-dir", tempfile.mkdtemp(prefix="pp-cold-")],
-                          port + 2 * turn))
-        bare.append(served([PYTHON, "-c", BARE_GRADIO_APP], port + 2 * turn + 1))
+    for _ in range(max(repeats, 3)):
+        app.append(cold_start())                       # the app, offline, on a fresh data dir
+        bare.append(cold_start([PYTHON, "-c", BARE_GRADIO_APP]))
     line("the app / a one-textbox Gradio app", f"{statistics.median(app):.2f} / {statistics.median(bare):.2f} s",
          f"{median_ratio(app, bare):.2f}x (in turns; app {', '.join(f'{t:.2f}' for t in app)}; "
          f"bare {', '.join(f'{t:.2f}' for t in bare)}); {load_average()}")
-
-
-def served(command: list[str], port: int) -> float:
-    """Seconds from process start to its page served on `port`."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command + ["--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**_env(), "HF_HUB_OFFLINE": "1"})
-    try:
-        while time.perf_counter() - started < 120:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    if response.status == 200 and b"gradio" in response.read().lower():
-                        return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{command[:3]} did not serve its page within 120 s")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _peer_env() -> dict:
