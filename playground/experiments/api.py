@@ -122,7 +122,7 @@ def check_references(plan: Plan, checks) -> None:
     expected = plan.spec.expected
     kind = plan.dataset.column(expected).type if expected else None
     for check in checks:
-        wanted = getattr(check, "needs_reference", None)
+        wanted = check.needs_reference
         if wanted and kind != wanted:
             held = f"column {expected!r} holds {kind}" if expected else "no column is the expected answer"
             raise InvalidInput("checks", f"check {check.name!r} compares each output with the row's reference "
